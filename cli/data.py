@@ -1,0 +1,153 @@
+"""`skpipe synth`, `ingest`, `build-splits`, `info`: from a raw pickle to a checked cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from cli.ui import console, human_bytes, stage_progress, user_errors
+from pipeline import SkpipeError
+
+cache_option = click.option(
+    "--cache", "cache_dir", type=click.Path(path_type=Path), default="cache", show_default=True,
+    envvar="SKPIPE_CACHE", show_envvar=True, help="Cache directory.",
+)
+
+
+@click.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--classes", default=10, show_default=True, help="Number of classes (<= 101).")
+@click.option("--per-class", default=40, show_default=True, help="Clips per class.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--full", is_flag=True, help="UCF101-sized: 101 classes, 13,320 clips.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@user_errors
+def synth(out: Path, classes: int, per_class: int, seed: int, full: bool, force: bool) -> None:
+    """Write a synthetic skeleton pickle in the real PYSKL UCF101 format to OUT."""
+    from pipeline.synth import SynthConfig, write_synth
+
+    cfg = SynthConfig(classes=classes, per_class=per_class, seed=seed, full=full)
+    with console.status("Generating synthetic clips"):
+        s = write_synth(out, cfg, force=force)
+    t = Table(title=f"Synthetic pickle {out}", show_header=False)
+    for k, v in s.items():
+        t.add_row(k, human_bytes(v) if k == "bytes" else f"{v:.1f}" if isinstance(v, float) else str(v))
+    console.print(t)
+
+
+@click.command()
+@click.argument("raw", type=click.Path(path_type=Path))
+@cache_option
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option("--chunk", default=64, show_default=True, help="Samples per Zarr chunk.")
+@click.option("--class-names", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Text file with one class name per line, in label order.")
+@click.option("--force", is_flag=True, help="Replace an existing cache.")
+@user_errors
+def ingest(raw: Path, cache_dir: Path, dtype: str, chunk: int, class_names: Path | None,
+           force: bool) -> None:
+    """Validate and preprocess RAW (a PYSKL 2D pickle) into the tensor cache, once."""
+    from pipeline.cache import IngestConfig
+    from pipeline.cache import ingest as run_ingest
+
+    names = None
+    if class_names is not None:
+        names = [ln.strip() for ln in class_names.read_text().splitlines() if ln.strip()]
+    cfg = IngestConfig(dtype=dtype, chunk=chunk)
+    with stage_progress() as progress:
+        s = run_ingest(raw, cache_dir, cfg, force=force, class_names=names, progress=progress)
+    t = Table(title=f"Cache {s.cache_dir}", show_header=False)
+    t.add_row("samples", f"{s.samples:,}")
+    t.add_row("classes", str(s.classes))
+    t.add_row("persons per clip", "  ".join(f"{k}: {v:,}" for k, v in s.persons_hist.items()))
+    t.add_row("clips longer than 300 frames", f"{s.longer_than_max:,} (truncated)")
+    t.add_row("clips with nobody (all zeros)", f"{s.empty:,}")
+    t.add_row("non-finite joints zeroed", f"{s.nonfinite:,}")
+    t.add_row("size on disk", f"{human_bytes(s.bytes_on_disk)} "
+              f"({s.bytes_on_disk / s.bytes_float32:.1%} of the float32 array)")
+    t.add_row("seconds", f"{s.seconds:.1f} (reading the pickle {s.read_seconds:.1f})")
+    console.print(t)
+
+
+@click.command("build-splits")
+@cache_option
+@click.option("--val-fraction", default=0.1, show_default=True,
+              help="About this fraction of each class's train clips goes to val, by whole groups.")
+@click.option("--test-fraction", default=0.3, show_default=True,
+              help="Test fraction of the stratified fallback (no official splits, no groups).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace existing splits.")
+@user_errors
+def build_splits(cache_dir: Path, val_fraction: float, test_fraction: float, seed: int,
+                 force: bool) -> None:
+    """Write CACHE/splits.parquet: train / val / test for splits 1-3."""
+    from pipeline.cache import open_cache
+    from pipeline.splits import SplitConfig, write_splits
+
+    cfg = SplitConfig(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    df, meta = write_splits(open_cache(cache_dir), cfg, force=force)
+    console.print(_counts_table(df, meta["methods"], f"Splits in {cache_dir / 'splits.parquet'}"))
+
+
+def _counts_table(df, methods: dict[str, str], title: str) -> Table:  # type: ignore[no-untyped-def]
+    from pipeline.splits import split_counts
+
+    counts = split_counts(df)
+    t = Table(title=title)
+    t.add_column("split")
+    t.add_column("method")
+    for c in counts.columns:
+        t.add_column(c, justify="right")
+    for k, row in counts.iterrows():
+        t.add_row(str(k), methods.get(str(k), "?"), *(f"{v:,}" for v in row))
+    return t
+
+
+@click.command()
+@cache_option
+@click.option("--no-hash", is_flag=True, help="Compare the source by size only (skip hashing it).")
+@user_errors
+def info(cache_dir: Path, no_hash: bool) -> None:
+    """Show what is in the cache, its splits, its classes, and whether it is stale."""
+    from pipeline.cache import open_cache, source_status
+    from pipeline.splits import read_splits
+
+    cache = open_cache(cache_dir)
+    m = cache.manifest
+    t = Table(title=f"Cache {cache_dir}", show_header=False)
+    t.add_row("created", f"{m.created} by skpipe {m.skpipe_version} (schema {m.schema_version})")
+    t.add_row("source", f"{m.source['path']} ({human_bytes(m.source['size'])}, "
+              f"sha256 {m.source['sha256'][:16]}…)")
+    a = m.array
+    t.add_row("array", f"{a['path']} {tuple(a['shape'])} {a['dtype']} chunks {tuple(a['chunks'])} "
+              f"{a['codec']}-{a['level']}")
+    t.add_row("preprocessing", ", ".join(f"{k}={v}" for k, v in m.preprocessing.items()))
+    t.add_row("counts", ", ".join(f"{k}={v:,}" for k, v in m.counts.items()))
+    if m.source_splits:
+        t.add_row("splits in the pickle", ", ".join(f"{k}: {v:,}" for k, v in m.source_splits.items()))
+    t.add_row("manifest hash", cache.manifest_hash[:16] + "…")
+    console.print(t)
+    status, detail = source_status(m, check_hash=not no_hash)
+    style = {"ok": "green", "changed": "bold red", "missing": "yellow"}[status]
+    console.print(f"[{style}]{'STALE: ' if status == 'changed' else ''}{detail}[/{style}]")
+    try:
+        df, meta = read_splits(cache)
+        console.print(_counts_table(df, meta["methods"], "Splits"))
+    except SkpipeError as e:
+        console.print(f"[yellow]{e}[/yellow]")
+    console.print(_class_table(cache.index, m.class_names))
+
+
+def _class_table(index, names: list[str]) -> Table:  # type: ignore[no-untyped-def]
+    counts = index["label"].value_counts().reindex(range(len(names)), fill_value=0)
+    top = max(int(counts.max()), 1)
+    t = Table(title=f"Clips per class ({len(names)} classes)")
+    t.add_column("label", justify="right")
+    t.add_column("class")
+    t.add_column("clips", justify="right")
+    t.add_column("")
+    for lab, c in counts.items():
+        t.add_row(str(lab), names[lab], str(int(c)), "█" * max(1, round(20 * int(c) / top)) if c else "")
+    return t

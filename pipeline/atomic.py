@@ -1,0 +1,123 @@
+"""Atomic writes: nothing half-written is ever visible under the final name.
+
+A directory is built in a hidden sibling (`.<name>.tmp-<pid>`) and renamed into place only when
+complete; an interrupted writer leaves the previous content intact. Leftovers of writers that
+died (SIGKILL) are removed the next time the same target is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline import SkpipeError
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale(target: Path) -> None:
+    """Remove temporaries of `target` left by writers that no longer run."""
+    prefix = f".{target.name}.tmp-"
+    if not target.parent.is_dir():
+        return
+    for p in target.parent.iterdir():
+        if p.name.startswith(prefix):
+            pid = p.name[len(prefix) :].split("-")[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so `finally` blocks clean up on `kill`."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_target(target: Path, force: bool, what: str = "output") -> None:
+    """Refuse an existing target unless `force`, and refuse an unwritable parent, before any work."""
+    if target.exists() and not force:
+        raise SkpipeError(f"{what} {target} already exists (use --force to replace it)")
+    parent = target.parent
+    if parent.exists() and not parent.is_dir():
+        raise SkpipeError(f"cannot write {target}: {parent} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SkpipeError(f"cannot create directory {parent}: {e.strerror}") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SkpipeError(f"cannot write to {parent}: permission denied")
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path, force: bool = False, what: str = "output") -> Iterator[Path]:
+    """Yield a temporary directory that becomes `target` when the block finishes cleanly."""
+    target = Path(target)
+    check_target(target, force, what)
+    _sweep_stale(target)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    except OSError as e:
+        raise SkpipeError(f"cannot write to {target.parent}: {e.strerror}") from None
+    with _sigterm_as_interrupt():
+        try:
+            yield tmp
+            _replace_dir(tmp, target, force)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_dir(tmp: Path, target: Path, force: bool) -> None:
+    if target.exists():
+        if not force:  # appeared while we worked
+            raise SkpipeError(f"{target} appeared while writing; not replaced (use --force)")
+        old = target.parent / f".{target.name}.tmp-{os.getpid()}-old"
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, target)
+
+
+def atomic_write_bytes(target: Path, data: bytes, force: bool = True) -> None:
+    """Write a file through a temporary sibling and `os.replace`."""
+    target = Path(target)
+    check_target(target, force)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+
+
+def atomic_write_text(target: Path, text: str, force: bool = True) -> None:
+    atomic_write_bytes(target, text.encode(), force)

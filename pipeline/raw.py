@@ -1,0 +1,236 @@
+"""Read a PYSKL / MMAction2 2D skeleton pickle safely, and validate every annotation.
+
+A pickle can run code when loaded, so the unpickler only resolves the globals that numpy arrays
+and plain containers need; anything else is refused before it can be called. The file is hashed
+while it is read (one pass), so the manifest can record what the cache was built from.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import pickle
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import SkpipeError
+
+ProgressFn = Callable[[str, int, int], None]
+
+NUM_JOINTS = 17  # V: COCO keypoints
+REQUIRED_KEYS = ("frame_dir", "label", "keypoint", "keypoint_score", "img_shape")
+FRAME_DIR_RE = re.compile(r"^v_(?P<cls>.+)_g(?P<group>\d+)_c(?P<clip>\d+)$")
+
+_np_core = np._core if hasattr(np, "_core") else np.core  # numpy 2 / numpy 1
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): __import__("_codecs").encode,  # protocol-2 numpy byte payloads
+    ("collections", "OrderedDict"): collections.OrderedDict,
+}
+for _mod in ("numpy.core", "numpy._core"):
+    _ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _np_core.multiarray._reconstruct
+    _ALLOWED[(f"{_mod}.multiarray", "scalar")] = _np_core.multiarray.scalar
+    _ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = _np_core.numeric._frombuffer
+for _name in ("set", "frozenset", "slice", "complex", "bytearray", "bytes", "range",
+              "int", "float", "str", "list", "tuple", "dict", "bool"):
+    _ALLOWED[("builtins", _name)] = getattr(__import__("builtins"), _name)
+_ALLOWED.update({("__builtin__", n): f for (m, n), f in list(_ALLOWED.items()) if m == "builtins"})
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refused to load global '{module}.{name}': only numpy arrays and builtin "
+                "containers are allowed in a skeleton pickle"
+            ) from None
+
+
+class _HashingReader(io.RawIOBase):
+    """File wrapper that hashes and reports every byte the unpickler reads."""
+
+    def __init__(self, f: io.BufferedReader, size: int, progress: ProgressFn | None) -> None:
+        self._f, self._size, self._progress = f, size, progress
+        self.sha256 = hashlib.sha256()
+        self.done = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _seen(self, data: bytes | memoryview) -> None:
+        self.sha256.update(data)
+        self.done += len(data)
+        if self._progress is not None:
+            self._progress("read", self.done >> 20, max(1, self._size >> 20))
+
+    def read(self, n: int | None = -1) -> bytes:
+        data = self._f.read(-1 if n is None else n)
+        self._seen(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)
+        self._seen(memoryview(b)[:n])
+        return n
+
+    def readline(self, size: int | None = -1) -> bytes:
+        data = self._f.readline(-1 if size is None else size)
+        self._seen(data)
+        return data
+
+    def drain(self) -> None:
+        while chunk := self._f.read(1 << 24):
+            self._seen(chunk)
+
+
+@dataclass(frozen=True)
+class RawData:
+    """A loaded pickle: its annotations, its named splits, and where it came from."""
+
+    annotations: list[dict[str, Any]]
+    splits: dict[str, list[str]]
+    path: Path
+    size: int
+    sha256: str
+
+
+def file_sha256(path: Path, progress: ProgressFn | None = None) -> str:
+    """Content hash of a file, read in 16 MiB blocks."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        reader = _HashingReader(f, size, progress)
+        reader.drain()
+    return reader.sha256.hexdigest()
+
+
+def load_pickle(path: Path, progress: ProgressFn | None = None) -> tuple[Any, int, str]:
+    """Unpickle `path` with the restricted unpickler; return (object, size, sha256)."""
+    path = Path(path)
+    if not path.exists():
+        raise SkpipeError(f"{path}: no such file")
+    if path.is_dir():
+        raise SkpipeError(f"{path}: is a directory, expected a pickle file")
+    size = path.stat().st_size
+    if size == 0:
+        raise SkpipeError(f"{path}: empty file, not a pickle")
+    try:
+        with open(path, "rb") as f:
+            reader = _HashingReader(f, size, progress)
+            obj = _RestrictedUnpickler(io.BufferedReader(reader, 1 << 20)).load()
+            reader.drain()
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if msg.startswith("refused"):
+            raise SkpipeError(f"{path}: {msg}") from None
+        raise SkpipeError(f"{path}: not a valid pickle ({msg})") from None
+    except EOFError:
+        raise SkpipeError(f"{path}: truncated pickle (unexpected end of file)") from None
+    except PermissionError:
+        raise SkpipeError(f"{path}: permission denied") from None
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
+        raise SkpipeError(f"{path}: not a valid pickle ({type(e).__name__}: {e})") from None
+    return obj, size, reader.sha256.hexdigest()
+
+
+def _where(i: int, ann: Any) -> str:
+    fd = ann.get("frame_dir") if isinstance(ann, dict) else None
+    return f"annotation {i} ({fd})" if isinstance(fd, str) else f"annotation {i}"
+
+
+def validate_annotation(i: int, ann: Any) -> None:
+    """Raise SkpipeError naming the sample if `ann` is not a usable 2D skeleton annotation."""
+    where = _where(i, ann)
+    if not isinstance(ann, dict):
+        raise SkpipeError(f"{where}: expected a dict, got {type(ann).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in ann]
+    if missing:
+        raise SkpipeError(f"{where}: missing key(s) {', '.join(missing)}")
+    if not isinstance(ann["frame_dir"], str) or not ann["frame_dir"]:
+        raise SkpipeError(f"{where}: frame_dir must be a non-empty string")
+    label = ann["label"]
+    if isinstance(label, bool | np.bool_) or not isinstance(label, int | np.integer):
+        raise SkpipeError(f"{where}: label must be an integer, got {label!r}")
+    if label < 0:
+        raise SkpipeError(f"{where}: label must be >= 0, got {label}")
+    kp, sc = ann["keypoint"], ann["keypoint_score"]
+    if not isinstance(kp, np.ndarray) or not isinstance(sc, np.ndarray):
+        raise SkpipeError(f"{where}: keypoint and keypoint_score must be numpy arrays")
+    if kp.ndim != 4 or kp.shape[2] != NUM_JOINTS or kp.shape[3] != 2:
+        raise SkpipeError(
+            f"{where}: keypoint has shape {kp.shape}; expected (M, T, {NUM_JOINTS}, 2)"
+        )
+    if sc.shape != kp.shape[:3]:
+        raise SkpipeError(
+            f"{where}: keypoint_score has shape {sc.shape}; expected {kp.shape[:3]} to match keypoint"
+        )
+    if kp.dtype.kind != "f" or sc.dtype.kind != "f":
+        raise SkpipeError(f"{where}: keypoint and keypoint_score must be floating point")
+    if kp.shape[1] == 0:
+        raise SkpipeError(f"{where}: keypoint has no frames (T = 0)")
+    hw = ann["img_shape"]
+    try:
+        h, w = (int(v) for v in hw)
+        ok = all(float(v) == int(v) for v in hw)
+    except (TypeError, ValueError):
+        raise SkpipeError(f"{where}: img_shape must be (height, width), got {hw!r}") from None
+    if not ok or h <= 0 or w <= 0:
+        raise SkpipeError(f"{where}: img_shape must be positive integers, got {tuple(hw)!r}")
+
+
+def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
+    """Load and fully validate a raw pickle (dict with `split`/`annotations`, a list, or one dict)."""
+    path = Path(path)
+    obj, size, digest = load_pickle(path, progress)
+    splits: dict[str, list[str]] = {}
+    if isinstance(obj, dict) and "annotations" in obj:
+        anns = obj["annotations"]
+        raw_splits = obj.get("split") or {}
+        if not isinstance(raw_splits, dict) or not all(
+            isinstance(v, list | tuple) for v in raw_splits.values()
+        ):
+            raise SkpipeError(f"{path}: 'split' must map split names to lists of frame_dir")
+        splits = {str(k): list(v) for k, v in raw_splits.items()}
+    elif isinstance(obj, dict) and "keypoint" in obj:
+        anns = [obj]  # a single annotation, like PaddleVideo's example file
+    elif isinstance(obj, list):
+        anns = obj
+    else:
+        raise SkpipeError(
+            f"{path}: expected a dict with 'annotations', a list of annotations, or one "
+            f"annotation dict; got {type(obj).__name__}"
+        )
+    if not isinstance(anns, list):
+        raise SkpipeError(f"{path}: 'annotations' must be a list, got {type(anns).__name__}")
+    if not anns:
+        raise SkpipeError(f"{path}: no annotations")
+    seen: dict[str, int] = {}
+    for i, ann in enumerate(anns):
+        validate_annotation(i, ann)
+        fd = ann["frame_dir"]
+        if fd in seen:
+            raise SkpipeError(
+                f"annotation {i} ({fd}): duplicate frame_dir (also annotation {seen[fd]})"
+            )
+        seen[fd] = i
+    for name, members in splits.items():
+        for fd in members:
+            if fd not in seen:
+                raise SkpipeError(f"{path}: split '{name}' names frame_dir {fd!r}, which has no annotation")
+    return RawData(anns, splits, path.resolve(), size, digest)
+
+
+def parse_frame_dir(frame_dir: str) -> tuple[str | None, int, int]:
+    """`v_<Class>_gNN_cNN` -> (class, group, clip); (None, -1, -1) when it does not parse."""
+    m = FRAME_DIR_RE.match(frame_dir)
+    if m is None:
+        return None, -1, -1
+    return m["cls"], int(m["group"]), int(m["clip"])

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny pickles in the real format, built in tmp_path."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def make_ann(frame_dir: str = "v_Foo_g01_c01", label: int = 0, m: int = 1, t: int = 10,
+             seed: int = 0, img_shape: tuple[int, int] = (256, 340)) -> dict[str, Any]:
+    """One annotation with random pixel keypoints (float16, like the real release)."""
+    rng = np.random.default_rng(seed)
+    h, w = img_shape
+    kp = (rng.random((m, t, 17, 2)) * [w, h]).astype(np.float16)
+    sc = rng.random((m, t, 17)).astype(np.float16)
+    return {"frame_dir": frame_dir, "label": label, "keypoint": kp, "keypoint_score": sc,
+            "img_shape": img_shape, "original_shape": img_shape, "total_frames": t}
+
+
+def write_pickle(path: Path, obj: Any) -> Path:
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+    return path
+
+
+def tiny_dataset(classes: int = 3, groups: int = 4, clips: int = 2, t: int = 40) -> dict[str, Any]:
+    """A small dict-form pickle with UCF101-style names and official-style split 1."""
+    anns, k = [], 0
+    for c in range(classes):
+        for g in range(1, groups + 1):
+            for i in range(1, clips + 1):
+                anns.append(make_ann(f"v_Class{c}_g{g:02d}_c{i:02d}", c, m=1 + k % 3, t=t + 37 * k % 400,
+                                     seed=k))
+                k += 1
+    test = [a["frame_dir"] for a in anns if a["frame_dir"].endswith(("g01_c01", "g01_c02"))]
+    train = [a["frame_dir"] for a in anns if a["frame_dir"] not in test]
+    return {"split": {"train1": train, "test1": test}, "annotations": anns}
+
+
+@pytest.fixture
+def tiny_pickle(tmp_path: Path) -> Path:
+    return write_pickle(tmp_path / "tiny.pkl", tiny_dataset())
+
+
+@pytest.fixture(scope="session")
+def synth_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic cache with splits, shared by the tests that only read it."""
+    from pipeline.cache import ingest, open_cache
+    from pipeline.splits import write_splits
+    from pipeline.synth import SynthConfig, write_synth
+
+    d = tmp_path_factory.mktemp("synth")
+    write_synth(d / "raw.pkl", SynthConfig(classes=5, per_class=30, seed=1))
+    ingest(d / "raw.pkl", d / "cache")
+    write_splits(open_cache(d / "cache"))
+    return d / "cache"

@@ -1,0 +1,122 @@
+"""Reading the raw pickle: accepted forms, and every bad input refused by name."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from pipeline import SkpipeError
+from pipeline.raw import parse_frame_dir, read_raw
+from tests.conftest import SHARED_DATA, make_ann, write_pickle
+
+
+def test_accepts_dict_list_and_single(tmp_path):
+    anns = [make_ann("v_A_g01_c01"), make_ann("v_A_g02_c01")]
+    obj = {"split": {"train1": ["v_A_g01_c01"]}, "annotations": anns}
+    d = read_raw(write_pickle(tmp_path / "a.pkl", obj))
+    assert len(d.annotations) == 2 and d.splits == {"train1": ["v_A_g01_c01"]}
+    assert len(read_raw(write_pickle(tmp_path / "b.pkl", anns)).annotations) == 2
+    assert len(read_raw(write_pickle(tmp_path / "c.pkl", anns[0])).annotations) == 1
+    assert len(d.sha256) == 64 and d.size == (tmp_path / "a.pkl").stat().st_size
+
+
+@pytest.mark.parametrize("name", ["mini_ucf101.pkl", "example_UCF101_skeleton.pkl"])
+def test_real_samples_load(name):
+    d = read_raw(SHARED_DATA / name)
+    assert all(a["keypoint"].dtype == np.float16 for a in d.annotations)
+
+
+class Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_code_in_pickle_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"annotations": [Evil(marker)]}))
+    with pytest.raises(SkpipeError, match="refused to load global 'posix.system'"):
+        read_raw(path)
+    assert not marker.exists()
+
+
+def test_builtins_that_run_code_are_refused(tmp_path):
+    path = tmp_path / "eval.pkl"
+    path.write_bytes(b"cbuiltins\neval\n(S'1+1'\ntR.")
+    with pytest.raises(SkpipeError, match="refused to load global 'builtins.eval'"):
+        read_raw(path)
+
+
+def _bad(**change):
+    a = make_ann("v_Bad_g01_c01")
+    for k, v in change.items():
+        if v is KeyError:
+            del a[k]
+        else:
+            a[k] = v
+    return a
+
+
+@pytest.mark.parametrize("ann, message", [
+    (_bad(keypoint=KeyError), "missing key.*keypoint"),
+    (_bad(keypoint_score=KeyError), "missing key.*keypoint_score"),
+    (_bad(label=KeyError), "missing key.*label"),
+    (_bad(img_shape=KeyError), "missing key.*img_shape"),
+    (_bad(keypoint=np.zeros((10, 17, 2), np.float16)), r"keypoint has shape \(10, 17, 2\)"),
+    (_bad(keypoint=np.zeros((1, 10, 18, 2), np.float16)), r"expected \(M, T, 17, 2\)"),
+    (_bad(keypoint=np.zeros((1, 10, 17, 3), np.float16)), r"expected \(M, T, 17, 2\)"),
+    (_bad(keypoint_score=np.zeros((1, 9, 17), np.float16)), "keypoint_score has shape"),
+    (_bad(label=-1), "label must be >= 0"),
+    (_bad(label=1.5), "label must be an integer"),
+    (_bad(label="3"), "label must be an integer"),
+    (_bad(img_shape=(0, 340)), "img_shape must be positive"),
+    (_bad(img_shape=(256, -1)), "img_shape must be positive"),
+    (_bad(img_shape="big"), "img_shape must be"),
+])
+def test_bad_annotation_names_the_sample(tmp_path, ann, message):
+    path = write_pickle(tmp_path / "bad.pkl", [make_ann("v_Ok_g01_c01"), ann])
+    with pytest.raises(SkpipeError, match=message) as e:
+        read_raw(path)
+    assert "annotation 1" in str(e.value)
+    if "frame_dir" in ann:
+        assert "v_Bad_g01_c01" in str(e.value)
+
+
+@pytest.mark.parametrize("obj, message", [
+    ({"annotations": []}, "no annotations"),
+    ([], "no annotations"),
+    (42, "expected a dict with 'annotations'"),
+    ("text", "expected a dict with 'annotations'"),
+    ({"annotations": "nope"}, "'annotations' must be a list"),
+    ([make_ann("v_A_g01_c01"), make_ann("v_A_g01_c01")], "annotation 1 .*duplicate frame_dir"),
+    ({"split": {"train1": ["v_Ghost_g01_c01"]}, "annotations": [make_ann()]},
+     "split 'train1' names frame_dir 'v_Ghost_g01_c01'"),
+])
+def test_bad_top_level(tmp_path, obj, message):
+    with pytest.raises(SkpipeError, match=message):
+        read_raw(write_pickle(tmp_path / "x.pkl", obj))
+
+
+def test_missing_not_a_pickle_truncated(tmp_path):
+    with pytest.raises(SkpipeError, match="no such file"):
+        read_raw(tmp_path / "nope.pkl")
+    (tmp_path / "text.pkl").write_text("frame_dir,label\nfoo,1\n")
+    with pytest.raises(SkpipeError, match="not a valid pickle"):
+        read_raw(tmp_path / "text.pkl")
+    data = pickle.dumps([make_ann()], protocol=4)
+    (tmp_path / "cut.pkl").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SkpipeError, match="truncated pickle|not a valid pickle"):
+        read_raw(tmp_path / "cut.pkl")
+    (tmp_path / "empty.pkl").write_bytes(b"")
+    with pytest.raises(SkpipeError, match="empty file"):
+        read_raw(tmp_path / "empty.pkl")
+
+
+def test_parse_frame_dir():
+    assert parse_frame_dir("v_ApplyEyeMakeup_g08_c01") == ("ApplyEyeMakeup", 8, 1)
+    assert parse_frame_dir("v_Jump_Rope_g25_c07") == ("Jump_Rope", 25, 7)
+    assert parse_frame_dir("clip_0001") == (None, -1, -1)
