@@ -13,6 +13,7 @@ import io
 import pickle
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,41 +56,22 @@ class _RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
-class _HashingReader(io.RawIOBase):
-    """File wrapper that hashes and reports every byte the unpickler reads."""
+class _CountingReader(io.RawIOBase):
+    """File wrapper that reports how many bytes the unpickler has read."""
 
     def __init__(self, f: io.BufferedReader, size: int, progress: ProgressFn | None) -> None:
         self._f, self._size, self._progress = f, size, progress
-        self.sha256 = hashlib.sha256()
         self.done = 0
 
     def readable(self) -> bool:
         return True
 
-    def _seen(self, data: bytes | memoryview) -> None:
-        self.sha256.update(data)
-        self.done += len(data)
-        if self._progress is not None:
-            self._progress("read", self.done >> 20, max(1, self._size >> 20))
-
-    def read(self, n: int | None = -1) -> bytes:
-        data = self._f.read(-1 if n is None else n)
-        self._seen(data)
-        return data
-
     def readinto(self, b: Any) -> int:
         n = self._f.readinto(b)
-        self._seen(memoryview(b)[:n])
+        self.done += n
+        if self._progress is not None:
+            self._progress("read", self.done >> 20, max(1, self._size >> 20))
         return n
-
-    def readline(self, size: int | None = -1) -> bytes:
-        data = self._f.readline(-1 if size is None else size)
-        self._seen(data)
-        return data
-
-    def drain(self) -> None:
-        while chunk := self._f.read(1 << 24):
-            self._seen(chunk)
 
 
 @dataclass(frozen=True)
@@ -103,17 +85,21 @@ class RawData:
     sha256: str
 
 
-def file_sha256(path: Path, progress: ProgressFn | None = None) -> str:
-    """Content hash of a file, read in 16 MiB blocks."""
-    size = path.stat().st_size
+def file_sha256(path: Path) -> str:
+    """Content hash of a file, read in 16 MiB blocks (hashlib releases the GIL meanwhile)."""
+    h = hashlib.sha256()
     with open(path, "rb") as f:
-        reader = _HashingReader(f, size, progress)
-        reader.drain()
-    return reader.sha256.hexdigest()
+        while block := f.read(1 << 24):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_pickle(path: Path, progress: ProgressFn | None = None) -> tuple[Any, int, str]:
-    """Unpickle `path` with the restricted unpickler; return (object, size, sha256)."""
+    """Unpickle `path` with the restricted unpickler; return (object, size, sha256).
+
+    The hash is computed by a second thread reading the same file, so it costs no wall time
+    on a machine with a spare core.
+    """
     path = Path(path)
     if not path.exists():
         raise SkpipeError(f"{path}: no such file")
@@ -122,23 +108,24 @@ def load_pickle(path: Path, progress: ProgressFn | None = None) -> tuple[Any, in
     size = path.stat().st_size
     if size == 0:
         raise SkpipeError(f"{path}: empty file, not a pickle")
-    try:
-        with open(path, "rb") as f:
-            reader = _HashingReader(f, size, progress)
-            obj = _RestrictedUnpickler(io.BufferedReader(reader, 1 << 20)).load()
-            reader.drain()
-    except pickle.UnpicklingError as e:
-        msg = str(e)
-        if msg.startswith("refused"):
-            raise SkpipeError(f"{path}: {msg}") from None
-        raise SkpipeError(f"{path}: not a valid pickle ({msg})") from None
-    except EOFError:
-        raise SkpipeError(f"{path}: truncated pickle (unexpected end of file)") from None
-    except PermissionError:
-        raise SkpipeError(f"{path}: permission denied") from None
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
-        raise SkpipeError(f"{path}: not a valid pickle ({type(e).__name__}: {e})") from None
-    return obj, size, reader.sha256.hexdigest()
+    with ThreadPoolExecutor(1) as pool:
+        digest = pool.submit(file_sha256, path)
+        try:
+            with open(path, "rb") as f:
+                reader = _CountingReader(f, size, progress)
+                obj = _RestrictedUnpickler(io.BufferedReader(reader, 1 << 20)).load()
+        except pickle.UnpicklingError as e:
+            msg = str(e)
+            if msg.startswith("refused"):
+                raise SkpipeError(f"{path}: {msg}") from None
+            raise SkpipeError(f"{path}: not a valid pickle ({msg})") from None
+        except EOFError:
+            raise SkpipeError(f"{path}: truncated pickle (unexpected end of file)") from None
+        except PermissionError:
+            raise SkpipeError(f"{path}: permission denied") from None
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
+            raise SkpipeError(f"{path}: not a valid pickle ({type(e).__name__}: {e})") from None
+        return obj, size, digest.result()
 
 
 def _where(i: int, ann: Any) -> str:

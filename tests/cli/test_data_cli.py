@@ -102,16 +102,14 @@ def test_sigterm_during_ingest_leaves_nothing(tmp_path, monkeypatch):
     raw = write_pickle(tmp_path / "raw.pkl", [make_ann(f"v_A_g01_c{i:02d}", seed=i) for i in range(40)])
     import pipeline.cache as cache_mod
 
-    real = cache_mod.preprocess
-    calls = {"n": 0}
+    real = cache_mod.preprocess_batch
 
     def preprocess_then_kill(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 20:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(*a, **k)
+        out = real(*a, **k)  # the cache directory is half-written now
+        os.kill(os.getpid(), signal.SIGTERM)
+        return out
 
-    monkeypatch.setattr(cache_mod, "preprocess", preprocess_then_kill)
+    monkeypatch.setattr(cache_mod, "preprocess_batch", preprocess_then_kill)
     r = CliRunner().invoke(main, ["ingest", str(raw), "--cache", str(tmp_path / "c")])
     assert r.exit_code != 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.pkl"]

@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from pipeline.preprocess import choose_person, fit_frames, normalize, preprocess, to_features
+from pipeline.preprocess import (
+    choose_person,
+    fit_frames,
+    normalize,
+    preprocess,
+    preprocess_batch,
+    to_features,
+)
 
 
 def test_choose_person_highest_mean_score():
@@ -81,3 +88,22 @@ def test_preprocess_nobody_is_all_zero():
                             (256, 340))
     assert feat.shape == (300, 17, 3) and not feat.any()
     assert (info.n_persons, info.person, info.valid_frames) == (0, -1, 7)
+
+
+def test_batch_equals_clip_by_clip():
+    rng = np.random.default_rng(0)
+    clips = []
+    for i, (m, t) in enumerate([(2, 10), (0, 5), (1, 400), (3, 300), (1, 7)]):
+        kp = (rng.random((m, t, 17, 2)) * 400).astype(np.float16 if i != 4 else np.float32)
+        sc = rng.random((m, t, 17)).astype(np.float16)
+        clips.append((kp, sc, (256, 340) if i != 3 else (480, 640)))
+    clips[3][0][1, 2, 3, 0] = np.nan  # not the chosen slot? counted only if chosen
+    clips[2][0][0, 4, 5, 1] = np.inf
+    out = np.full((6, 300, 17, 3), 7.0, np.float32)
+    infos = preprocess_batch(clips, out)
+    for j, (kp, sc, hw) in enumerate(clips):
+        want, info = preprocess(kp, sc, hw)
+        np.testing.assert_array_equal(out[j], want)
+        assert infos[j] == info
+    assert infos[2].nonfinite == 1
+    assert (out[5] == 7.0).all()  # rows past the block are untouched
