@@ -81,11 +81,12 @@ def _class_motion(seed: int, label: int) -> dict[str, np.ndarray | float]:
     active = np.zeros(17, np.float32)
     for part in rng.choice(len(BODY_PARTS), size=rng.integers(1, 4), replace=False):
         active[list(BODY_PARTS[part])] = 1.0
-    amp = rng.normal(0, 0.12, (17, 2)).astype(np.float32) * active[:, None]  # (V, 2)
+    amp = rng.normal(0, 0.25, (17, 2)).astype(np.float32) * active[:, None]  # (V, 2)
     return {
-        "amp": amp, "amp2": rng.normal(0, 0.05, (17, 2)).astype(np.float32) * active[:, None],
+        "amp": amp, "amp2": rng.normal(0, 0.08, (17, 2)).astype(np.float32) * active[:, None],
+        "posture": rng.normal(0, 0.15, (17, 2)).astype(np.float32) * active[:, None],
         "phase": rng.uniform(0, 2 * np.pi, (17, 1)).astype(np.float32),
-        "freq": float(rng.uniform(0.02, 0.09)),  # cycles per frame (25 fps: 0.5-2.3 Hz)
+        "freq": float(rng.uniform(0.01, 0.04)),  # cycles per frame (25 fps: periods of 1-4 s)
         "drift": rng.normal(0, 0.0005, 2).astype(np.float32),  # person heights per frame
     }
 
@@ -97,15 +98,15 @@ def _pose_track(motion: dict[str, Any], t_count: int, phase0: float, speed: floa
     w = 2 * np.pi * motion["freq"] * speed
     arg = w * t + motion["phase"][None] + phase0  # (T, V, 1)
     offs = amp_scale * (motion["amp"][None] * np.sin(arg) + motion["amp2"][None] * np.sin(2 * arg))
-    return REST_POSE[None] + offs + motion["drift"] * t  # (T, V, 2)
+    return REST_POSE[None] + motion["posture"][None] + offs + motion["drift"] * t  # (T, V, 2)
 
 
 def make_clip(cfg: SynthConfig, label: int, group: int, clip: int) -> dict[str, Any]:
     """One annotation dict in the PYSKL format."""
     g_rng = np.random.default_rng([cfg.seed, 2, label, group])  # shared by clips of a group
     rng = np.random.default_rng([cfg.seed, 3, label, group, clip])
-    height = g_rng.uniform(80, 220) * rng.uniform(0.95, 1.05)
-    centre = np.array([g_rng.uniform(0.1, 0.9) * IMG_W, g_rng.uniform(0.3, 0.95) * IMG_H])
+    height = g_rng.uniform(130, 230) * rng.uniform(0.95, 1.05)  # the actor is the main subject
+    centre = np.array([g_rng.uniform(0.3, 0.7) * IMG_W, g_rng.uniform(0.45, 0.85) * IMG_H])
     speed = g_rng.uniform(0.8, 1.25) * rng.uniform(0.95, 1.05)
     t_count = int(np.clip(round(rng.lognormal(np.log(186) - 0.18, 0.6)), 29, 1800))
     actor = _pose_track(_class_motion(cfg.seed, label), t_count, rng.uniform(0, 2 * np.pi),
@@ -113,7 +114,7 @@ def make_clip(cfg: SynthConfig, label: int, group: int, clip: int) -> dict[str, 
     n_distract = 0 if rng.random() < 0.35 else min(40, 1 + int(rng.pareto(0.9)))
     people = [actor * height + centre]  # list of (T, V, 2) pixel tracks
     scores = [np.clip(rng.uniform(0.6, 0.95, (1, 17)) + rng.normal(0, 0.05, (t_count, 17)), 0.05, 1)]
-    present = [rng.random(t_count) > rng.uniform(0, 0.1)]  # the actor is missed now and then
+    present = [rng.random(t_count) > rng.uniform(0, 0.05)]  # the actor is missed now and then
     for _ in range(n_distract):
         other = _class_motion(cfg.seed + 7919, int(rng.integers(0, 256)))  # read-only, cached
         h = rng.uniform(40, 200)

@@ -1,0 +1,318 @@
+"""`skpipe train`: fit a model on a split's train subset, choose on its val subset.
+
+torchvision-style `train_one_epoch` / `evaluate`, and `fit` around them: Adam, ReduceLROnPlateau
+on validation loss, best checkpoint by validation accuracy, `last.pt` every epoch and
+`epoch_NNN.pt` every 10, resume, early stop. The test subset is never opened here.
+
+The data order of epoch e is a function of (seed, e) alone and `last.pt` holds the RNG state at
+the end of its epoch, so a resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models import MODELS, build_model, count_parameters
+from pipeline import SkpipeError, __version__
+from pipeline.atomic import atomic_write_text
+from pipeline.cache import Cache, open_cache
+from pipeline.dataset import Batch, LoaderConfig, SkeletonDataset
+
+DEFAULT_EPOCHS = {"lstm": 50, "stgcn": 100}
+PRECISIONS = ("fp32", "bf16")
+Event = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    cache: str = "cache"
+    split: int = 1
+    epochs: int = 0  # 0: the model's default (50 lstm, 100 stgcn)
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.5
+    frames: int = 300
+    precision: str = "fp32"
+    threads: int = 0  # 0: every core this process may use
+    workers: int = 0
+    seed: int = 0
+    patience: int = 0  # early stop after this many epochs without a better val acc; 0: off
+    lr_patience: int = 5  # ReduceLROnPlateau
+    lr_factor: float = 0.5
+    loader: str = "auto"
+    checkpoint_every: int = 10
+    out: str = "runs"
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise SkpipeError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
+        if self.precision not in PRECISIONS:
+            raise SkpipeError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if self.split not in (1, 2, 3):
+            raise SkpipeError(f"--split must be 1, 2 or 3, got {self.split}")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise SkpipeError("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+
+    def resolved(self) -> TrainConfig:
+        threads = self.threads or len(os.sched_getaffinity(0))
+        return replace(self, epochs=self.epochs or DEFAULT_EPOCHS[self.model], threads=threads)
+
+
+def configure_cpu(threads: int) -> None:
+    """Threads, and flush-to-zero: LSTM backward on denormal gradients ran 8x slower."""
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+
+
+def _autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[Batch],
+                    precision: str, on_step: Callable[[dict[str, float]], None] | None = None
+                    ) -> dict[str, float]:
+    model.train()
+    loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
+    for step, (x, y, lengths, _) in enumerate(batches):
+        with _autocast(precision):
+            logits = model(x, lengths)
+            loss = nn.functional.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        if on_step is not None:
+            on_step({"step": step + 1, "loss": loss_sum / seen, "acc": correct / seen,
+                     "samples_per_s": seen / (time.perf_counter() - t0)})
+    seconds = time.perf_counter() - t0
+    return {"loss": loss_sum / max(seen, 1), "acc": correct / max(seen, 1), "samples": seen,
+            "seconds": seconds, "samples_per_s": seen / max(seconds, 1e-9)}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str) -> dict[str, float]:
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y, lengths, _ in batches:
+        with _autocast(precision):
+            logits = model(x, lengths).float()
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+    return {"loss": loss_sum / max(seen, 1), "acc": correct / max(seen, 1), "samples": seen}
+
+
+def library_versions() -> dict[str, str]:
+    import pandas
+    import zarr
+
+    return {"skpipe": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "zarr": zarr.__version__, "pandas": pandas.__version__,
+            "python": platform.python_version()}
+
+
+def _save(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise SkpipeError(f"no checkpoint at {path}")
+    try:
+        ckpt: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many types for a damaged file
+        raise SkpipeError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
+    return ckpt
+
+
+def _new_run_dir(cfg: TrainConfig) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.out) / f"{cfg.model}-split{cfg.split}-{stamp}"
+    run, n = base, 1
+    while run.exists():
+        n += 1
+        run = base.with_name(f"{base.name}-{n}")
+    (run / "checkpoints").mkdir(parents=True)
+    return run
+
+
+def _loaders(cache: Cache, cfg: TrainConfig) -> tuple[SkeletonDataset, SkeletonDataset]:
+    base = LoaderConfig(split=cfg.split, batch_size=cfg.batch_size, frames=cfg.frames,
+                        seed=cfg.seed, mode=cfg.loader)
+    train = SkeletonDataset(cache, replace(base, subset="train", train=True))
+    val = SkeletonDataset(cache, replace(base, subset="val", train=False))
+    return train, val
+
+
+def _batches(ds: SkeletonDataset, workers: int) -> Iterable[Batch]:
+    if workers == 0:
+        return ds
+    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)
+
+
+def _resume_state(run_dir: Path, model_name: str, cache: Cache) -> tuple[TrainConfig, dict[str, Any]]:
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise SkpipeError(f"{run_dir} is not a skpipe run (config.json missing)")
+    saved = json.loads(cfg_path.read_text())
+    if saved["train"]["model"] != model_name:
+        raise SkpipeError(f"{run_dir} is a {saved['train']['model']} run, not {model_name}")
+    if saved["manifest_hash"] != cache.manifest_hash:
+        raise SkpipeError(f"{run_dir} was trained on another cache (manifest hash differs)")
+    return TrainConfig(**saved["train"]), load_checkpoint(run_dir / "checkpoints" / "last.pt")
+
+
+def fit(cfg: TrainConfig, resume: Path | None = None, event: Event | None = None) -> dict[str, Any]:
+    """Train `cfg.model`; return a summary. `event(name, info)` reports progress."""
+    emit = event or (lambda name, info: None)
+    cache = open_cache(Path(cfg.cache))
+    ckpt: dict[str, Any] | None = None
+    if resume is not None:
+        saved, ckpt = _resume_state(Path(resume), cfg.model, cache)
+        cfg = replace(saved, epochs=max(cfg.epochs, saved.epochs) if cfg.epochs else saved.epochs)
+    cfg = cfg.resolved()
+    configure_cpu(cfg.threads)
+    train_ds, val_ds = _loaders(cache, cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
+    state: dict[str, Any] = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "stale": 0}
+    if ckpt is not None and resume is not None:
+        run_dir = Path(resume)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        state = ckpt["state"]
+        _truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
+    else:
+        run_dir = _new_run_dir(cfg)
+    params = count_parameters(model)
+    config = {"train": asdict(cfg), "manifest_hash": cache.manifest_hash, "cache": str(cache.directory),
+              "num_classes": cache.manifest.num_classes, "class_names": cache.manifest.class_names,
+              "parameters": params, "loader_mode": train_ds.mode, "versions": library_versions(),
+              "train_samples": len(train_ds.samples), "val_samples": len(val_ds.samples)}
+    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+
+    def checkpoint(name: str) -> None:
+        _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+               "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+               "state": dict(state), "model_name": cfg.model,
+               "num_classes": cache.manifest.num_classes, "manifest_hash": cache.manifest_hash,
+               "config": asdict(cfg)}, run_dir / "checkpoints" / name)
+
+    if ckpt is None:
+        checkpoint("last.pt")  # epoch 0: an interrupted first epoch resumes from scratch
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=state["epoch"] + 1)
+    emit("start", {"run_dir": run_dir, "config": config, "start_epoch": state["epoch"],
+                   "train_batches": len(train_ds)})
+    interrupted = False
+    try:
+        for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+            train_ds.set_epoch(epoch)
+            emit("epoch_start", {"epoch": epoch, "steps": len(train_ds)})
+            tr = train_one_epoch(model, optimizer, _batches(train_ds, cfg.workers), cfg.precision,
+                                 functools.partial(_step_event, emit, epoch))
+            va = evaluate(model, _batches(val_ds, cfg.workers), cfg.precision)
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step(va["loss"])
+            improved = va["acc"] > state["best_val_acc"]
+            state.update(epoch=epoch, stale=0 if improved else state["stale"] + 1)
+            if improved:
+                state.update(best_val_acc=va["acc"], best_epoch=epoch)
+            row = {"epoch": epoch, "train_loss": tr["loss"], "train_acc": tr["acc"],
+                   "val_loss": va["loss"], "val_acc": va["acc"], "lr": lr,
+                   "seconds": tr["seconds"], "samples_per_s": tr["samples_per_s"],
+                   "best": improved}
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "samples_per_s"):
+                writer.add_scalar(k.replace("_", "/", 1), row[k], epoch)
+            writer.flush()
+            if improved:
+                checkpoint("best.pt")
+            if epoch % cfg.checkpoint_every == 0:
+                checkpoint(f"epoch_{epoch:03d}.pt")
+            checkpoint("last.pt")
+            plot_curves(run_dir)
+            emit("epoch_end", row)
+            if cfg.patience and state["stale"] >= cfg.patience:
+                emit("early_stop", {"epoch": epoch, "patience": cfg.patience})
+                break
+    except KeyboardInterrupt:
+        interrupted = True  # last.pt already holds the last completed epoch
+    finally:
+        writer.close()
+    return {"run_dir": run_dir, "epochs": state["epoch"], "best_val_acc": state["best_val_acc"],
+            "best_epoch": state["best_epoch"], "parameters": params, "interrupted": interrupted,
+            "loader_mode": train_ds.mode}
+
+
+def _step_event(emit: Event, epoch: int, info: dict[str, float]) -> None:
+    emit("step", {"epoch": epoch, **info})
+
+
+def _truncate_metrics(path: Path, epoch: int) -> None:
+    """Drop metric rows past the checkpoint's epoch (written before an interruption)."""
+    if path.exists():
+        rows = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        keep = [ln for ln in rows if json.loads(ln)["epoch"] <= epoch]
+        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def plot_curves(run_dir: Path) -> Path:
+    """curves.png: loss and accuracy per epoch, train vs val."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(run_dir)
+    ep = [r["epoch"] for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, [r["train_loss"] for r in rows], label="train")
+    a1.plot(ep, [r["val_loss"] for r in rows], label="val")
+    a1.set(xlabel="epoch", ylabel="loss", title="Loss")
+    a2.plot(ep, [100 * r["train_acc"] for r in rows], label="train")
+    a2.plot(ep, [100 * r["val_acc"] for r in rows], label="val")
+    a2.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+        a.legend()
+    fig.suptitle(Path(run_dir).name)
+    fig.tight_layout()
+    out = Path(run_dir) / "curves.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
