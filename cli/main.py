@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.data import build_splits, info, ingest, synth
+from cli.evaluate import compare, demo, evaluate, predict
 from cli.train import models, train
 from pipeline import __version__
 
@@ -15,5 +16,5 @@ def main() -> None:
     """skpipe: skeleton action recognition from a PYSKL 2D pickle, via a Zarr tensor cache."""
 
 
-for command in (synth, ingest, build_splits, info, train, models):
+for command in (synth, ingest, build_splits, info, train, models, evaluate, compare, predict, demo):
     main.add_command(command)

@@ -88,6 +88,7 @@ def _class_motion(seed: int, label: int) -> dict[str, np.ndarray | float]:
         "phase": rng.uniform(0, 2 * np.pi, (17, 1)).astype(np.float32),
         "freq": float(rng.uniform(0.01, 0.04)),  # cycles per frame (25 fps: periods of 1-4 s)
         "drift": rng.normal(0, 0.0005, 2).astype(np.float32),  # person heights per frame
+        "bob": rng.normal(0, 0.08, 2).astype(np.float32),  # whole-body oscillation (jumps, steps)
     }
 
 
@@ -97,7 +98,8 @@ def _pose_track(motion: dict[str, Any], t_count: int, phase0: float, speed: floa
     t = np.arange(t_count, dtype=np.float32)[:, None, None]  # (T, 1, 1)
     w = 2 * np.pi * motion["freq"] * speed
     arg = w * t + motion["phase"][None] + phase0  # (T, V, 1)
-    offs = amp_scale * (motion["amp"][None] * np.sin(arg) + motion["amp2"][None] * np.sin(2 * arg))
+    offs = amp_scale * (motion["amp"][None] * np.sin(arg) + motion["amp2"][None] * np.sin(2 * arg)
+                        + motion["bob"] * np.sin(arg[:, :1]))
     return REST_POSE[None] + motion["posture"][None] + offs + motion["drift"] * t  # (T, V, 2)
 
 
@@ -105,8 +107,8 @@ def make_clip(cfg: SynthConfig, label: int, group: int, clip: int) -> dict[str, 
     """One annotation dict in the PYSKL format."""
     g_rng = np.random.default_rng([cfg.seed, 2, label, group])  # shared by clips of a group
     rng = np.random.default_rng([cfg.seed, 3, label, group, clip])
-    height = g_rng.uniform(130, 230) * rng.uniform(0.95, 1.05)  # the actor is the main subject
-    centre = np.array([g_rng.uniform(0.3, 0.7) * IMG_W, g_rng.uniform(0.45, 0.85) * IMG_H])
+    height = g_rng.uniform(150, 230) * rng.uniform(0.95, 1.05)  # the actor is the main subject
+    centre = np.array([g_rng.uniform(0.35, 0.65) * IMG_W, g_rng.uniform(0.5, 0.8) * IMG_H])
     speed = g_rng.uniform(0.8, 1.25) * rng.uniform(0.95, 1.05)
     t_count = int(np.clip(round(rng.lognormal(np.log(186) - 0.18, 0.6)), 29, 1800))
     actor = _pose_track(_class_motion(cfg.seed, label), t_count, rng.uniform(0, 2 * np.pi),

@@ -1,0 +1,62 @@
+"""`skpipe compare`: the seed's Table 2 for any runs, mismatches flagged, never mixed silently."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline import SkpipeError
+from pipeline.evaluate import open_run
+from pipeline.train import read_metrics
+
+COLUMNS = ["run", "model", "epochs", "accuracy", "weighted_f1", "macro_f1", "parameters",
+           "train_s_per_epoch", "split", "subset", "clips"]
+
+
+def compare_runs(run_dirs: list[Path], subset: str = "test") -> tuple[pd.DataFrame, list[str]]:
+    """One row per run, and warnings for runs on different splits or caches."""
+    if not run_dirs:
+        raise SkpipeError("give at least one run directory")
+    rows: list[dict[str, Any]] = []
+    caches: dict[str, list[str]] = {}
+    for d in run_dirs:
+        run = open_run(d)
+        report_path = run.directory / "eval" / subset / "report.json"
+        if not report_path.exists():
+            raise SkpipeError(f"{run.directory} has no {subset} evaluation "
+                              f"(run `skpipe evaluate {run.directory} --subset {subset}` first)")
+        rep = json.loads(report_path.read_text())
+        metrics = read_metrics(run.directory)
+        secs = [m["seconds"] for m in metrics]
+        rows.append({
+            "run": run.directory.name, "model": run.model, "epochs": len(metrics),
+            "accuracy": rep["accuracy"], "weighted_f1": rep["weighted"]["f1"],
+            "macro_f1": rep["macro"]["f1"], "parameters": rep["parameters"],
+            "train_s_per_epoch": sum(secs) / len(secs) if secs else float("nan"),
+            "split": run.split, "subset": subset, "clips": rep["clips"],
+        })
+        caches.setdefault(run.config["manifest_hash"], []).append(run.directory.name)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    warnings = []
+    if df["split"].nunique() > 1:
+        warnings.append("runs use different splits ("
+                        + ", ".join(f"{r}: {s}" for r, s in zip(df["run"], df["split"], strict=True))
+                        + "): their accuracies are not comparable")
+    if len(caches) > 1:
+        warnings.append("runs were trained on different caches: "
+                        + "; ".join(", ".join(v) for v in caches.values()))
+    if df["clips"].nunique() > 1:
+        warnings.append("runs were evaluated with different --clips")
+    return df, warnings
+
+
+def to_markdown(df: pd.DataFrame, warnings: list[str]) -> str:
+    head = "| model | epochs | accuracy | weighted F1 | macro F1 | parameters | s / epoch | run |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in df.itertuples():
+        lines.append(f"| {r.model} | {r.epochs} | {r.accuracy:.2%} | {r.weighted_f1:.4f} | "
+                     f"{r.macro_f1:.4f} | {r.parameters:,} | {r.train_s_per_epoch:.1f} | {r.run} |")
+    return "\n".join(lines + [""] + [f"> **Warning:** {w}" for w in warnings]) + "\n"

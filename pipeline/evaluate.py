@@ -1,0 +1,217 @@
+"""`skpipe evaluate`: metrics of a trained run on one subset of its split, written once.
+
+Every figure comes from scikit-learn. With `clips` K > 1, softmax probabilities are averaged
+over K fixed temporal clips per sample, as PYSKL / MMAction2 report skeleton results.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn import metrics as skm
+
+from models import build_model, count_parameters
+from pipeline import SkpipeError
+from pipeline.atomic import atomic_write_bytes, atomic_write_text
+from pipeline.cache import Cache, open_cache
+from pipeline.dataset import LoaderConfig, SkeletonDataset
+from pipeline.splits import SUBSETS
+from pipeline.train import _autocast, configure_cpu, load_checkpoint
+
+
+@dataclass(frozen=True)
+class Run:
+    """A training run directory, with its config and the cache it was trained on."""
+
+    directory: Path
+    config: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return str(self.config["train"]["model"])
+
+    @property
+    def split(self) -> int:
+        return int(self.config["train"]["split"])
+
+
+def open_run(run_dir: Path) -> Run:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise SkpipeError(f"{run_dir} is not a skpipe run (config.json missing)")
+    return Run(run_dir, json.loads(path.read_text()))
+
+
+def checkpoint_path(run: Run, checkpoint: str) -> Path:
+    if checkpoint in ("best", "last"):
+        path = run.directory / "checkpoints" / f"{checkpoint}.pt"
+    else:
+        path = Path(checkpoint)
+    if not path.exists():
+        raise SkpipeError(f"{run.directory}: no checkpoint {checkpoint!r} ({path} missing); "
+                          "was the run trained for at least one epoch?")
+    return path
+
+
+def load_model(run: Run, checkpoint: str = "best") -> tuple[torch.nn.Module, Path]:
+    path = checkpoint_path(run, checkpoint)
+    ckpt = load_checkpoint(path)
+    if ckpt.get("model_name") != run.model:
+        raise SkpipeError(f"{path} holds a {ckpt.get('model_name')} model, the run is {run.model}")
+    model = build_model(run.model, int(run.config["num_classes"]), run.config["train"]["dropout"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), path
+
+
+def run_cache(run: Run, cache_dir: Path | None = None) -> Cache:
+    """The run's cache, refused if it was rebuilt since the run (manifest hash)."""
+    cache = open_cache(Path(cache_dir or run.config["cache"]))
+    if cache.manifest_hash != run.config["manifest_hash"]:
+        raise SkpipeError(f"the cache at {cache.directory} changed since {run.directory} was "
+                          "trained (manifest hash differs); evaluate on the cache it was trained on")
+    return cache
+
+
+@torch.no_grad()
+def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, clips: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probs (N, C), labels (N,), samples (N,)), probabilities averaged over `clips` clips."""
+    t = run.config["train"]
+    total: np.ndarray | None = None
+    for k in range(clips):
+        cfg = LoaderConfig(split=run.split, subset=subset, batch_size=64, frames=t["frames"],
+                           train=False, clip=k, num_clips=clips)
+        probs, labels, samples = [], [], []
+        for x, y, lengths, s in SkeletonDataset(cache, cfg):
+            with _autocast(t["precision"]):
+                probs.append(torch.softmax(model(x, lengths).float(), dim=1).numpy())
+            labels.append(y.numpy())
+            samples.append(s.numpy())
+        p = np.concatenate(probs)
+        total = p if total is None else total + p
+    assert total is not None
+    return total / clips, np.concatenate(labels), np.concatenate(samples)
+
+
+def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """Every figure of the report, from scikit-learn. Averages over sklearn's default labels
+    (the classes present in y_true or y_pred); per-class rows for every class."""
+    num = len(class_names)
+    labels = np.arange(num)
+    y_pred = probs.argmax(1)
+    p, r, f, support = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    avg = {}
+    for kind in ("macro", "weighted"):
+        ap, ar, af, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=kind, zero_division=0)
+        avg[kind] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
+    # with 5 classes or fewer every label is in the top 5
+    top5 = skm.top_k_accuracy_score(y_true, probs, k=5, labels=labels) if num > 5 else 1.0
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "top5_accuracy": float(top5),
+        "mean_class_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
+        "macro": avg["macro"], "weighted": avg["weighted"],
+        "per_class": pd.DataFrame({
+            "class": class_names, "support": support, "precision": p, "recall": r, "f1": f,
+            "accuracy": r,  # per-class accuracy is the class's recall
+        }),
+        "confusion": skm.confusion_matrix(y_true, y_pred, labels=labels),
+    }
+
+
+def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int = 1,
+                 cache_dir: Path | None = None, force: bool = False, threads: int = 0) -> dict[str, Any]:
+    """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...}."""
+    if subset not in SUBSETS:
+        raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
+    if clips < 1:
+        raise SkpipeError(f"--clips must be >= 1, got {clips}")
+    run = open_run(run_dir)
+    out = run.directory / "eval" / subset
+    if (out / "report.json").exists() and not force:
+        raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
+    cache = run_cache(run, cache_dir)
+    model, ckpt_path = load_model(run, checkpoint)
+    import os
+
+    configure_cpu(threads or len(os.sched_getaffinity(0)))
+    probs, y, samples = predict_subset(model, cache, run, subset, clips)
+    names = list(run.config["class_names"])
+    m = compute_metrics(y, probs, names)
+    report = {
+        "run": str(run.directory), "model": run.model, "split": run.split, "subset": subset,
+        "checkpoint": str(ckpt_path), "clips": clips, "samples": int(len(y)),
+        "parameters": count_parameters(model), "manifest_hash": run.config["manifest_hash"],
+        "frames": run.config["train"]["frames"],
+        **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    per_class = m["per_class"]
+    atomic_write_text(out / "per_class.csv", per_class.to_csv(index=False))
+    conf = pd.DataFrame(m["confusion"], index=names, columns=names)
+    atomic_write_text(out / "confusion.csv", conf.to_csv())
+    atomic_write_bytes(out / "confusion.png", confusion_png(m["confusion"], names,
+                                                            f"{run.directory.name} · {subset}"))
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    return {"report": report, "per_class": per_class, "out": out}
+
+
+def worst_pairs(confusion: np.ndarray, k: int = 10) -> list[tuple[int, int, float]]:
+    """The k largest off-diagonal row-normalized cells: (true, predicted, fraction)."""
+    rows = confusion.sum(1, keepdims=True)
+    norm = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    np.fill_diagonal(norm, 0)
+    flat = np.argsort(norm, axis=None)[::-1][:k]
+    pairs = [(int(i), int(j), float(norm[i, j])) for i, j in zip(*np.unravel_index(flat, norm.shape),
+                                                                    strict=True)]
+    return [p for p in pairs if p[2] > 0]
+
+
+def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
+    """Row-normalized heatmap readable at 101 classes; the ten worst confusions boxed and listed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    n = len(names)
+    rows = confusion.sum(1, keepdims=True)
+    norm = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    side = max(6.0, 0.2 * n + 3)  # inches: ~0.2 in per class keeps 101 names legible
+    fontsize = 10 if n <= 20 else 7 if n <= 50 else 5.5
+    fig = plt.figure(figsize=(side + 4.5, side))
+    ax = fig.add_axes((0.12 * 12 / (side + 4.5), 0.1, side * 0.78 / (side + 4.5), 0.82))
+    im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks(range(n), names, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(n), names, fontsize=fontsize)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"{title}: confusion, rows normalized to 1")
+    pairs = worst_pairs(confusion)
+    for i, j, _ in pairs:
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if norm[i, j] < 0.6 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+    lines = ["Worst confusions (red boxes)", "true → predicted: share of true row", ""]
+    lines += [f"{k + 1:2d}. {names[i]} → {names[j]}: {f:.0%}" for k, (i, j, f) in enumerate(pairs)]
+    fig.text(1 - 4.3 / (side + 4.5), 0.9, "\n".join(lines) if pairs else "No confusions",
+             va="top", ha="left", fontsize=max(fontsize + 2, 9), family="monospace")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()

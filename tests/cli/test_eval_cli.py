@@ -1,0 +1,39 @@
+"""`skpipe demo --quick` end to end, and evaluate / compare / predict through the CLI."""
+
+import json
+
+from click.testing import CliRunner
+
+from cli.main import main
+from tests.conftest import SHARED_DATA
+
+
+def test_demo_quick_end_to_end(tmp_path):
+    r = CliRunner().invoke(main, ["demo", "--quick", "--workdir", str(tmp_path / "d")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "lstm" in r.output and "stgcn" in r.output and "accuracy" in r.output
+    runs = sorted((tmp_path / "d" / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        assert (run / "eval" / "test" / "report.json").exists()
+    assert "| lstm |" in (tmp_path / "d" / "comparison.md").read_text()
+    # evaluate again needs --force; val works; compare; predict on a real clip
+    r = CliRunner().invoke(main, ["evaluate", str(runs[0])])
+    assert r.exit_code != 0 and "already exists" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["evaluate", str(runs[0]), "--subset", "val"])
+    assert r.exit_code == 0 and "weakest" in r.output
+    r = CliRunner().invoke(main, ["compare", *map(str, runs), "--markdown", str(tmp_path / "t.md")])
+    assert r.exit_code == 0 and (tmp_path / "t.md").exists()
+    r = CliRunner().invoke(main, ["predict", str(runs[1]), str(SHARED_DATA / "mini_ucf101.pkl"), "--json"])
+    assert r.exit_code == 0
+    assert len(json.loads(r.output)) == 6
+    # a second demo reuses the cache and adds new runs, overwriting nothing
+    r = CliRunner().invoke(main, ["demo", "--quick", "--workdir", str(tmp_path / "d")])
+    assert r.exit_code == 0 and "reusing" in r.output
+    assert len(list((tmp_path / "d" / "runs").iterdir())) == 4
+
+
+def test_evaluate_refuses_non_runs(tmp_path):
+    r = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
+    assert r.exit_code != 0 and "not a skpipe run" in r.output
