@@ -18,3 +18,7 @@ def main() -> None:
 
 for command in (synth, ingest, build_splits, info, train, models, evaluate, compare, predict, demo):
     main.add_command(command)
+
+
+if __name__ == "__main__":  # `python -m cli.main`, as torchrun's launcher starts each rank
+    main()

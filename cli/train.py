@@ -33,7 +33,10 @@ class EpochView:
                 f"[bold]{c['train']['model']}[/bold] · {c['parameters']:,} parameters · split "
                 f"{c['train']['split']} · {c['train_samples']:,} train / {c['val_samples']:,} val · "
                 f"loader: {c['loader_mode']} · {c['train']['precision']} · "
-                f"{c['train']['threads']} threads → {info['run_dir']}")
+                f"{c['train']['threads']} threads · {c['device']}"
+                + (f" · {c['world_size']} processes, effective batch {c['effective_batch_size']}, "
+                   f"lr {c['effective_lr']:g}" if c["world_size"] > 1 else "")
+                + f" → {info['run_dir']}")
             if info["start_epoch"]:
                 console.print(f"resuming after epoch {info['start_epoch']}")
             self.bar.start()
@@ -71,8 +74,13 @@ class EpochView:
 @click.option("--dropout", default=0.5, show_default=True)
 @click.option("--frames", default=300, show_default=True,
               help="Frames fed to the model; below 300, sampled uniformly over the valid frames.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="bf16 = CPU autocast.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              show_default=True, help="bf16: autocast (CPU or CUDA); fp16: CUDA only, with loss scaling.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--nproc", default=1, show_default=True,
+              help="Processes on this machine (DDP through torchrun's launcher).")
+@click.option("--lr-scaling", type=click.Choice(["linear", "none"]), default="linear", show_default=True,
+              help="Distributed: multiply --lr by the number of processes (the effective batch grows).")
 @click.option("--threads", default=0, help="Torch threads (default: all usable cores).")
 @click.option("--workers", default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--loader", type=click.Choice(["auto", "memory", "stream"]), default="auto",
@@ -85,15 +93,30 @@ class EpochView:
               help="Continue the run in this directory.")
 @user_errors
 def train(model: str, cache_dir: Path, split: int, epochs: int, batch_size: int, lr: float,
-          weight_decay: float, dropout: float, frames: int, precision: str, threads: int,
-          workers: int, loader: str, seed: int, patience: int, out: Path, resume: Path | None) -> None:
-    """Train MODEL (lstm or stgcn) on a split of the cache; choose on val, never touch test."""
+          weight_decay: float, dropout: float, frames: int, precision: str, device: str, nproc: int,
+          lr_scaling: str, threads: int, workers: int, loader: str, seed: int, patience: int,
+          out: Path, resume: Path | None) -> None:
+    """Train MODEL (lstm or stgcn) on a split of the cache; choose on val, never touch test.
+
+    Under torchrun, each process trains on its share of the cache's chunks (DDP)."""
+    import os
+    import sys
+
+    from pipeline.distributed import env_rank, launch
     from pipeline.train import TrainConfig, fit, read_metrics
 
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        argv = sys.argv[1:]
+        i = argv.index("--nproc")  # relaunch the same command, minus --nproc, under torchrun
+        raise SystemExit(launch(nproc, argv[:i] + argv[i + 2 :]))
     cfg = TrainConfig(model=model, cache=str(cache_dir), split=split, epochs=epochs,
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay, dropout=dropout,
                       frames=frames, precision=precision, threads=threads, workers=workers,
-                      seed=seed, patience=patience, loader=loader, out=str(out))
+                      seed=seed, patience=patience, loader=loader, out=str(out), device=device,
+                      lr_scaling=lr_scaling)
+    if env_rank() != 0:  # other ranks train quietly; rank 0 reports
+        fit(cfg, resume=resume)
+        return
     view = EpochView()
     try:
         s = fit(cfg, resume=resume, event=view)

@@ -25,15 +25,26 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.distributed.algorithms import Join, Joinable
 
 from models import MODELS, build_model, count_parameters
 from pipeline import SkpipeError, __version__
 from pipeline.atomic import atomic_write_text
 from pipeline.cache import Cache, open_cache
 from pipeline.dataset import Batch, LoaderConfig, SkeletonDataset
+from pipeline.distributed import (
+    DistInfo,
+    all_sum,
+    broadcast,
+    gather,
+    setup,
+    sync_buffers,
+    teardown,
+)
 
 DEFAULT_EPOCHS = {"lstm": 50, "stgcn": 100}
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+CPU = torch.device("cpu")
 Event = Callable[[str, dict[str, Any]], None]
 
 
@@ -58,6 +69,8 @@ class TrainConfig:
     loader: str = "auto"
     checkpoint_every: int = 10
     out: str = "runs"
+    device: str = "auto"
+    lr_scaling: str = "linear"  # distributed: lr x world size (the effective batch grows as much)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -66,6 +79,8 @@ class TrainConfig:
             raise SkpipeError(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.split not in (1, 2, 3):
             raise SkpipeError(f"--split must be 1, 2 or 3, got {self.split}")
+        if self.lr_scaling not in ("linear", "none"):
+            raise SkpipeError(f"--lr-scaling must be linear or none, got {self.lr_scaling}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise SkpipeError("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
 
@@ -112,22 +127,39 @@ def apply_allocator() -> bool:
         return False
 
 
-def _autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    if device.type == "cpu":
+        return batch
+    x, y, lengths, s = batch  # pinned by the DataLoader when workers > 0
+    return (x.to(device, non_blocking=True), y.to(device, non_blocking=True),
+            lengths.to(device, non_blocking=True), s)
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[Batch],
-                    precision: str, on_step: Callable[[dict[str, float]], None] | None = None
-                    ) -> dict[str, float]:
+                    precision: str, device: torch.device = CPU,
+                    on_step: Callable[[dict[str, float]], None] | None = None,
+                    scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+    """One pass over `batches`; returns this process's sums (loss_sum, correct, samples)."""
     model.train()
     loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
-    for step, (x, y, lengths, _) in enumerate(batches):
-        with _autocast(precision):
+    for step, batch in enumerate(batches):
+        x, y, lengths, _ = _to(batch, device)
+        with _autocast(precision, device):
             logits = model(x, lengths)
             loss = nn.functional.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:  # fp16 on CUDA
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         loss_sum += loss.item() * len(y)
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
@@ -135,21 +167,23 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
             on_step({"step": step + 1, "loss": loss_sum / seen, "acc": correct / seen,
                      "samples_per_s": seen / (time.perf_counter() - t0)})
     seconds = time.perf_counter() - t0
-    return {"loss": loss_sum / max(seen, 1), "acc": correct / max(seen, 1), "samples": seen,
-            "seconds": seconds, "samples_per_s": seen / max(seconds, 1e-9)}
+    return {"loss_sum": loss_sum, "correct": correct, "samples": seen, "seconds": seconds}
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str) -> dict[str, float]:
+def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str,
+             device: torch.device = CPU) -> dict[str, float]:
+    """This process's sums over `batches`: loss_sum, correct, samples."""
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
-    for x, y, lengths, _ in batches:
-        with _autocast(precision):
+    for batch in batches:
+        x, y, lengths, _ = _to(batch, device)
+        with _autocast(precision, device):
             logits = model(x, lengths).float()
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
-    return {"loss": loss_sum / max(seen, 1), "acc": correct / max(seen, 1), "samples": seen}
+    return {"loss_sum": loss_sum, "correct": correct, "samples": seen}
 
 
 def library_versions() -> dict[str, str]:
@@ -188,18 +222,19 @@ def _new_run_dir(cfg: TrainConfig) -> Path:
     return run
 
 
-def _loaders(cache: Cache, cfg: TrainConfig) -> tuple[SkeletonDataset, SkeletonDataset]:
+def _loaders(cache: Cache, cfg: TrainConfig, d: DistInfo) -> tuple[SkeletonDataset, SkeletonDataset]:
     base = LoaderConfig(split=cfg.split, batch_size=cfg.batch_size, frames=cfg.frames,
-                        seed=cfg.seed, mode=cfg.loader)
+                        seed=cfg.seed, mode=cfg.loader, rank=d.rank, world=d.world)
     train = SkeletonDataset(cache, replace(base, subset="train", train=True))
     val = SkeletonDataset(cache, replace(base, subset="val", train=False))
     return train, val
 
 
-def _batches(ds: SkeletonDataset, workers: int) -> Iterable[Batch]:
+def _batches(ds: SkeletonDataset, workers: int, device: torch.device) -> Iterable[Batch]:
     if workers == 0:
         return ds
-    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)
+    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
+                                       pin_memory=device.type == "cuda")
 
 
 def _resume_state(run_dir: Path, model_name: str, cache: Cache) -> tuple[TrainConfig, dict[str, Any]]:
@@ -214,53 +249,96 @@ def _resume_state(run_dir: Path, model_name: str, cache: Cache) -> tuple[TrainCo
     return TrainConfig(**saved["train"]), load_checkpoint(run_dir / "checkpoints" / "last.pt")
 
 
+def _record_samples(batches: Iterable[Batch], d: DistInfo, epoch: int) -> Iterable[Batch]:
+    """With SKPIPE_RECORD_SAMPLES=DIR, log which samples each rank trained on (for tests)."""
+    out = os.environ.get("SKPIPE_RECORD_SAMPLES")
+    if not out:
+        yield from batches
+        return
+    seen = []
+    for b in batches:
+        seen.append(b[3].numpy())
+        yield b
+    np.save(Path(out) / f"rank{d.rank}-epoch{epoch}.npy", np.concatenate(seen) if seen else np.zeros(0))
+
+
 def fit(cfg: TrainConfig, resume: Path | None = None, event: Event | None = None) -> dict[str, Any]:
-    """Train `cfg.model`; return a summary. `event(name, info)` reports progress."""
+    """Train `cfg.model`; return a summary. `event(name, info)` reports progress (rank 0 only).
+
+    Under torchrun (WORLD_SIZE > 1) each rank trains on its share of the chunks through DDP;
+    metrics are summed over ranks and rank 0 alone writes the run directory.
+    """
+    d = setup(cfg.device)
+    try:
+        return _fit(cfg, d, resume, event if d.main else None)
+    finally:
+        teardown(d)
+
+
+def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None) -> dict[str, Any]:
     emit = event or (lambda name, info: None)
     cache = open_cache(Path(cfg.cache))
     ckpt: dict[str, Any] | None = None
     if resume is not None:
         saved, ckpt = _resume_state(Path(resume), cfg.model, cache)
-        cfg = replace(saved, epochs=max(cfg.epochs, saved.epochs) if cfg.epochs else saved.epochs)
+        cfg = replace(saved, epochs=max(cfg.epochs, saved.epochs) if cfg.epochs else saved.epochs,
+                      device=cfg.device)
+    if cfg.precision == "fp16" and d.device.type != "cuda":
+        raise SkpipeError("--precision fp16 needs a CUDA device; on CPU use bf16")
+    if cfg.threads == 0 and d.local_world > 1:  # share the cores between this machine's ranks
+        cfg = replace(cfg, threads=max(1, len(os.sched_getaffinity(0)) // d.local_world))
     cfg = cfg.resolved()
     allocator = configure_cpu(cfg.threads)
-    train_ds, val_ds = _loaders(cache, cfg)
+    train_ds, val_ds = _loaders(cache, cfg, d)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout).to(d.device)
+    lr = cfg.lr * d.world if cfg.lr_scaling == "linear" else cfg.lr  # effective batch x world
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
     state: dict[str, Any] = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "stale": 0}
     if ckpt is not None and resume is not None:
         run_dir = Path(resume)
-        model.load_state_dict(ckpt["model"])
+        net.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        rng = ckpt["torch_rng"]
+        torch.set_rng_state(rng[d.rank] if isinstance(rng, list) else rng)
         state = ckpt["state"]
-        _truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
+        if d.main:
+            _truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
     else:
-        run_dir = _new_run_dir(cfg)
-    params = count_parameters(model)
+        run_dir = broadcast(_new_run_dir(cfg) if d.main else None, d)
+    model: nn.Module = net
+    if d.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    params = count_parameters(net)
     config = {"train": asdict(cfg), "manifest_hash": cache.manifest_hash, "cache": str(cache.directory),
               "num_classes": cache.manifest.num_classes, "class_names": cache.manifest.class_names,
               "parameters": params, "loader_mode": train_ds.mode, "versions": library_versions(),
               "cache_dtype": cache.manifest.array["dtype"], "allocator": allocator,
+              "device": str(d.device), "world_size": d.world,
+              "effective_batch_size": cfg.batch_size * d.world, "effective_lr": lr,
               "train_samples": len(train_ds.samples), "val_samples": len(val_ds.samples)}
-    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2) + "\n")
 
-    def checkpoint(name: str) -> None:
-        _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+    def checkpoint(name: str, rng: list[torch.Tensor]) -> None:
+        _save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+               "scheduler": scheduler.state_dict(), "torch_rng": rng if d.distributed else rng[0],
                "state": dict(state), "model_name": cfg.model,
                "num_classes": cache.manifest.num_classes, "manifest_hash": cache.manifest_hash,
                "config": asdict(cfg)}, run_dir / "checkpoints" / name)
 
-    if ckpt is None:
-        checkpoint("last.pt")  # epoch 0: an interrupted first epoch resumes from scratch
-    from torch.utils.tensorboard import SummaryWriter
+    writer = None
+    if d.main:
+        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+        from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=state["epoch"] + 1)
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=state["epoch"] + 1)
+    rngs = gather(torch.get_rng_state(), d)
+    if ckpt is None and d.main:
+        checkpoint("last.pt", rngs)  # epoch 0: an interrupted first epoch resumes from scratch
     emit("start", {"run_dir": run_dir, "config": config, "start_epoch": state["epoch"],
                    "train_batches": len(train_ds)})
     interrupted = False
@@ -268,30 +346,36 @@ def fit(cfg: TrainConfig, resume: Path | None = None, event: Event | None = None
         for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
             train_ds.set_epoch(epoch)
             emit("epoch_start", {"epoch": epoch, "steps": len(train_ds)})
-            tr = train_one_epoch(model, optimizer, _batches(train_ds, cfg.workers), cfg.precision,
-                                 functools.partial(_step_event, emit, epoch))
-            va = evaluate(model, _batches(val_ds, cfg.workers), cfg.precision)
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step(va["loss"])
-            improved = va["acc"] > state["best_val_acc"]
+            batches = _record_samples(_batches(train_ds, cfg.workers, d.device), d, epoch)
+            joined = Join([model]) if isinstance(model, Joinable) else contextlib.nullcontext()
+            with joined:  # ranks may hold unequal numbers of batches
+                tr = train_one_epoch(model, optimizer, batches, cfg.precision, d.device,
+                                     functools.partial(_step_event, emit, epoch), scaler)
+            sync_buffers(net, d)
+            va = evaluate(net, _batches(val_ds, cfg.workers, d.device), cfg.precision, d.device)
+            t_loss, t_ok, t_n, v_loss, v_ok, v_n = all_sum(
+                [tr["loss_sum"], tr["correct"], tr["samples"], va["loss_sum"], va["correct"],
+                 va["samples"]], d)
+            seconds = max(all_sum([tr["seconds"]], d)[0] / d.world, 1e-9)
+            row = {"epoch": epoch, "train_loss": t_loss / max(t_n, 1), "train_acc": t_ok / max(t_n, 1),
+                   "val_loss": v_loss / max(v_n, 1), "val_acc": v_ok / max(v_n, 1),
+                   "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
+                   "samples_per_s": t_n / seconds}
+            scheduler.step(row["val_loss"])
+            improved = row["val_acc"] > state["best_val_acc"]
+            row["best"] = improved
             state.update(epoch=epoch, stale=0 if improved else state["stale"] + 1)
             if improved:
-                state.update(best_val_acc=va["acc"], best_epoch=epoch)
-            row = {"epoch": epoch, "train_loss": tr["loss"], "train_acc": tr["acc"],
-                   "val_loss": va["loss"], "val_acc": va["acc"], "lr": lr,
-                   "seconds": tr["seconds"], "samples_per_s": tr["samples_per_s"],
-                   "best": improved}
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-            for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "samples_per_s"):
-                writer.add_scalar(k.replace("_", "/", 1), row[k], epoch)
-            writer.flush()
-            if improved:
-                checkpoint("best.pt")
-            if epoch % cfg.checkpoint_every == 0:
-                checkpoint(f"epoch_{epoch:03d}.pt")
-            checkpoint("last.pt")
-            plot_curves(run_dir)
+                state.update(best_val_acc=row["val_acc"], best_epoch=epoch)
+            rngs = gather(torch.get_rng_state(), d)
+            if d.main:
+                _write_epoch(run_dir, row, writer)
+                if improved:
+                    checkpoint("best.pt", rngs)
+                if epoch % cfg.checkpoint_every == 0:
+                    checkpoint(f"epoch_{epoch:03d}.pt", rngs)
+                checkpoint("last.pt", rngs)
+                plot_curves(run_dir)
             emit("epoch_end", row)
             if cfg.patience and state["stale"] >= cfg.patience:
                 emit("early_stop", {"epoch": epoch, "patience": cfg.patience})
@@ -299,10 +383,19 @@ def fit(cfg: TrainConfig, resume: Path | None = None, event: Event | None = None
     except KeyboardInterrupt:
         interrupted = True  # last.pt already holds the last completed epoch
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     return {"run_dir": run_dir, "epochs": state["epoch"], "best_val_acc": state["best_val_acc"],
             "best_epoch": state["best_epoch"], "parameters": params, "interrupted": interrupted,
-            "loader_mode": train_ds.mode}
+            "loader_mode": train_ds.mode, "rank": d.rank, "world": d.world}
+
+
+def _write_epoch(run_dir: Path, row: dict[str, Any], writer: Any) -> None:
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "samples_per_s"):
+        writer.add_scalar(k.replace("_", "/", 1), row[k], row["epoch"])
+    writer.flush()
 
 
 def _step_event(emit: Event, epoch: int, info: dict[str, float]) -> None:
