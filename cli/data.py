@@ -11,8 +11,8 @@ from cli.ui import console, human_bytes, stage_progress, user_errors
 from pipeline import SkpipeError
 
 cache_option = click.option(
-    "--cache", "cache_dir", type=click.Path(path_type=Path), default="cache", show_default=True,
-    envvar="SKPIPE_CACHE", show_envvar=True, help="Cache directory.",
+    "--cache", "cache_dir", default="cache", show_default=True, envvar="SKPIPE_CACHE",
+    show_envvar=True, help="Cache directory, or for reading commands any fsspec URL (file://, s3://, ...).",
 )
 
 
@@ -46,18 +46,20 @@ def synth(out: Path, classes: int, per_class: int, seed: int, full: bool, force:
               help="Text file with one class name per line, in label order.")
 @click.option("--force", is_flag=True, help="Replace an existing cache.")
 @user_errors
-def ingest(raw: Path, cache_dir: Path, dtype: str, chunk: int, class_names: Path | None,
+def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path | None,
            force: bool) -> None:
     """Validate and preprocess RAW (a PYSKL 2D pickle) into the tensor cache, once."""
     from pipeline.cache import IngestConfig
     from pipeline.cache import ingest as run_ingest
 
+    if "://" in cache_dir:
+        raise SkpipeError("ingest writes a local cache (atomically); copy it to shared storage after")
     names = None
     if class_names is not None:
         names = [ln.strip() for ln in class_names.read_text().splitlines() if ln.strip()]
     cfg = IngestConfig(dtype=dtype, chunk=chunk)
     with stage_progress() as progress:
-        s = run_ingest(raw, cache_dir, cfg, force=force, class_names=names, progress=progress)
+        s = run_ingest(raw, Path(cache_dir), cfg, force=force, class_names=names, progress=progress)
     t = Table(title=f"Cache {s.cache_dir}", show_header=False)
     t.add_row("samples", f"{s.samples:,}")
     t.add_row("classes", str(s.classes))
@@ -80,7 +82,7 @@ def ingest(raw: Path, cache_dir: Path, dtype: str, chunk: int, class_names: Path
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace existing splits.")
 @user_errors
-def build_splits(cache_dir: Path, val_fraction: float, test_fraction: float, seed: int,
+def build_splits(cache_dir: str, val_fraction: float, test_fraction: float, seed: int,
                  force: bool) -> None:
     """Write CACHE/splits.parquet: train / val / test for splits 1-3."""
     from pipeline.cache import open_cache
@@ -88,7 +90,7 @@ def build_splits(cache_dir: Path, val_fraction: float, test_fraction: float, see
 
     cfg = SplitConfig(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     df, meta = write_splits(open_cache(cache_dir), cfg, force=force)
-    console.print(_counts_table(df, meta["methods"], f"Splits in {cache_dir / 'splits.parquet'}"))
+    console.print(_counts_table(df, meta["methods"], f"Splits in {cache_dir}/splits.parquet"))
 
 
 def _counts_table(df, methods: dict[str, str], title: str) -> Table:  # type: ignore[no-untyped-def]
@@ -109,7 +111,7 @@ def _counts_table(df, methods: dict[str, str], title: str) -> Table:  # type: ig
 @cache_option
 @click.option("--no-hash", is_flag=True, help="Compare the source by size only (skip hashing it).")
 @user_errors
-def info(cache_dir: Path, no_hash: bool) -> None:
+def info(cache_dir: str, no_hash: bool) -> None:
     """Show what is in the cache, its splits, its classes, and whether it is stale."""
     from pipeline.cache import open_cache, source_status
     from pipeline.splits import read_splits

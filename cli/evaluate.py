@@ -20,11 +20,10 @@ run_dir_arg = click.argument("run_dir", type=click.Path(file_okay=False, path_ty
 @click.option("--checkpoint", default="best", show_default=True, help="best, last, or a .pt path.")
 @click.option("--clips", default=1, show_default=True,
               help="Average softmax over K fixed temporal clips (runs trained with --frames < 300).")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path),
-              help="The run's cache, if it moved (must be the same build).")
+@click.option("--cache", "cache_dir", help="The run's cache (path or URL), if it moved; the same build.")
 @click.option("--force", is_flag=True, help="Replace an existing evaluation.")
 @user_errors
-def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int, cache_dir: Path | None,
+def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int, cache_dir: str | None,
              force: bool) -> None:
     """Evaluate a trained run on a subset of its split; write RUN_DIR/eval/<subset>/."""
     from pipeline.evaluate import evaluate_run

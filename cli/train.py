@@ -92,7 +92,7 @@ class EpochView:
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Continue the run in this directory.")
 @user_errors
-def train(model: str, cache_dir: Path, split: int, epochs: int, batch_size: int, lr: float,
+def train(model: str, cache_dir: str, split: int, epochs: int, batch_size: int, lr: float,
           weight_decay: float, dropout: float, frames: int, precision: str, device: str, nproc: int,
           lr_scaling: str, threads: int, workers: int, loader: str, seed: int, patience: int,
           out: Path, resume: Path | None) -> None:
@@ -142,13 +142,14 @@ def train(model: str, cache_dir: Path, split: int, epochs: int, batch_size: int,
 @click.command()
 @cache_option
 @user_errors
-def models(cache_dir: Path) -> None:
+def models(cache_dir: str) -> None:
     """List the models and their parameter counts for the cache's classes (101 without one)."""
     from models import MODELS, build_model, count_parameters
     from pipeline.cache import open_cache
+    from pipeline.location import exists, join
 
     classes, where = 101, "no cache: UCF101's 101 classes"
-    if (cache_dir / "manifest.json").exists():
+    if exists(join(cache_dir, "manifest.json")):
         classes, where = open_cache(cache_dir).manifest.num_classes, f"cache {cache_dir}"
     t = Table(title=f"Models at {classes} classes ({where})")
     t.add_column("model")

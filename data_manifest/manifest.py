@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline import SkpipeError
 from pipeline.atomic import atomic_write_text
+from pipeline.location import Location, exists, join, read_bytes
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -58,20 +59,20 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     atomic_write_text(Path(directory) / MANIFEST_NAME, manifest.to_json())
 
 
-def manifest_hash(directory: Path) -> str:
+def manifest_hash(directory: Location) -> str:
     """sha256 of manifest.json's bytes: the identity of a cache build."""
-    return hashlib.sha256((Path(directory) / MANIFEST_NAME).read_bytes()).hexdigest()
+    return hashlib.sha256(read_bytes(join(directory, MANIFEST_NAME))).hexdigest()
 
 
-def read_manifest(directory: Path) -> Manifest:
-    """Read and check the manifest of the cache in `directory`."""
-    path = Path(directory) / MANIFEST_NAME
-    if not Path(directory).exists():
+def read_manifest(directory: Location) -> Manifest:
+    """Read and check the manifest of the cache in `directory` (a path or an fsspec URL)."""
+    path = join(directory, MANIFEST_NAME)
+    if not exists(directory):
         raise SkpipeError(f"no cache at {directory} (run `skpipe ingest RAW.pkl` first)")
-    if not path.exists():
+    if not exists(path):
         raise SkpipeError(f"{directory} is not a skpipe cache: {MANIFEST_NAME} is missing")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_bytes(path))
     except (OSError, ValueError) as e:
         raise SkpipeError(f"{path}: unreadable manifest ({e})") from None
     if not isinstance(data, dict):

@@ -34,6 +34,7 @@ from data_manifest.manifest import (
 )
 from pipeline import SkpipeError, __version__
 from pipeline.atomic import atomic_dir, check_target
+from pipeline.location import Location, exists, join, normalize
 from pipeline.preprocess import NUM_FEATURES, NUM_JOINTS, PreprocessConfig, preprocess_batch
 from pipeline.raw import ProgressFn, RawData, parse_frame_dir, read_raw
 
@@ -224,32 +225,35 @@ def _build_manifest(
 
 @dataclass(frozen=True)
 class Cache:
-    """An opened, checked cache. Arrays and tables are read lazily."""
+    """An opened, checked cache (a local path or an fsspec URL). Read lazily."""
 
-    directory: Path
+    directory: Location
     manifest: Manifest
     manifest_hash: str
 
+    def path(self, name: str) -> Location:
+        return join(self.directory, name)
+
     @cached_property
     def index(self) -> pd.DataFrame:
-        return pd.read_parquet(self.directory / INDEX_NAME)
+        return pd.read_parquet(self.path(INDEX_NAME))
 
     @cached_property
     def source_splits(self) -> pd.DataFrame:
-        return pd.read_parquet(self.directory / SOURCE_SPLITS_NAME)
+        return pd.read_parquet(self.path(SOURCE_SPLITS_NAME))
 
     def open_array(self) -> Any:
         """Open the Zarr array read-only (cheap; call once per process or worker)."""
-        return zarr.open_array(str(self.directory / ARRAY_NAME), mode="r")
+        return zarr.open_array(str(self.path(ARRAY_NAME)), mode="r")
 
 
-def open_cache(cache_dir: Path) -> Cache:
+def open_cache(cache_dir: Location) -> Cache:
     """Open the cache at `cache_dir`, refusing one whose files disagree with its manifest."""
-    cache_dir = Path(cache_dir)
+    cache_dir = normalize(cache_dir)
     manifest = read_manifest(cache_dir)
     digest = manifest_hash(cache_dir)
     for name in (ARRAY_NAME, INDEX_NAME, SOURCE_SPLITS_NAME):
-        if not (cache_dir / name).exists():
+        if not exists(join(cache_dir, name)):
             raise SkpipeError(f"cache {cache_dir} is incomplete: {name} is missing (re-run ingest)")
     cache = Cache(cache_dir, manifest, digest)
     try:
@@ -264,9 +268,7 @@ def open_cache(cache_dir: Path) -> Cache:
             f"but the manifest says {tuple(spec['shape'])} {spec['dtype']} chunks "
             f"{tuple(spec['chunks'])}; re-run `skpipe ingest --force`"
         )
-    import pyarrow.parquet as pq
-
-    rows = pq.ParquetFile(cache_dir / INDEX_NAME).metadata.num_rows
+    rows = len(cache.index)
     if rows != manifest.num_samples:
         raise SkpipeError(
             f"cache {cache_dir}: {INDEX_NAME} has {rows} rows but the array has "

@@ -68,7 +68,7 @@ class SkeletonDataset(IterableDataset[Batch]):
         if rows.empty:
             raise SkpipeError(f"split {cfg.split} has no {cfg.subset} samples in {cache.directory}")
         self.cfg = cfg
-        self.directory = cache.directory
+        self.array_location = str(cache.path("skeletons.zarr"))
         spec = cache.manifest.array
         self.max_frames, self.chunk = int(spec["shape"][1]), int(spec["chunks"][0])
         if cfg.frames > self.max_frames:
@@ -102,7 +102,7 @@ class SkeletonDataset(IterableDataset[Batch]):
         if self._arr is None:
             import zarr
 
-            self._arr = zarr.open_array(str(self.directory / "skeletons.zarr"), mode="r")
+            self._arr = zarr.open_array(self.array_location, mode="r")
         return self._arr
 
     def chunks(self) -> np.ndarray:

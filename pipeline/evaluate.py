@@ -22,6 +22,7 @@ from pipeline import SkpipeError
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.cache import Cache, open_cache
 from pipeline.dataset import LoaderConfig, SkeletonDataset
+from pipeline.location import Location
 from pipeline.splits import SUBSETS
 from pipeline.train import CPU, _autocast, configure_cpu, load_checkpoint
 
@@ -71,9 +72,9 @@ def load_model(run: Run, checkpoint: str = "best") -> tuple[torch.nn.Module, Pat
     return model.eval(), path
 
 
-def run_cache(run: Run, cache_dir: Path | None = None) -> Cache:
+def run_cache(run: Run, cache_dir: Location | None = None) -> Cache:
     """The run's cache, refused if it was rebuilt since the run (manifest hash)."""
-    cache = open_cache(Path(cache_dir or run.config["cache"]))
+    cache = open_cache(cache_dir or run.config["cache"])
     if cache.manifest_hash != run.config["manifest_hash"]:
         raise SkpipeError(f"the cache at {cache.directory} changed since {run.directory} was "
                           "trained (manifest hash differs); evaluate on the cache it was trained on")
@@ -129,7 +130,7 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str
 
 
 def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int = 1,
-                 cache_dir: Path | None = None, force: bool = False, threads: int = 0) -> dict[str, Any]:
+                 cache_dir: Location | None = None, force: bool = False, threads: int = 0) -> dict[str, Any]:
     """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...}."""
     if subset not in SUBSETS:
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")

@@ -20,6 +20,7 @@ import pandas as pd
 from pipeline import SkpipeError
 from pipeline.atomic import atomic_write_bytes, atomic_write_text, check_target
 from pipeline.cache import Cache
+from pipeline.location import exists, is_url, read_bytes
 
 SPLITS_NAME = "splits.parquet"
 SPLITS_META_NAME = "splits.json"
@@ -119,22 +120,24 @@ def build_splits(cache: Cache, cfg: SplitConfig = SplitConfig()) -> tuple[pd.Dat
 
 def write_splits(cache: Cache, cfg: SplitConfig = SplitConfig(), force: bool = False
                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    target = cache.directory / SPLITS_NAME
+    if is_url(cache.directory):
+        raise SkpipeError(f"build splits on a local cache, then copy it to {cache.directory}")
+    target = Path(cache.directory) / SPLITS_NAME
     check_target(target, force, "splits")
     df, meta = build_splits(cache, cfg)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     atomic_write_bytes(target, buf.getvalue())
-    atomic_write_text(cache.directory / SPLITS_META_NAME, json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(Path(cache.directory) / SPLITS_META_NAME, json.dumps(meta, indent=2) + "\n")
     return df, meta
 
 
 def read_splits(cache: Cache) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The splits of `cache`, refusing ones built for another build of the cache."""
-    path, meta_path = cache.directory / SPLITS_NAME, cache.directory / SPLITS_META_NAME
-    if not path.exists() or not meta_path.exists():
+    path, meta_path = cache.path(SPLITS_NAME), cache.path(SPLITS_META_NAME)
+    if not exists(path) or not exists(meta_path):
         raise SkpipeError(f"no splits in {cache.directory} (run `skpipe build-splits` first)")
-    meta = json.loads(meta_path.read_text())
+    meta = json.loads(read_bytes(meta_path))
     if meta.get("manifest_hash") != cache.manifest_hash:
         raise SkpipeError(
             f"splits in {cache.directory} were built for another ingest of the cache; "
@@ -149,5 +152,3 @@ def split_counts(df: pd.DataFrame) -> pd.DataFrame:
     return t.reindex(columns=[s for s in SUBSETS if s in t.columns])
 
 
-def splits_path(cache_dir: Path) -> Path:
-    return Path(cache_dir) / SPLITS_NAME

@@ -277,7 +277,7 @@ def fit(cfg: TrainConfig, resume: Path | None = None, event: Event | None = None
 
 def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None) -> dict[str, Any]:
     emit = event or (lambda name, info: None)
-    cache = open_cache(Path(cfg.cache))
+    cache = open_cache(cfg.cache)
     ckpt: dict[str, Any] | None = None
     if resume is not None:
         saved, ckpt = _resume_state(Path(resume), cfg.model, cache)

@@ -90,3 +90,22 @@ def test_refusals(synth_cache, tmp_path):
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(SkpipeError, match="another cache"):
         fit(TrainConfig(model="lstm", cache=str(synth_cache)), resume=run["run_dir"])
+
+
+def test_train_and_evaluate_from_an_fsspec_url(synth_cache, tmp_path):
+    """A cache copied to another filesystem (here fsspec's memory://) trains and evaluates."""
+    import fsspec
+
+    from pipeline.cache import open_cache
+    from pipeline.evaluate import evaluate_run
+
+    fs = fsspec.filesystem("memory")
+    fs.put(str(synth_cache), "/shared-cache", recursive=True)
+    url = "memory://shared-cache"
+    cache = open_cache(url)
+    assert cache.manifest_hash == open_cache(synth_cache).manifest_hash
+    s = fit(TrainConfig(model="lstm", cache=url, out=str(tmp_path), **{**TINY, "epochs": 1}))
+    assert json.loads((s["run_dir"] / "config.json").read_text())["cache"] == url
+    assert evaluate_run(s["run_dir"], "test")["report"]["samples"] > 0
+    file_url = f"file://{synth_cache}"
+    assert open_cache(file_url).manifest.num_samples == cache.manifest.num_samples
