@@ -73,7 +73,8 @@ def loop_rate(name: str, frames: int, prec: str, batches, steps: int) -> float:
     m = build_model(name, 101)
     opt = torch.optim.Adam(m.parameters(), 1e-3)
     train_one_epoch(m, opt, itertools.islice(iter(batches), 2), prec)  # warm-up
-    return train_one_epoch(m, opt, itertools.islice(iter(batches), steps), prec)["samples_per_s"]
+    r = train_one_epoch(m, opt, itertools.islice(iter(batches), steps), prec)
+    return r["samples"] / r["seconds"]
 
 
 def eval_rate(name: str, frames: int, prec: str, batches, steps: int) -> float:
@@ -164,11 +165,14 @@ def main() -> None:
           f"{'naive':>7s} {'train/naive':>11s} {'eval':>7s} {'epoch est.':>10s}")
     for name, frames, prec in configs:
         steps = args.steps if name == "stgcn" and frames == 300 else 3 * args.steps
-        fl = statistics.median(floor("mallopt", name, frames, prec, steps) for _ in range(args.rounds))
         ds = SkeletonDataset(cache, LoaderConfig(subset="train", frames=frames))
-        tr = loop_rate(name, frames, prec, ds, steps)
         naive = torch.utils.data.DataLoader(NaiveDataset(anns, frames), batch_size=32, shuffle=True)
-        nv = loop_rate(name, frames, prec, naive, steps)
+        fls, trs, nvs = [], [], []
+        for _ in range(args.rounds):  # interleaved: the machine is shared and noisy
+            fls.append(floor("mallopt", name, frames, prec, steps))
+            trs.append(loop_rate(name, frames, prec, ds, steps))
+            nvs.append(loop_rate(name, frames, prec, naive, steps))
+        fl, tr, nv = (statistics.median(v) for v in (fls, trs, nvs))
         ev = eval_rate(name, frames, prec, SkeletonDataset(
             cache, LoaderConfig(subset="val", frames=frames, train=False, batch_size=64)), steps)
         epoch = n_train / tr + n_val / ev

@@ -103,7 +103,8 @@ def train(model: str, cache_dir: str, split: int, epochs: int, batch_size: int, 
     import sys
 
     from pipeline.distributed import env_rank, launch
-    from pipeline.train import TrainConfig, fit, read_metrics
+    from pipeline.runlog import read_metrics
+    from pipeline.train import TrainConfig, fit
 
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         argv = sys.argv[1:]

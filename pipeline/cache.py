@@ -11,7 +11,6 @@ The whole directory is built in a temporary sibling and renamed into place when 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -293,7 +292,3 @@ def source_status(manifest: Manifest, check_hash: bool = True) -> tuple[str, str
     if file_sha256(path) != src["sha256"]:
         return "changed", f"source {path} changed since ingest: content hash differs"
     return "ok", f"source {path} unchanged (size and sha256 match)"
-
-
-def cache_dir_default() -> Path:
-    return Path(os.environ.get("SKPIPE_CACHE", "cache"))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline import SkpipeError
 from pipeline.evaluate import open_run
-from pipeline.train import read_metrics
+from pipeline.runlog import read_metrics
 
 COLUMNS = ["run", "model", "epochs", "accuracy", "weighted_f1", "macro_f1", "parameters",
            "train_s_per_epoch", "split", "subset", "clips"]

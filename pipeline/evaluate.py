@@ -23,8 +23,9 @@ from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.cache import Cache, open_cache
 from pipeline.dataset import LoaderConfig, SkeletonDataset
 from pipeline.location import Location
+from pipeline.runlog import load_checkpoint
 from pipeline.splits import SUBSETS
-from pipeline.train import CPU, _autocast, configure_cpu, load_checkpoint
+from pipeline.train import CPU, autocast, configure_cpu
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, 
                            train=False, clip=k, num_clips=clips)
         probs, labels, samples = [], [], []
         for x, y, lengths, s in SkeletonDataset(cache, cfg):
-            with _autocast(t["precision"] if t["precision"] != "fp16" else "fp32", CPU):
+            with autocast(t["precision"] if t["precision"] != "fp16" else "fp32", CPU):
                 probs.append(torch.softmax(model(x, lengths).float(), dim=1).numpy())
             labels.append(y.numpy())
             samples.append(s.numpy())

@@ -11,7 +11,7 @@ import torch
 from pipeline.evaluate import load_model, open_run
 from pipeline.preprocess import NUM_FEATURES, preprocess_batch
 from pipeline.raw import read_raw
-from pipeline.train import CPU, _autocast
+from pipeline.train import CPU, autocast
 from pipeline.transforms import take_frames, uniform_indices
 
 
@@ -41,7 +41,7 @@ def predict_file(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = 
         if t["frames"] < x.shape[1]:
             idx = uniform_indices(valid, t["frames"], None, k, clips)  # (N, frames)
             xk, lengths = take_frames(x, idx), np.full(len(x), t["frames"])
-        with _autocast(t["precision"] if t["precision"] != "fp16" else "fp32", CPU):
+        with autocast(t["precision"] if t["precision"] != "fp16" else "fp32", CPU):
             logits = model(torch.from_numpy(np.ascontiguousarray(xk)), torch.from_numpy(lengths))
         probs += torch.softmax(logits.float(), 1).numpy() / clips
     results = []

@@ -11,11 +11,9 @@ the end of its epoch, so a resumed run repeats an uninterrupted one exactly.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import json
 import os
-import platform
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
@@ -28,7 +26,7 @@ from torch import nn
 from torch.distributed.algorithms import Join, Joinable
 
 from models import MODELS, build_model, count_parameters
-from pipeline import SkpipeError, __version__
+from pipeline import SkpipeError
 from pipeline.atomic import atomic_write_text
 from pipeline.cache import Cache, open_cache
 from pipeline.dataset import Batch, LoaderConfig, SkeletonDataset
@@ -40,6 +38,15 @@ from pipeline.distributed import (
     setup,
     sync_buffers,
     teardown,
+)
+from pipeline.runlog import (
+    library_versions,
+    load_checkpoint,
+    new_run_dir,
+    plot_curves,
+    save_checkpoint,
+    truncate_metrics,
+    write_epoch,
 )
 
 DEFAULT_EPOCHS = {"lstm": 50, "stgcn": 100}
@@ -127,7 +134,7 @@ def apply_allocator() -> bool:
         return False
 
 
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
 
@@ -149,7 +156,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
     loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
     for step, batch in enumerate(batches):
         x, y, lengths, _ = _to(batch, device)
-        with _autocast(precision, device):
+        with autocast(precision, device):
             logits = model(x, lengths)
             loss = nn.functional.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -178,48 +185,12 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str,
     loss_sum, correct, seen = 0.0, 0, 0
     for batch in batches:
         x, y, lengths, _ = _to(batch, device)
-        with _autocast(precision, device):
+        with autocast(precision, device):
             logits = model(x, lengths).float()
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
     return {"loss_sum": loss_sum, "correct": correct, "samples": seen}
-
-
-def library_versions() -> dict[str, str]:
-    import pandas
-    import zarr
-
-    return {"skpipe": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "zarr": zarr.__version__, "pandas": pandas.__version__,
-            "python": platform.python_version()}
-
-
-def _save(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise SkpipeError(f"no checkpoint at {path}")
-    try:
-        ckpt: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for a damaged file
-        raise SkpipeError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
-    return ckpt
-
-
-def _new_run_dir(cfg: TrainConfig) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.out) / f"{cfg.model}-split{cfg.split}-{stamp}"
-    run, n = base, 1
-    while run.exists():
-        n += 1
-        run = base.with_name(f"{base.name}-{n}")
-    (run / "checkpoints").mkdir(parents=True)
-    return run
 
 
 def _loaders(cache: Cache, cfg: TrainConfig, d: DistInfo) -> tuple[SkeletonDataset, SkeletonDataset]:
@@ -304,12 +275,13 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         rng = ckpt["torch_rng"]
-        torch.set_rng_state(rng[d.rank] if isinstance(rng, list) else rng)
+        # per-rank states of a distributed run; a resume with other ranks reuses them in turn
+        torch.set_rng_state(rng[d.rank % len(rng)] if isinstance(rng, list) else rng)
         state = ckpt["state"]
         if d.main:
-            _truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
+            truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
     else:
-        run_dir = broadcast(_new_run_dir(cfg) if d.main else None, d)
+        run_dir = broadcast(new_run_dir(cfg.out, cfg.model, cfg.split) if d.main else None, d)
     model: nn.Module = net
     if d.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -324,11 +296,12 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
               "train_samples": len(train_ds.samples), "val_samples": len(val_ds.samples)}
 
     def checkpoint(name: str, rng: list[torch.Tensor]) -> None:
-        _save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict(), "torch_rng": rng if d.distributed else rng[0],
-               "state": dict(state), "model_name": cfg.model,
-               "num_classes": cache.manifest.num_classes, "manifest_hash": cache.manifest_hash,
-               "config": asdict(cfg)}, run_dir / "checkpoints" / name)
+        save_checkpoint({
+            "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "torch_rng": rng if d.distributed else rng[0],
+            "state": dict(state), "model_name": cfg.model,
+            "num_classes": cache.manifest.num_classes, "manifest_hash": cache.manifest_hash,
+            "config": asdict(cfg)}, run_dir / "checkpoints" / name)
 
     writer = None
     if d.main:
@@ -369,7 +342,7 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
                 state.update(best_val_acc=row["val_acc"], best_epoch=epoch)
             rngs = gather(torch.get_rng_state(), d)
             if d.main:
-                _write_epoch(run_dir, row, writer)
+                write_epoch(run_dir, row, writer)
                 if improved:
                     checkpoint("best.pt", rngs)
                 if epoch % cfg.checkpoint_every == 0:
@@ -390,55 +363,5 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
             "loader_mode": train_ds.mode, "rank": d.rank, "world": d.world}
 
 
-def _write_epoch(run_dir: Path, row: dict[str, Any], writer: Any) -> None:
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
-    for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "samples_per_s"):
-        writer.add_scalar(k.replace("_", "/", 1), row[k], row["epoch"])
-    writer.flush()
-
-
 def _step_event(emit: Event, epoch: int, info: dict[str, float]) -> None:
     emit("step", {"epoch": epoch, **info})
-
-
-def _truncate_metrics(path: Path, epoch: int) -> None:
-    """Drop metric rows past the checkpoint's epoch (written before an interruption)."""
-    if path.exists():
-        rows = [ln for ln in path.read_text().splitlines() if ln.strip()]
-        keep = [ln for ln in rows if json.loads(ln)["epoch"] <= epoch]
-        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-
-
-def plot_curves(run_dir: Path) -> Path:
-    """curves.png: loss and accuracy per epoch, train vs val."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(run_dir)
-    ep = [r["epoch"] for r in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.plot(ep, [r["train_loss"] for r in rows], label="train")
-    a1.plot(ep, [r["val_loss"] for r in rows], label="val")
-    a1.set(xlabel="epoch", ylabel="loss", title="Loss")
-    a2.plot(ep, [100 * r["train_acc"] for r in rows], label="train")
-    a2.plot(ep, [100 * r["val_acc"] for r in rows], label="val")
-    a2.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
-    for a in (a1, a2):
-        a.grid(alpha=0.3)
-        a.legend()
-    fig.suptitle(Path(run_dir).name)
-    fig.tight_layout()
-    out = Path(run_dir) / "curves.png"
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out

@@ -117,3 +117,15 @@ def test_refusals(small_chunks, tmp_path):
     write_splits(open_cache(tmp_path / "c"))
     with pytest.raises(SkpipeError, match="has no val samples"):
         SkeletonDataset(open_cache(tmp_path / "c"), LoaderConfig(subset="val"))
+
+
+@pytest.mark.parametrize("mode", ["memory", "stream"])
+def test_dataloader_workers_share_the_epoch(small_chunks, mode):
+    """Each DataLoader worker opens the store itself and takes every other chunk."""
+    import torch
+
+    ds = SkeletonDataset(small_chunks, LoaderConfig(mode=mode, batch_size=6))
+    ds.set_epoch(3)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    seen = np.concatenate([s.numpy() for *_, s in loader])
+    assert len(seen) == len(set(seen)) and set(seen) == subset_samples(small_chunks, 1, "train")

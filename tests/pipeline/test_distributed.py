@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.train import TrainConfig, fit, read_metrics
+from pipeline.runlog import read_metrics
+from pipeline.train import TrainConfig, fit
 
 
 def torchrun(args, env_extra=None, nproc=2):

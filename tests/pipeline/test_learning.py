@@ -3,9 +3,10 @@
 import pytest
 
 from pipeline.cache import ingest, open_cache
+from pipeline.runlog import read_metrics
 from pipeline.splits import SplitConfig, write_splits
 from pipeline.synth import SynthConfig, write_synth
-from pipeline.train import TrainConfig, fit, read_metrics
+from pipeline.train import TrainConfig, fit
 
 
 @pytest.fixture(scope="module")

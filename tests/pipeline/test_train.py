@@ -7,7 +7,8 @@ import torch
 
 import pipeline.train as train_mod
 from pipeline import SkpipeError
-from pipeline.train import TrainConfig, fit, read_metrics
+from pipeline.runlog import read_metrics
+from pipeline.train import TrainConfig, fit
 
 TINY = {"epochs": 3, "frames": 12, "batch_size": 16, "threads": 1}
 VOLATILE = ("seconds", "samples_per_s")

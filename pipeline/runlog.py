@@ -1,0 +1,105 @@
+"""A run directory's files: checkpoints, metrics.jsonl, TensorBoard scalars, curves.png.
+
+Written by rank 0 of `fit`; read by `evaluate`, `compare` and `--resume`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline import SkpipeError, __version__
+from pipeline.atomic import atomic_write_text
+
+
+def library_versions() -> dict[str, str]:
+    import pandas
+    import zarr
+
+    return {"skpipe": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "zarr": zarr.__version__, "pandas": pandas.__version__,
+            "python": platform.python_version()}
+
+
+def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise SkpipeError(f"no checkpoint at {path}")
+    try:
+        ckpt: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many types for a damaged file
+        raise SkpipeError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
+    return ckpt
+
+
+def new_run_dir(out: str, model: str, split: int) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(out) / f"{model}-split{split}-{stamp}"
+    run, n = base, 1
+    while run.exists():
+        n += 1
+        run = base.with_name(f"{base.name}-{n}")
+    (run / "checkpoints").mkdir(parents=True)
+    return run
+
+
+def write_epoch(run_dir: Path, row: dict[str, Any], writer: Any) -> None:
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "samples_per_s"):
+        writer.add_scalar(k.replace("_", "/", 1), row[k], row["epoch"])
+    writer.flush()
+
+
+def truncate_metrics(path: Path, epoch: int) -> None:
+    """Drop metric rows past the checkpoint's epoch (written before an interruption)."""
+    if path.exists():
+        rows = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        keep = [ln for ln in rows if json.loads(ln)["epoch"] <= epoch]
+        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def plot_curves(run_dir: Path) -> Path:
+    """curves.png: loss and accuracy per epoch, train vs val."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(run_dir)
+    ep = [r["epoch"] for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, [r["train_loss"] for r in rows], label="train")
+    a1.plot(ep, [r["val_loss"] for r in rows], label="val")
+    a1.set(xlabel="epoch", ylabel="loss", title="Loss")
+    a2.plot(ep, [100 * r["train_acc"] for r in rows], label="train")
+    a2.plot(ep, [100 * r["val_acc"] for r in rows], label="val")
+    a2.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+        a.legend()
+    fig.suptitle(Path(run_dir).name)
+    fig.tight_layout()
+    out = Path(run_dir) / "curves.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
