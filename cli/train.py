@@ -39,6 +39,8 @@ class EpochView:
                 + f" → {info['run_dir']}")
             if info["start_epoch"]:
                 console.print(f"resuming after epoch {info['start_epoch']}")
+            console.print("[dim]per epoch: loss and accuracy train/val, lr, seconds, samples/s; "
+                          "* best val[/dim]")
             self.bar.start()
         elif name == "epoch_start":
             if self.task is not None:
@@ -52,10 +54,9 @@ class EpochView:
             self.rows.append(info)
             star = " *" if info["best"] else ""
             self.bar.console.print(
-                f"epoch {info['epoch']:3d}  train loss {info['train_loss']:.3f} acc "
-                f"{info['train_acc']:6.1%}  val loss {info['val_loss']:.3f} acc {info['val_acc']:6.1%}"
-                f"  lr {info['lr']:.1e}  {info['seconds']:.0f} s  "
-                f"{info['samples_per_s']:.0f} samples/s{star}")
+                f"epoch {info['epoch']:3d}  loss {info['train_loss']:.3f}/{info['val_loss']:.3f}  "
+                f"acc {info['train_acc']:6.1%}/{info['val_acc']:6.1%}  lr {info['lr']:.0e}  "
+                f"{info['seconds']:.0f} s  {info['samples_per_s']:.0f}/s{star}")
         elif name == "early_stop":
             self.bar.console.print(f"early stop: no better val accuracy for {info['patience']} epochs")
 

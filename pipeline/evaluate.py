@@ -203,7 +203,7 @@ def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
             ax.axvline(k - 0.5, color="0.85", linewidth=0.5)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"{title}: confusion matrix, each row normalized to 1", fontsize=12)
+    fig.suptitle(f"{title}\nconfusion matrix, each row normalized to 1", fontsize=12)
     pairs = worst_pairs(confusion)
     for i, j, _ in pairs:
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
