@@ -77,7 +77,6 @@ class SkeletonDataset(IterableDataset[Batch]):
         index = cache.index.set_index("sample")
         self.labels = index.loc[self.samples, "label"].to_numpy(np.int64)
         self.valid = index.loc[self.samples, "valid_frames"].to_numpy(np.int64)
-        self.pos = {int(s): i for i, s in enumerate(self.samples)}  # sample -> row in the above
         self.itemsize = np.dtype(spec["dtype"]).itemsize
         nbytes = len(self.samples) * math.prod(spec["shape"][1:]) * self.itemsize
         self.mode = cfg.mode if cfg.mode != "auto" else (
@@ -122,7 +121,8 @@ class SkeletonDataset(IterableDataset[Batch]):
     def _read_chunk(self, c: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows (k, T, V, C) in the cache dtype, their sample ids) of the subset in chunk c."""
         lo = int(c) * self.chunk
-        wanted = self.samples[(self.samples >= lo) & (self.samples < lo + self.chunk)]
+        a, b = np.searchsorted(self.samples, [lo, lo + self.chunk])  # samples is sorted
+        wanted = self.samples[a:b]
         block = self.array()[lo : lo + self.chunk]  # (chunk, T, V, C): one chunk decoded
         return block[wanted - lo], wanted
 
@@ -172,7 +172,7 @@ class SkeletonDataset(IterableDataset[Batch]):
 
     def _batch(self, x: np.ndarray, samples: np.ndarray, rng: np.random.Generator) -> Batch:
         """Cache rows (B, 300, V, C) -> model input (B, frames, V, C) float32 and labels."""
-        i = np.fromiter((self.pos[int(s)] for s in samples), np.int64, len(samples))
+        i = np.searchsorted(self.samples, samples)  # rows of these samples in self.samples
         valid = self.valid[i]
         if self.cfg.frames < self.max_frames:
             idx = uniform_indices(valid, self.cfg.frames, rng if self.cfg.train else None,
