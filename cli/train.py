@@ -24,6 +24,7 @@ class EpochView:
             TimeElapsedColumn(), console=console, transient=True,
         )
         self.task: Any = None
+        self.started = False
         self.rows: list[dict[str, Any]] = []
 
     def __call__(self, name: str, info: dict[str, Any]) -> None:
@@ -42,6 +43,7 @@ class EpochView:
             console.print("[dim]per epoch: loss and accuracy train/val, lr, seconds, samples/s; "
                           "* best val[/dim]")
             self.bar.start()
+            self.started = True
         elif name == "epoch_start":
             if self.task is not None:
                 self.bar.remove_task(self.task)
@@ -61,7 +63,9 @@ class EpochView:
             self.bar.console.print(f"early stop: no better val accuracy for {info['patience']} epochs")
 
     def close(self) -> None:
-        self.bar.stop()
+        if self.started:  # a display that never started would still print a blank line
+            self.bar.stop()
+            self.started = False
 
 
 @click.command()

@@ -113,3 +113,12 @@ def test_sigterm_during_ingest_leaves_nothing(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["ingest", str(raw), "--cache", str(tmp_path / "c")])
     assert r.exit_code != 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.pkl"]
+
+
+def test_train_errors_are_one_line(tmp_path):
+    raw = write_pickle(tmp_path / "raw.pkl", [make_ann(f"v_A_g{g:02d}_c01", seed=g) for g in range(1, 9)])
+    run("ingest", raw, "--cache", tmp_path / "c")
+    assert_one_line_error(run("train", "stgcn", "--cache", tmp_path / "c"), "no splits")
+    assert_one_line_error(run("train", "lstm", "--cache", tmp_path / "none"), "no cache at")
+    assert_one_line_error(run("train", "lstm", "--cache", tmp_path / "c", "--precision", "fp16",
+                              "--device", "cpu"), "fp16 needs a CUDA device")
