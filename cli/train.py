@@ -68,6 +68,19 @@ class EpochView:
             self.started = False
 
 
+def without_option(argv: list[str], name: str) -> list[str]:
+    """argv minus `name VALUE` and `name=VALUE`."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
+
+
 @click.command()
 @click.argument("model", type=click.Choice(["lstm", "stgcn"]))
 @cache_option
@@ -112,9 +125,8 @@ def train(model: str, cache_dir: str, split: int, epochs: int, batch_size: int, 
     from pipeline.train import TrainConfig, fit
 
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
-        argv = sys.argv[1:]
-        i = argv.index("--nproc")  # relaunch the same command, minus --nproc, under torchrun
-        raise SystemExit(launch(nproc, argv[:i] + argv[i + 2 :]))
+        # relaunch the same command, minus --nproc, under torchrun
+        raise SystemExit(launch(nproc, without_option(sys.argv[1:], "--nproc")))
     cfg = TrainConfig(model=model, cache=str(cache_dir), split=split, epochs=epochs,
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay, dropout=dropout,
                       frames=frames, precision=precision, threads=threads, workers=workers,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,6 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
         raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
     cache = run_cache(run, cache_dir)
     model, ckpt_path = load_model(run, checkpoint)
-    import os
-
     configure_cpu(threads or len(os.sched_getaffinity(0)))
     probs, y, samples = predict_subset(model, cache, run, subset, clips)
     names = list(run.config["class_names"])

@@ -122,3 +122,11 @@ def test_train_errors_are_one_line(tmp_path):
     assert_one_line_error(run("train", "lstm", "--cache", tmp_path / "none"), "no cache at")
     assert_one_line_error(run("train", "lstm", "--cache", tmp_path / "c", "--precision", "fp16",
                               "--device", "cpu"), "fp16 needs a CUDA device")
+
+
+def test_nproc_is_stripped_in_both_spellings():
+    from cli.train import without_option
+
+    args = ["train", "stgcn", "--nproc", "2", "--epochs", "3"]
+    assert without_option(args, "--nproc") == ["train", "stgcn", "--epochs", "3"]
+    assert without_option(["train", "lstm", "--nproc=2"], "--nproc") == ["train", "lstm"]
