@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from cli.ui import console, human_bytes, stage_progress, user_errors
@@ -75,35 +76,52 @@ def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path 
 
 @click.command("build-splits")
 @cache_option
+@click.option("--protocol", "protocols", multiple=True, metavar="NAME=TRAINKEY,TESTKEY",
+              help="Name a pair of the pickle's split keys that fits no naming pattern (repeatable).")
+@click.option("--group-by", metavar="REGEX",
+              help="Group clips by the regex's first capture group in frame_dir when carving val "
+                   "(default: UCF101 gNN, NTU performer, else each clip alone).")
 @click.option("--val-fraction", default=0.1, show_default=True,
               help="About this fraction of each class's train clips goes to val, by whole groups.")
 @click.option("--test-fraction", default=0.3, show_default=True,
-              help="Test fraction of the stratified fallback (no official splits, no groups).")
+              help="Test fraction of the stratified fallback (no split in the pickle, no groups).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace existing splits.")
 @user_errors
-def build_splits(cache_dir: str, val_fraction: float, test_fraction: float, seed: int,
-                 force: bool) -> None:
-    """Write CACHE/splits.parquet: train / val / test for splits 1-3."""
+def build_splits(cache_dir: str, protocols: tuple[str, ...], group_by: str | None, val_fraction: float,
+                 test_fraction: float, seed: int, force: bool) -> None:
+    """Write CACHE/splits.parquet: train / val / test for each evaluation protocol.
+
+    Protocols come from the pickle's split keys: train{k}/test{k} -> "k", {p}_train/{p}_val|test
+    -> "p", train/test|val -> "default". Only a pickle with no split at all gets UCF101's test
+    groups or a seeded stratified draw, named "1", "2", "3"."""
     from pipeline.cache import open_cache
+    from pipeline.protocols import parse_protocol_option
     from pipeline.splits import SplitConfig, write_splits
 
-    cfg = SplitConfig(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
-    df, meta = write_splits(open_cache(cache_dir), cfg, force=force)
-    console.print(_counts_table(df, meta["methods"], f"Splits in {cache_dir}/splits.parquet"))
+    cfg = SplitConfig(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                      group_by=group_by, protocols=tuple(parse_protocol_option(p) for p in protocols))
+    _, meta = write_splits(open_cache(cache_dir), cfg, force=force)
+    console.print(protocol_table(meta, f"Protocols in {cache_dir}/splits.parquet"))
+    for w in meta.warnings():
+        console.print(f"[bold yellow]warning:[/bold yellow] {escape(w)}")
 
 
-def _counts_table(df, methods: dict[str, str], title: str) -> Table:  # type: ignore[no-untyped-def]
-    from pipeline.splits import split_counts
+def protocol_table(meta, title: str) -> Table:  # type: ignore[no-untyped-def]
+    """Protocols with how each was made, their key pair, and clips per subset."""
+    from pipeline.splits import SUBSETS, protocol_summary
 
-    counts = split_counts(df)
-    t = Table(title=title)
-    t.add_column("split")
-    t.add_column("method")
-    for c in counts.columns:
-        t.add_column(c, justify="right")
-    for k, row in counts.iterrows():
-        t.add_row(str(k), methods.get(str(k), "?"), *(f"{v:,}" for v in row))
+    methods = {p.method for p in meta.protocols}
+    made = ("the pickle's own split lists" if methods == {"official"} else
+            "no split in the pickle: UCF101 test groups" if methods == {"ucf101-groups"} else
+            "no split in the pickle and no UCF101 groups: a seeded stratified draw")
+    t = Table(title=title, caption=f"{made}; val carved from train by whole groups "
+              f"({escape(meta.grouping)})")
+    for col in ("split", "method", "keys", *SUBSETS):
+        t.add_column(col, justify="right" if col in SUBSETS else "left")
+    for row in protocol_summary(meta):
+        t.add_row(escape(row["split"]), row["method"], escape(row["keys"]),
+                  *(f"{row[s]:,}" for s in SUBSETS))
     return t
 
 
@@ -114,7 +132,7 @@ def _counts_table(df, methods: dict[str, str], title: str) -> Table:  # type: ig
 def info(cache_dir: str, no_hash: bool) -> None:
     """Show what is in the cache, its splits, its classes, and whether it is stale."""
     from pipeline.cache import open_cache, source_status
-    from pipeline.splits import read_splits
+    from pipeline.splits import read_splits_meta
 
     cache = open_cache(cache_dir)
     m = cache.manifest
@@ -135,8 +153,7 @@ def info(cache_dir: str, no_hash: bool) -> None:
     style = {"ok": "green", "changed": "bold red", "missing": "yellow"}[status]
     console.print(f"[{style}]{'STALE: ' if status == 'changed' else ''}{detail}[/{style}]")
     try:
-        df, meta = read_splits(cache)
-        console.print(_counts_table(df, meta["methods"], "Splits"))
+        console.print(protocol_table(read_splits_meta(cache), "Protocols (--split NAME)"))
     except SkpipeError as e:
         console.print(f"[yellow]{e}[/yellow]")
     console.print(_class_table(cache.index, m.class_names))

@@ -84,7 +84,8 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.command()
 @click.argument("model", type=click.Choice(["lstm", "stgcn"]))
 @cache_option
-@click.option("--split", default=1, show_default=True, type=click.IntRange(1, 3))
+@click.option("--split", default="1", show_default=True,
+              help="Evaluation protocol: 1, 2, 3, xsub, xview, default, ... (`skpipe info` lists them).")
 @click.option("--epochs", default=0, help="Default: 50 for lstm, 100 for stgcn.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--lr", default=1e-3, show_default=True)
@@ -110,7 +111,7 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Continue the run in this directory.")
 @user_errors
-def train(model: str, cache_dir: str, split: int, epochs: int, batch_size: int, lr: float,
+def train(model: str, cache_dir: str, split: str, epochs: int, batch_size: int, lr: float,
           weight_decay: float, dropout: float, frames: int, precision: str, device: str, nproc: int,
           lr_scaling: str, threads: int, workers: int, loader: str, seed: int, patience: int,
           out: Path, resume: Path | None) -> None:

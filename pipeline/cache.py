@@ -70,7 +70,8 @@ class IngestSummary:
 
 
 def class_names_for(labels: np.ndarray, frame_dirs: list[str], names: list[str] | None) -> list[str]:
-    """Class names per label: from --class-names, else from `v_<Class>_gNN_cNN`, else class_NNN."""
+    """Class names per label: given (--class-names, a PYSKL label map, or the pickle's `classes`),
+    else from `v_<Class>_gNN_cNN`, else class_NNN."""
     num = int(labels.max()) + 1
     if names is not None:
         if len(names) < num:
@@ -114,6 +115,8 @@ def ingest(
     n, t_max = len(anns), config.preprocessing.max_frames
     labels = np.array([int(a["label"]) for a in anns], dtype=np.int64)
     frame_dirs = [a["frame_dir"] for a in anns]
+    if class_names is None and raw.classes is not None and len(raw.classes) > labels.max():
+        class_names = raw.classes  # the pickle's own `classes` list (JHMDB, NW-UCLA releases)
     names = class_names_for(labels, frame_dirs, class_names)
     rows: list[dict[str, Any]] = []
     with atomic_dir(cache_dir, force, "cache") as tmp:

@@ -33,7 +33,7 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # x, y, l
 
 @dataclass(frozen=True)
 class LoaderConfig:
-    split: int = 1
+    split: str = "1"  # protocol name (splits.parquet's `split`)
     subset: str = "train"
     batch_size: int = 32
     frames: int = 300  # T fed to the model; < 300 samples frames uniformly over valid ones
@@ -63,10 +63,12 @@ class SkeletonDataset(IterableDataset[Batch]):
 
     def __init__(self, cache: Cache, cfg: LoaderConfig) -> None:
         super().__init__()
-        splits, _ = read_splits(cache)
+        splits, meta = read_splits(cache)
+        meta.protocol(cfg.split)  # refuses a name the cache does not have, listing those it has
         rows = splits[(splits["split"] == cfg.split) & (splits["subset"] == cfg.subset)]
         if rows.empty:
-            raise SkpipeError(f"split {cfg.split} has no {cfg.subset} samples in {cache.directory}")
+            raise SkpipeError(f"protocol {cfg.split} has no {cfg.subset} clips in {cache.directory} "
+                              "(see `skpipe info`; `build-splits --val-fraction` sets val's size)")
         self.cfg = cfg
         self.array_location = str(cache.path("skeletons.zarr"))
         spec = cache.manifest.array

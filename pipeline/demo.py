@@ -37,17 +37,18 @@ class DemoConfig:
     epochs: dict[str, int] | None = None  # None: 15 each (synthetic) / the seed's (real data)
     clips: int = 5
     force: bool = False
+    split: str = "1"  # the protocol to train and test on
 
 
-def demo_config(workdir: str, quick: bool = False, raw: str | None = None, force: bool = False
-                ) -> DemoConfig:
+def demo_config(workdir: str, quick: bool = False, raw: str | None = None, force: bool = False,
+                split: str = "1") -> DemoConfig:
     if raw is not None:  # the seed's protocol
         return DemoConfig(workdir, raw, frames=300, batch_size=32, epochs={"lstm": 50, "stgcn": 100},
-                          clips=1, force=force)
+                          clips=1, force=force, split=split)
     if quick:
         return DemoConfig(workdir, None, classes=4, per_class=24, frames=16,
-                          epochs={"lstm": 2, "stgcn": 2}, clips=2, force=force)
-    return DemoConfig(workdir, None, epochs={"lstm": 15, "stgcn": 15}, force=force)
+                          epochs={"lstm": 2, "stgcn": 2}, clips=2, force=force, split=split)
+    return DemoConfig(workdir, None, epochs={"lstm": 15, "stgcn": 15}, force=force, split=split)
 
 
 def _cache(cfg: DemoConfig, raw: Path, event: Event) -> Path:
@@ -84,7 +85,7 @@ def run_demo(cfg: DemoConfig, event: Event | None = None) -> tuple[pd.DataFrame,
     epochs = cfg.epochs or {"lstm": 15, "stgcn": 15}
     for model in ("lstm", "stgcn"):
         emit("stage", {"name": f"train {model}", "detail": f"{epochs[model]} epochs, T = {cfg.frames}"})
-        tcfg = TrainConfig(model=model, cache=str(cache_dir), epochs=epochs[model],
+        tcfg = TrainConfig(model=model, cache=str(cache_dir), split=cfg.split, epochs=epochs[model],
                            frames=cfg.frames, batch_size=cfg.batch_size, out=str(work / "runs"))
         s = fit(tcfg, event=emit)
         if s["interrupted"]:

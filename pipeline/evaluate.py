@@ -41,8 +41,8 @@ class Run:
         return str(self.config["train"]["model"])
 
     @property
-    def split(self) -> int:
-        return int(self.config["train"]["split"])
+    def split(self) -> str:
+        return str(self.config["train"]["split"])
 
 
 def open_run(run_dir: Path) -> Run:

@@ -83,6 +83,7 @@ class RawData:
     path: Path
     size: int
     sha256: str
+    classes: list[str] | None = None  # a top-level `classes` list of names, where the pickle has one
 
 
 def file_sha256(path: Path) -> str:
@@ -178,7 +179,11 @@ def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
     path = Path(path)
     obj, size, digest = load_pickle(path, progress)
     splits: dict[str, list[str]] = {}
+    classes = None
     if isinstance(obj, dict) and "annotations" in obj:
+        named = obj.get("classes")
+        if isinstance(named, list | tuple) and named and all(isinstance(c, str) for c in named):
+            classes = list(named)
         anns = obj["annotations"]
         raw_splits = obj.get("split") or {}
         if not isinstance(raw_splits, dict) or not all(
@@ -212,7 +217,7 @@ def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
         for fd in members:
             if fd not in seen:
                 raise SkpipeError(f"{path}: split '{name}' names frame_dir {fd!r}, which has no annotation")
-    return RawData(anns, splits, path.resolve(), size, digest)
+    return RawData(anns, splits, path.resolve(), size, digest, classes)
 
 
 def parse_frame_dir(frame_dir: str) -> tuple[str | None, int, int]:

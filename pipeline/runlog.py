@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def new_run_dir(out: str, model: str, split: int) -> Path:
+def new_run_dir(out: str, model: str, split: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(out) / f"{model}-split{split}-{stamp}"
+    name = f"split{split}" if split.isdigit() else re.sub(r"[^A-Za-z0-9_.-]", "_", split)
+    base = Path(out) / f"{model}-{name}-{stamp}"
     run, n = base, 1
     while run.exists():
         n += 1

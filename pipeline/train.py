@@ -59,7 +59,7 @@ Event = Callable[[str, dict[str, Any]], None]
 class TrainConfig:
     model: str
     cache: str = "cache"
-    split: int = 1
+    split: str = "1"  # protocol name: "1".."3", "xsub", "xview", "default", ...
     epochs: int = 0  # 0: the model's default (50 lstm, 100 stgcn)
     batch_size: int = 32
     lr: float = 1e-3
@@ -84,8 +84,9 @@ class TrainConfig:
             raise SkpipeError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
         if self.precision not in PRECISIONS:
             raise SkpipeError(f"--precision must be one of {', '.join(PRECISIONS)}")
-        if self.split not in (1, 2, 3):
-            raise SkpipeError(f"--split must be 1, 2 or 3, got {self.split}")
+        object.__setattr__(self, "split", str(self.split))  # runs of skpipe <= 0.1 stored an int
+        if not self.split:
+            raise SkpipeError("--split must name a protocol (see `skpipe info`)")
         if self.lr_scaling not in ("linear", "none"):
             raise SkpipeError(f"--lr-scaling must be linear or none, got {self.lr_scaling}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:

@@ -36,7 +36,7 @@ def test_user_path(tmp_path):
     r = run("build-splits", "--cache", cache)
     assert r.exit_code == 0 and "official" in r.output
     df = pd.read_parquet(cache / "splits.parquet")
-    assert list(df.columns) == ["sample", "frame_dir", "label", "split", "subset"]
+    assert list(df.columns) == ["sample", "frame_dir", "label", "split", "subset", "group"]
     assert set(df["subset"]) == {"train", "val", "test"}
     r = run("info", "--cache", cache)
     assert r.exit_code == 0 and "unchanged" in r.output and "ApplyEyeMakeup" in r.output
@@ -130,3 +130,67 @@ def test_nproc_is_stripped_in_both_spellings():
     args = ["train", "stgcn", "--nproc", "2", "--epochs", "3"]
     assert without_option(args, "--nproc") == ["train", "stgcn", "--epochs", "3"]
     assert without_option(["train", "lstm", "--nproc=2"], "--nproc") == ["train", "lstm"]
+
+
+def _named_pickle(tmp_path, split):
+    names = sorted({n for v in split.values() for n in v})
+    anns = [make_ann(n, label=i % 2, seed=i, t=12) for i, n in enumerate(names)]
+    return write_pickle(tmp_path / "named.pkl", {"split": split, "annotations": anns})
+
+
+def test_protocols_by_name_through_the_cli(tmp_path):
+    names = [f"S001C00{c}P00{p}R001A00{a}" for c in (1, 2) for p in (1, 2, 3) for a in (1, 2)]
+    split = {"xview_train": [n for n in names if "C001" in n], "xview_val": [n for n in names if "C002" in n]}
+    raw, cache = _named_pickle(tmp_path, split), tmp_path / "cache"
+    assert run("ingest", raw, "--cache", cache).exit_code == 0
+    r = run("build-splits", "--cache", cache, "--val-fraction", 0.3)
+    assert r.exit_code == 0 and "xview" in r.output and "official" in r.output
+    assert "ntu performer" in r.output
+    r = run("info", "--cache", cache)
+    assert "xview_train / xview_val" in r.output
+    r = run("train", "stgcn", "--cache", cache, "--split", "xsub", "--epochs", 1, "--out", tmp_path / "runs")
+    assert_one_line_error(r, r"no protocol 'xsub'.*they have: xview")
+    assert not (tmp_path / "runs").exists()
+    r = run("train", "stgcn", "--cache", cache, "--split", "xview", "--epochs", 1, "--frames", 8,
+            "--threads", 1, "--out", tmp_path / "runs")
+    assert r.exit_code == 0, r.output
+    assert [p.name.split("-")[1] for p in (tmp_path / "runs").iterdir()] == ["xview"]
+
+
+@pytest.mark.parametrize("split, args, pattern", [
+    ({"fold_a": ["x0", "x1"], "fold_b": ["x2", "x3"]}, [], r"fold_a, fold_b fit no protocol.*--protocol"),
+    ({"fold_a": ["x0", "x1"], "fold_b": ["x2"]}, ["--protocol", "f=fold_a,fold_c"], "no split key fold_c"),
+    ({"train": ["x0", "x1"], "test": ["x1", "x2"]}, [], "x1 is in both train and test"),
+    ({"train": ["x0", "x1"], "test": ["x2"]}, ["--group-by", "("], "not a valid regex"),
+    ({"train": ["x0", "x1"], "test": ["x2"]}, ["--group-by", "zz"], "matches no clip"),
+])
+def test_bad_protocols_are_one_line_and_write_nothing(tmp_path, split, args, pattern):
+    raw, cache = _named_pickle(tmp_path, split), tmp_path / "cache"
+    assert run("ingest", raw, "--cache", cache).exit_code == 0
+    assert_one_line_error(run("build-splits", "--cache", cache, *args), pattern)
+    assert not (cache / "splits.parquet").exists()
+
+
+def test_explicit_protocol_names_a_pair(tmp_path):
+    raw = _named_pickle(tmp_path, {"fold_a": ["x0", "x1", "x2"], "fold_b": ["x3", "x4"]})
+    run("ingest", raw, "--cache", tmp_path / "c")
+    r = run("build-splits", "--cache", tmp_path / "c", "--protocol", "cv=fold_a,fold_b")
+    assert r.exit_code == 0 and "fold_a / fold_b" in r.output
+    df = pd.read_parquet(tmp_path / "c" / "splits.parquet")
+    assert set(df["split"]) == {"cv"} and set(df.loc[df["subset"] == "test", "frame_dir"]) == {"x3", "x4"}
+
+
+def test_old_schema_splits_are_refused_then_rebuilt(tmp_path):
+    raw = _named_pickle(tmp_path, {"train1": ["v_A_g01_c01", "v_A_g02_c01"], "test1": ["v_A_g03_c01"]})
+    cache = tmp_path / "c"
+    run("ingest", raw, "--cache", cache)
+    run("build-splits", "--cache", cache)
+    import json
+
+    meta = json.loads((cache / "splits.json").read_text())
+    (cache / "splits.json").write_text(json.dumps({"manifest_hash": meta["manifest_hash"],
+                                                   "methods": {"1": "official"}}))
+    r = run("train", "lstm", "--cache", cache, "--epochs", 1, "--out", tmp_path / "runs")
+    assert_one_line_error(r, r"older skpipe.*build-splits --force")
+    assert run("build-splits", "--cache", cache, "--force").exit_code == 0
+    assert "Protocols" in run("info", "--cache", cache).output

@@ -36,7 +36,7 @@ def test_every_sample_exactly_once(small_chunks, mode, subset):
     for epoch in (1, 2):
         ds.set_epoch(epoch)
         seen = np.concatenate([s.numpy() for _, _, _, s in ds])
-        assert len(seen) == len(set(seen)) and set(seen) == subset_samples(small_chunks, 1, subset)
+        assert len(seen) == len(set(seen)) and set(seen) == subset_samples(small_chunks, "1", subset)
     assert len(list(ds)) == len(ds)
 
 
@@ -115,7 +115,7 @@ def test_refusals(small_chunks, tmp_path):
     with pytest.raises(SkpipeError, match="no splits"):
         SkeletonDataset(open_cache(tmp_path / "c"), LoaderConfig())
     write_splits(open_cache(tmp_path / "c"))
-    with pytest.raises(SkpipeError, match="has no val samples"):
+    with pytest.raises(SkpipeError, match="has no val clips"):
         SkeletonDataset(open_cache(tmp_path / "c"), LoaderConfig(subset="val"))
 
 
@@ -128,4 +128,4 @@ def test_dataloader_workers_share_the_epoch(small_chunks, mode):
     ds.set_epoch(3)
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
     seen = np.concatenate([s.numpy() for *_, s in loader])
-    assert len(seen) == len(set(seen)) and set(seen) == subset_samples(small_chunks, 1, "train")
+    assert len(seen) == len(set(seen)) and set(seen) == subset_samples(small_chunks, "1", "train")

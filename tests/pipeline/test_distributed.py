@@ -36,7 +36,7 @@ def ddp_run(synth_cache, tmp_path_factory):
 def test_ranks_see_disjoint_samples_covering_the_epoch(ddp_run, synth_cache):
     d, _ = ddp_run
     sp = pd.read_parquet(synth_cache / "splits.parquet")
-    train = set(sp[(sp["split"] == 1) & (sp["subset"] == "train")]["sample"])
+    train = set(sp[(sp["split"] == "1") & (sp["subset"] == "train")]["sample"])
     for epoch in (1, 2):
         a, b = (np.load(d / "rec" / f"rank{r}-epoch{epoch}.npy") for r in (0, 1))
         assert len(a) and len(b) and not set(a) & set(b)

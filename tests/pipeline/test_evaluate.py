@@ -125,7 +125,7 @@ def test_confusion_png_at_101_classes():
 
 def test_compare_flags_mismatches(synth_cache, tmp_path):
     runs = []
-    for model, split in (("lstm", 1), ("stgcn", 1), ("lstm", 2)):
+    for model, split in (("lstm", "1"), ("stgcn", "1"), ("lstm", "2")):
         d = fit(TrainConfig(model=model, cache=str(synth_cache), out=str(tmp_path), epochs=1,
                             frames=8, split=split, threads=1))["run_dir"]
         evaluate_run(d, "test")
