@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import pickle
 import platform
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +37,27 @@ def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+CHECKPOINT_KEYS = ("model", "model_name", "num_classes")
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.exists():
+    """A checkpoint's dict, loaded with `weights_only=True`: tensors, numbers, strings and plain
+    containers only, so a `.pt` that someone hands over can never run code."""
+    path = Path(path)
+    if not path.is_file():
         raise SkpipeError(f"no checkpoint at {path}")
     try:
-        ckpt: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we refuse instead
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise SkpipeError(f"{path}: refused: the checkpoint holds objects other than tensors, numbers, "
+                          "strings and plain containers (it could run code)") from None
     except Exception as e:  # torch raises many types for a damaged file
         raise SkpipeError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
+        raise SkpipeError(f"{path}: not a skpipe checkpoint (expected a dict with "
+                          f"{', '.join(CHECKPOINT_KEYS)})")
     return ckpt
 
 

@@ -32,7 +32,7 @@ def test_run_directory(synth_cache, tmp_path):
     assert (run / "checkpoints" / "best.pt").exists() and (run / "checkpoints" / "last.pt").exists()
     assert list((run / "tb").glob("events.out.tfevents.*"))
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["state"]["epoch"] == 3 and ckpt["model_name"] == "lstm"
 
 
