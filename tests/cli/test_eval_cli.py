@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from cli.main import main
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
 
 def test_demo_quick_end_to_end(tmp_path):
@@ -25,7 +25,7 @@ def test_demo_quick_end_to_end(tmp_path):
     assert r.exit_code == 0 and "weakest" in r.output
     r = CliRunner().invoke(main, ["compare", *map(str, runs), "--markdown", str(tmp_path / "t.md")])
     assert r.exit_code == 0 and (tmp_path / "t.md").exists()
-    r = CliRunner().invoke(main, ["predict", str(runs[1]), str(SHARED_DATA / "mini_ucf101.pkl"), "--json"])
+    r = CliRunner().invoke(main, ["predict", str(runs[1]), str(TEST_DATA / "mini_ucf101.pkl"), "--json"])
     assert r.exit_code == 0
     assert len(json.loads(r.output)) == 6
     # a second demo reuses the cache and adds new runs, overwriting nothing

@@ -11,7 +11,7 @@ from pipeline import SkpipeError
 from pipeline.cache import IngestConfig, ingest, open_cache
 from pipeline.preprocess import preprocess
 from pipeline.raw import read_raw
-from tests.conftest import SHARED_DATA, make_ann, tiny_dataset, write_pickle
+from tests.conftest import TEST_DATA, make_ann, tiny_dataset, write_pickle
 
 
 def test_round_trip_equals_preprocessing(tmp_path, tiny_pickle):
@@ -39,9 +39,9 @@ def test_float32_cache_is_exact(tmp_path, tiny_pickle):
 
 
 def test_real_mini_ucf101_matches_hand_computation(tmp_path):
-    ingest(SHARED_DATA / "mini_ucf101.pkl", tmp_path / "cache")
+    ingest(TEST_DATA / "mini_ucf101.pkl", tmp_path / "cache")
     cache = open_cache(tmp_path / "cache")
-    raw = read_raw(SHARED_DATA / "mini_ucf101.pkl").annotations
+    raw = read_raw(TEST_DATA / "mini_ucf101.pkl").annotations
     arr = cache.open_array()[:]
     assert arr.shape == (6, 300, 17, 3)
     assert cache.manifest.class_names == ["ApplyEyeMakeup"]
@@ -59,9 +59,9 @@ def test_real_mini_ucf101_matches_hand_computation(tmp_path):
 
 
 def test_real_single_annotation_example(tmp_path):
-    ingest(SHARED_DATA / "example_UCF101_skeleton.pkl", tmp_path / "cache")
+    ingest(TEST_DATA / "example_UCF101_skeleton.pkl", tmp_path / "cache")
     cache = open_cache(tmp_path / "cache")
-    a = read_raw(SHARED_DATA / "example_UCF101_skeleton.pkl").annotations[0]
+    a = read_raw(TEST_DATA / "example_UCF101_skeleton.pkl").annotations[0]
     sc = a["keypoint_score"].astype(np.float64)
     assert cache.index.loc[0, "person"] == int(sc[1].mean() > sc[0].mean())
     assert cache.index.loc[0, "n_persons"] == 2 and cache.index.loc[0, "valid_frames"] == 163

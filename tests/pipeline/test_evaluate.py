@@ -15,7 +15,7 @@ from pipeline.evaluate import compute_metrics, confusion_png, evaluate_run, wors
 from pipeline.predict import predict_file, prepare
 from pipeline.raw import read_raw
 from pipeline.train import TrainConfig, fit
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
 
 def test_metrics_agree_with_sklearn_including_absent_classes():
@@ -142,7 +142,7 @@ def test_compare_flags_mismatches(synth_cache, tmp_path):
 def test_predict_uses_ingest_preprocessing(synth_cache, tmp_path):
     run_dir = fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(tmp_path), epochs=1,
                               frames=300, threads=1))["run_dir"]
-    sample = SHARED_DATA / "example_UCF101_skeleton.pkl"
+    sample = TEST_DATA / "example_UCF101_skeleton.pkl"
     res = predict_file(run_dir, sample, top=3)
     assert len(res) == 1 and res[0]["frame_dir"] == "v_ApplyEyeMakeup_g01_c01"
     assert len(res[0]["top"]) == 3 and res[0]["top"][0]["probability"] >= res[0]["top"][1]["probability"]

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import SkpipeError
 from pipeline.raw import parse_frame_dir, read_raw
-from tests.conftest import SHARED_DATA, make_ann, write_pickle
+from tests.conftest import TEST_DATA, make_ann, write_pickle
 
 
 def test_accepts_dict_list_and_single(tmp_path):
@@ -23,7 +23,7 @@ def test_accepts_dict_list_and_single(tmp_path):
 
 @pytest.mark.parametrize("name", ["mini_ucf101.pkl", "example_UCF101_skeleton.pkl"])
 def test_real_samples_load(name):
-    d = read_raw(SHARED_DATA / name)
+    d = read_raw(TEST_DATA / name)
     assert all(a["keypoint"].dtype == np.float16 for a in d.annotations)
 
 
