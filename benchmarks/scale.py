@@ -38,8 +38,9 @@ def replicate(src: Path, dst: Path, times: int) -> None:
     import zarr
     from zarr.codecs import ZstdCodec
 
-    from data_manifest import manifest_hash
+    from data_manifest import manifest_hash, read_manifest
     from pipeline.cache import open_cache
+    from pipeline.raw import file_sha256
 
     if (dst / "manifest.json").exists():
         return
@@ -61,12 +62,14 @@ def replicate(src: Path, dst: Path, times: int) -> None:
     m = json.loads((src / "manifest.json").read_text())
     m["array"]["shape"][0] = n * times
     m["counts"]["samples"] = n * times
+    m["tables"] = {name: file_sha256(dst / name) for name in ("index.parquet", "source_splits.parquet")}
     (dst / "manifest.json").write_text(json.dumps(m, indent=2))
     sp = pd.read_parquet(src / "splits.parquet")
     pd.concat([sp.assign(sample=sp["sample"] + k * n) for k in range(times)]).to_parquet(
         dst / "splits.parquet", index=False)
     meta = json.loads((src / "splits.json").read_text())
-    meta["manifest_hash"] = manifest_hash(dst)
+    meta["manifest_hash"] = manifest_hash(read_manifest(dst))
+    meta["table_sha256"] = file_sha256(dst / "splits.parquet")
     (dst / "splits.json").write_text(json.dumps(meta))
 
 

@@ -128,10 +128,12 @@ def protocol_table(meta, title: str) -> Table:  # type: ignore[no-untyped-def]
 @click.command()
 @cache_option
 @click.option("--no-hash", is_flag=True, help="Compare the source by size only (skip hashing it).")
+@click.option("--verify", is_flag=True, help="Read every chunk and table and report damaged ones.")
+@click.option("--classes", "all_classes", is_flag=True, help="Show the clips of every class.")
 @user_errors
-def info(cache_dir: str, no_hash: bool) -> None:
-    """Show what is in the cache, its splits, its classes, and whether it is stale."""
-    from pipeline.cache import open_cache, source_status
+def info(cache_dir: str, no_hash: bool, verify: bool, all_classes: bool) -> None:
+    """Show what is in the cache, its protocols, its classes, and whether it is stale."""
+    from pipeline.cache import open_cache, source_status, verify_cache
     from pipeline.splits import read_splits_meta
 
     cache = open_cache(cache_dir)
@@ -156,17 +158,33 @@ def info(cache_dir: str, no_hash: bool) -> None:
         console.print(protocol_table(read_splits_meta(cache), "Protocols (--split NAME)"))
     except SkpipeError as e:
         console.print(f"[yellow]{e}[/yellow]")
-    console.print(_class_table(cache.index, m.class_names))
+    console.print(_class_table(cache.index, m.class_names, all_classes))
+    if verify:
+        with stage_progress({"verify": "Verifying chunks"}) as progress:
+            problems = verify_cache(cache, progress)
+        for p in problems:
+            console.print(f"[bold red]damaged:[/bold red] {escape(p)}")
+        if problems:
+            raise SkpipeError(f"{len(problems)} damaged chunk(s) in {cache_dir}; rebuild with "
+                              "`skpipe ingest --force`")
+        console.print("[green]verified: every chunk decodes and matches its checksum; every table "
+                      "matches the manifest[/green]")
 
 
-def _class_table(index, names: list[str]) -> Table:  # type: ignore[no-untyped-def]
+def _class_table(index, names: list[str], everything: bool) -> Table:  # type: ignore[no-untyped-def]
     counts = index["label"].value_counts().reindex(range(len(names)), fill_value=0)
     top = max(int(counts.max()), 1)
-    t = Table(title=f"Clips per class ({len(names)} classes)")
+    caption = None
+    if not everything and len(names) > 12:  # one screen: the smallest and largest classes
+        order = counts.sort_values(kind="stable")
+        counts = order.iloc[[*range(5), *range(len(order) - 5, len(order))]]
+        caption = f"the 5 smallest and 5 largest of {len(names)} classes; --classes shows all"
+    t = Table(title=f"Clips per class ({len(names)} classes)", caption=caption)
     t.add_column("label", justify="right")
     t.add_column("class")
     t.add_column("clips", justify="right")
     t.add_column("")
     for lab, c in counts.items():
-        t.add_row(str(lab), names[lab], str(int(c)), "█" * max(1, round(20 * int(c) / top)) if c else "")
+        bar = "█" * max(1, round(20 * int(c) / top)) if c else ""
+        t.add_row(str(lab), escape(names[lab]), str(int(c)), bar)
     return t

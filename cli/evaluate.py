@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from cli.ui import console, user_errors
@@ -18,12 +19,12 @@ run_dir_arg = click.argument("run_dir", type=click.Path(file_okay=False, path_ty
 @run_dir_arg
 @click.option("--subset", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--checkpoint", default="best", show_default=True, help="best, last, or a .pt path.")
-@click.option("--clips", default=1, show_default=True,
-              help="Average softmax over K fixed temporal clips (runs trained with --frames < 300).")
+@click.option("--clips", type=int,
+              help="Average softmax over K fixed temporal clips (default: the run's --test-clips).")
 @click.option("--cache", "cache_dir", help="The run's cache (path or URL), if it moved; the same build.")
 @click.option("--force", is_flag=True, help="Replace an existing evaluation.")
 @user_errors
-def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int, cache_dir: str | None,
+def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cache_dir: str | None,
              force: bool) -> None:
     """Evaluate a trained run on a subset of its split; write RUN_DIR/eval/<subset>/."""
     from pipeline.evaluate import evaluate_run
@@ -32,7 +33,7 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int, cache_dir:
         r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force)
     rep = r["report"]
     t = Table(title=f"{rep['model']} · split {rep['split']} · {subset} · {rep['samples']:,} clips "
-              f"· {clips} clip(s) · {Path(rep['checkpoint']).name}", show_header=False)
+              f"· {rep['clips']} clip(s) · {Path(rep['checkpoint']).name}", show_header=False)
     t.add_row("top-1 accuracy", f"{rep['accuracy']:.2%}")
     t.add_row("top-5 accuracy", f"{rep['top5_accuracy']:.2%}")
     t.add_row("mean class accuracy", f"{rep['mean_class_accuracy']:.2%}")
@@ -54,11 +55,23 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int, cache_dir:
 def _compare_table(df: Any, warnings: list[str], title: str) -> Table:
     caption = "runs: " + ", ".join(df["run"])
     t = Table(title=title, caption=caption + (" · ⚠ see warnings" if warnings else ""))
-    for col in ("model", "epochs", "accuracy", "weighted F1", "macro F1", "parameters", "s / epoch"):
-        t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    for col in ("model", "stream", "seed", "epochs", "accuracy", "weighted F1", "macro F1", "parameters",
+                "s / epoch"):
+        t.add_column(col, justify="left" if col in ("model", "stream") else "right", no_wrap=True)
     for r in df.itertuples():
-        t.add_row(r.model, str(r.epochs), f"{r.accuracy:.2%}", f"{r.weighted_f1:.4f}",
+        t.add_row(r.model, r.feats, str(r.seed), str(r.epochs), f"{r.accuracy:.2%}", f"{r.weighted_f1:.4f}",
                   f"{r.macro_f1:.4f}", f"{r.parameters:,}", f"{r.train_s_per_epoch:.1f}")
+    return t
+
+
+def _seed_table(stats: Any, title: str) -> Table:
+    t = Table(title=title)
+    for col in ("model", "stream", "recipe", "split", "seeds", "accuracy", "weighted F1"):
+        t.add_column(col, justify="left" if col in ("model", "stream", "recipe", "split") else "right")
+    for r in stats.itertuples():
+        std = "" if r.runs < 2 else f" ± {r.accuracy_std:.2%}"
+        t.add_row(r.model, r.feats, r.recipe, str(r.split), str(r.seeds), f"{r.accuracy_mean:.2%}{std}",
+                  f"{r.weighted_f1_mean:.4f}")
     return t
 
 
@@ -67,44 +80,104 @@ def _compare_table(df: Any, warnings: list[str], title: str) -> Table:
 @click.option("--subset", default="test", show_default=True)
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Also write Markdown.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV.")
+@click.option("--force", is_flag=True, help="Replace existing --markdown / --csv files.")
 @user_errors
-def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_path: Path | None) -> None:
-    """Compare evaluated runs, like the seed's Table 2."""
-    from pipeline.compare import compare_runs, to_markdown
+def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_path: Path | None,
+            force: bool) -> None:
+    """Compare evaluated runs in one table (model, accuracy, F1, parameters, time)."""
+    from pipeline.atomic import atomic_write_text, check_target
+    from pipeline.compare import compare_runs, seed_statistics, to_markdown
 
+    for target in (markdown, csv_path):
+        if target is not None:
+            check_target(target, force, "file")
     df, warnings = compare_runs(list(run_dirs), subset)
     console.print(_compare_table(df, warnings, f"Comparison on {subset}"))
+    stats = seed_statistics(df)
+    if (stats["runs"] > 1).any():
+        console.print(_seed_table(stats, f"Seeds of one config on {subset}: mean ± std"))
     for w in warnings:
         console.print(f"[bold yellow]warning:[/bold yellow] {w}")
     if markdown:
-        markdown.write_text(to_markdown(df, warnings))
+        atomic_write_text(markdown, to_markdown(df, warnings))
     if csv_path:
-        df.to_csv(csv_path, index=False)
+        atomic_write_text(csv_path, df.drop(columns="config").to_csv(index=False))
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--weights", help="Comma-separated weight per run (default: equal), e.g. 1,1,0.5,0.5.")
+@click.option("--subset", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--clips", type=click.IntRange(min=1), help="Temporal clips (default: each run's own).")
+@click.option("--checkpoint", default="best", show_default=True, help="best or last, in every run.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Report directory (default: beside the first run, named after the runs).")
+@click.option("--force", is_flag=True, help="Replace an existing report.")
+@user_errors
+def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips: int | None,
+             checkpoint: str, out: Path | None, force: bool) -> None:
+    """Fuse the class probabilities of runs on one cache and protocol (e.g. joint + bone streams)."""
+    from pipeline import SkpipeError
+    from pipeline.evaluate import ensemble_runs
+
+    w = None
+    if weights is not None:
+        try:
+            w = [float(v) for v in weights.split(",")]
+        except ValueError:
+            raise SkpipeError(f"--weights must be numbers separated by commas, got {weights!r}") from None
+    with console.status(f"Fusing {len(run_dirs)} runs on {subset}"):
+        r = ensemble_runs(list(run_dirs), w, subset, clips, out, force, checkpoint)
+    rep = r["report"]
+    t = Table(title=f"Ensemble of {len(run_dirs)} runs · split {rep['split']} · {subset} · "
+              f"{rep['samples']:,} clips", show_header=False)
+    for run, wt, feats in zip(rep["runs"], rep["weights"], rep["feats"], strict=True):
+        t.add_row(f"{Path(run).name}", f"stream {feats}, weight {wt:g}")
+    t.add_row("top-1 accuracy", f"{rep['accuracy']:.2%}")
+    t.add_row("top-5 accuracy", f"{rep['top5_accuracy']:.2%}")
+    t.add_row("mean class accuracy", f"{rep['mean_class_accuracy']:.2%}")
+    console.print(t)
+    console.print(f"written: {r['out']}/report.json, per_class.csv, confusion.csv, confusion.png")
 
 
 @click.command()
 @run_dir_arg
 @click.argument("raw", type=click.Path(path_type=Path))
-@click.option("--top", default=5, show_default=True)
+@click.option("--top", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Classes shown per clip.")
 @click.option("--checkpoint", default="best", show_default=True)
-@click.option("--clips", default=1, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--clips", type=click.IntRange(min=1), help="Temporal clips (default: the run's --test-clips).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Clips preprocessed and run together; memory does not grow with the pickle.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per clip (JSON lines).")
 @user_errors
-def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int, as_json: bool) -> None:
+def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | None, batch_size: int,
+            as_json: bool) -> None:
     """Top classes for every clip of RAW (a dict, a list, or one annotation), as ingest sees it."""
-    from pipeline.predict import predict_file
+    from pipeline.predict import iter_predictions
 
-    results = predict_file(run_dir, raw, top, checkpoint, clips)
-    if as_json:
-        click.echo(json.dumps(results, indent=2))
+    results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size)
+    if as_json:  # JSON lines, streamed
+        for r in results:
+            click.echo(json.dumps(r))
         return
+    results = list(results)
+    t = Table(title=f"Predictions for {escape(str(raw))}")
+    for col in ("clip", "label", "top-1", "p"):
+        t.add_column(col, justify="right" if col in ("label", "p") else "left")
+    if top > 1:
+        t.add_column(f"next {top - 1}")
     for r in results:
-        t = Table(title=f"{r['frame_dir']} (label {r['label']})")
-        t.add_column("class")
-        t.add_column("probability", justify="right")
-        for p in r["top"]:
-            t.add_row(p["class"], f"{p['probability']:.1%}")
-        console.print(t)
+        best, rest = r["top"][0], r["top"][1:]
+        row = [escape(ascii(r["frame_dir"])[1:-1]), str(r["label"]), escape(best["class"]),
+               f"{best['probability']:.0%}"]
+        if top > 1:
+            row.append(", ".join(f"{escape(p['class'])} {p['probability']:.0%}" for p in rest))
+        t.add_row(*row)
+    console.print(t)
+    hits = sum(r["top"][0]["label"] == r["label"] for r in results)
+    console.print(f"{len(results):,} clips; top-1 agrees with the pickle's label for {hits:,} "
+                  f"({hits / len(results):.1%})")
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.data import build_splits, info, ingest, synth
-from cli.evaluate import compare, demo, evaluate, predict
+from cli.evaluate import compare, demo, ensemble, evaluate, predict
 from cli.train import models, train
 from pipeline import __version__
 
@@ -16,9 +16,28 @@ def main() -> None:
     """skpipe: skeleton action recognition from a PYSKL 2D pickle, via a Zarr tensor cache."""
 
 
-for command in (synth, ingest, build_splits, info, train, models, evaluate, compare, predict, demo):
+for command in (synth, ingest, build_splits, info, train, models, evaluate, ensemble, compare, predict,
+                demo):
     main.add_command(command)
 
 
+def run() -> None:
+    """The console script: `skpipe ... | head` ends quietly, as a closed pipe is a normal end."""
+    import os
+    import sys
+
+    from click.utils import PacifyFlushWrapper
+
+    try:
+        main()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise SystemExit(0) from None
+    except SystemExit:
+        if isinstance(sys.stdout, PacifyFlushWrapper):  # click met a closed pipe and exits 1
+            raise SystemExit(0) from None
+        raise
+
+
 if __name__ == "__main__":  # `python -m cli.main`, as torchrun's launcher starts each rank
-    main()
+    run()

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cli.data import cache_option
 from cli.ui import console, user_errors
+from pipeline import SkpipeError
 
 
 class EpochView:
@@ -82,57 +83,82 @@ def without_option(argv: list[str], name: str) -> list[str]:
 
 
 @click.command()
-@click.argument("model", type=click.Choice(["lstm", "stgcn"]))
+@click.argument("model", type=click.Choice(["lstm", "stgcn", "stgcnpp"]), required=False)
 @cache_option
+@click.option("--recipe", type=click.Choice(["seed", "recommended"]), default="seed", show_default=True,
+              help="seed: the study's table; recommended: the best val accuracy per CPU-minute "
+                   "measured on real data (README). Options given here override it.")
 @click.option("--split", default="1", show_default=True,
               help="Evaluation protocol: 1, 2, 3, xsub, xview, default, ... (`skpipe info` lists them).")
-@click.option("--epochs", default=0, help="Default: 50 for lstm, 100 for stgcn.")
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
-@click.option("--weight-decay", default=1e-4, show_default=True)
-@click.option("--dropout", default=0.5, show_default=True)
-@click.option("--frames", default=300, show_default=True,
-              help="Frames fed to the model; below 300, sampled uniformly over the valid frames.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
-              show_default=True, help="bf16: autocast (CPU or CUDA); fp16: CUDA only, with loss scaling.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--epochs", type=int, help="Default: 50 lstm, 100 stgcn, 80 stgcnpp (seed recipe).")
+@click.option("--batch-size", type=int, help="Default: 32.")
+@click.option("--lr", type=float, help="Default: 1e-3.")
+@click.option("--weight-decay", type=float, help="Default: 1e-4.")
+@click.option("--dropout", type=float, help="Default: 0.5.")
+@click.option("--frames", type=int,
+              help="Frames fed to the model (default 300); fewer are sampled uniformly over valid frames.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
+              help="Default fp32. bf16: autocast (CPU or CUDA); fp16: CUDA only, with loss scaling.")
+@click.option("--feats", type=click.Choice(["j", "b", "jm", "bm"]),
+              help="Input stream: joints (default), bones, joint motion, bone motion.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]),
+              help="Default adam; sgd: Nesterov momentum 0.9.")
+@click.option("--schedule", type=click.Choice(["plateau", "cosine"]),
+              help="Default plateau (on val loss); cosine: per step, after --warmup epochs.")
+@click.option("--warmup", type=int, help="Epochs of linear warm-up before the cosine (default 0).")
+@click.option("--label-smoothing", type=float, help="Default 0.")
+@click.option("--normalize", type=click.Choice(["none", "pyskl", "body"]),
+              help="Default none (x / width, y / height); pyskl: to [-1, 1]; body: centred on the body.")
+@click.option("--flip", type=float, help="Train-time horizontal flip probability (left/right swapped).")
+@click.option("--rotate", type=float, help="Train-time random rotation, degrees.")
+@click.option("--scale", type=float, help="Train-time random scale, +- this fraction.")
+@click.option("--shift", type=float, help="Train-time random shift, +- this (normalized units).")
+@click.option("--test-clips", type=int, help="Temporal clips `evaluate` averages by default (1).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Default auto (CUDA when present).")
 @click.option("--nproc", default=1, show_default=True,
               help="Processes on this machine (DDP through torchrun's launcher).")
-@click.option("--lr-scaling", type=click.Choice(["linear", "none"]), default="linear", show_default=True,
+@click.option("--lr-scaling", type=click.Choice(["linear", "none"]),
               help="Distributed: multiply --lr by the number of processes (the effective batch grows).")
-@click.option("--threads", default=0, help="Torch threads (default: all usable cores).")
-@click.option("--workers", default=0, show_default=True, help="DataLoader worker processes.")
-@click.option("--loader", type=click.Choice(["auto", "memory", "stream"]), default="auto",
-              show_default=True, help="Hold the subset in memory, or stream chunks.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--patience", default=0, show_default=True, help="Early stop after N epochs without "
-              "a better val accuracy (0: off).")
+@click.option("--threads", type=int, help="Torch threads (default: all usable cores).")
+@click.option("--workers", type=int, help="DataLoader worker processes (default 0).")
+@click.option("--loader", type=click.Choice(["auto", "memory", "stream"]),
+              help="Hold the subset in memory, or stream chunks (default auto).")
+@click.option("--seed", type=int, help="Default 0.")
+@click.option("--patience", type=int, help="Early stop after N epochs without a better val accuracy "
+              "(default 0: off).")
 @click.option("--out", default="runs", show_default=True, type=click.Path(path_type=Path))
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Continue the run in this directory.")
+              help="Continue the run in this directory, with its own options and cache.")
 @user_errors
-def train(model: str, cache_dir: str, split: str, epochs: int, batch_size: int, lr: float,
-          weight_decay: float, dropout: float, frames: int, precision: str, device: str, nproc: int,
-          lr_scaling: str, threads: int, workers: int, loader: str, seed: int, patience: int,
-          out: Path, resume: Path | None) -> None:
-    """Train MODEL (lstm or stgcn) on a split of the cache; choose on val, never touch test.
+def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Path | None, out: Path,
+          **options: Any) -> None:
+    """Train MODEL (lstm, stgcn or stgcnpp) on a protocol of the cache; choose on val, never
+    touch test.
 
     Under torchrun, each process trains on its share of the cache's chunks (DDP)."""
     import os
     import sys
 
     from pipeline.distributed import env_rank, launch
-    from pipeline.runlog import read_metrics
-    from pipeline.train import TrainConfig, fit
+    from pipeline.recipes import recipe_options
+    from pipeline.train import TrainConfig, fit, resume_config
 
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         # relaunch the same command, minus --nproc, under torchrun
         raise SystemExit(launch(nproc, without_option(sys.argv[1:], "--nproc")))
-    cfg = TrainConfig(model=model, cache=str(cache_dir), split=split, epochs=epochs,
-                      batch_size=batch_size, lr=lr, weight_decay=weight_decay, dropout=dropout,
-                      frames=frames, precision=precision, threads=threads, workers=workers,
-                      seed=seed, patience=patience, loader=loader, out=str(out), device=device,
-                      lr_scaling=lr_scaling)
+    if options["epochs"] is not None and options["epochs"] < 1:
+        raise SkpipeError(f"--epochs must be >= 1, got {options['epochs']}")
+    if resume is not None:
+        cfg, applied = resume_config(resume, options)
+        if model is not None and model != cfg.model:
+            raise SkpipeError(f"{resume} is a {cfg.model} run, not {model}")
+        if applied and env_rank() == 0:
+            console.print("resuming with " + ", ".join(f"--{k} {getattr(cfg, k)}" for k in applied))
+    elif model is None:
+        raise SkpipeError("name a model (lstm, stgcn or stgcnpp), or --resume RUN_DIR")
+    else:
+        cfg = TrainConfig(model=model, cache=str(cache_dir), out=str(out), **recipe_options(recipe, options))
     if env_rank() != 0:  # other ranks train quietly; rank 0 reports
         fit(cfg, resume=resume)
         return
@@ -141,18 +167,9 @@ def train(model: str, cache_dir: str, split: str, epochs: int, batch_size: int, 
         s = fit(cfg, resume=resume, event=view)
     finally:
         view.close()
-    rows = read_metrics(s["run_dir"])
-    t = Table(title=f"{model} · {s['run_dir']}")
-    for col in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "s", "samples/s"):
-        t.add_column(col, justify="right")
-    for r in rows[-20:]:
-        t.add_row(str(r["epoch"]), f"{r['train_loss']:.3f}", f"{r['train_acc']:.1%}",
-                  f"{r['val_loss']:.3f}", f"{r['val_acc']:.1%}" + (" *" if r["best"] else ""),
-                  f"{r['lr']:.1e}", f"{r['seconds']:.0f}", f"{r['samples_per_s']:.0f}")
-    console.print(t)
     if s["interrupted"]:
         console.print(f"[yellow]Interrupted. checkpoints/last.pt holds epoch {s['epochs']}; continue "
-                      f"with: skpipe train {model} --resume {s['run_dir']}[/yellow]")
+                      f"with: skpipe train --resume {s['run_dir']}[/yellow]")
         raise SystemExit(130)
     console.print(f"best val accuracy {s['best_val_acc']:.2%} at epoch {s['best_epoch']} "
                   f"(checkpoints/best.pt). Next: skpipe evaluate {s['run_dir']}")
@@ -170,11 +187,29 @@ def models(cache_dir: str) -> None:
     classes, where = 101, "no cache: UCF101's 101 classes"
     if exists(join(cache_dir, "manifest.json")):
         classes, where = open_cache(cache_dir).manifest.num_classes, f"cache {cache_dir}"
-    t = Table(title=f"Models at {classes} classes ({where})")
-    t.add_column("model")
-    t.add_column("parameters", justify="right")
-    t.add_column("")
-    for name, builder in MODELS.items():
-        t.add_row(name, f"{count_parameters(build_model(name, classes)):,}",
-                  (builder.__doc__ or "").strip().splitlines()[0])
+    t = Table(title=f"Models at {classes} classes ({where})",
+              caption="input (B, T, V=17, C=3); GFLOP: one clip's forward pass at T = 100 frames "
+                      "(a training step costs about 3x)")
+    for col in ("model", "what it is", "parameters", "GFLOP / clip"):
+        t.add_column(col, justify="left" if col in ("model", "what it is") else "right")
+    for name in MODELS:
+        net = build_model(name, classes)
+        t.add_row(name, MODEL_NOTES[name], f"{count_parameters(net):,}", f"{forward_gflop(net, 100):.2f}")
     console.print(t)
+
+
+MODEL_NOTES = {
+    "lstm": "the seed's 2-layer BiLSTM baseline",
+    "stgcn": "the seed's ST-GCN: 4 blocks, one fixed graph",
+    "stgcnpp": "PYSKL's ST-GCN++: 10 blocks, learned 3-part graph",
+}
+
+
+def forward_gflop(net: Any, frames: int) -> float:
+    """Floating-point operations of one clip's forward pass, counted by PyTorch."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net.eval()(torch.zeros(1, frames, 17, 3))
+    return counter.get_total_flops() / 1e9

@@ -21,7 +21,18 @@ from rich.progress import (
 
 from pipeline import SkpipeError
 
-console = Console()
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """`skpipe info | head`: a reader that closed the pipe is a normal end (exit 0, silent)."""
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
+
+console = _Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 STAGE_LABELS = {"read": "Reading pickle (MiB)", "convert": "Preprocessing clips"}
@@ -36,6 +47,10 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except SkpipeError as e:
             raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted: nothing half-written was kept (outputs are written atomically); "
+                       "run the same command again to continue.", err=True)
+            raise SystemExit(130) from None
 
     return wrapper  # type: ignore[return-value]
 

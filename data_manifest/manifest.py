@@ -42,6 +42,7 @@ class Manifest:
     counts: dict[str, Any]
     class_names: list[str]
     source_splits: dict[str, int] = field(default_factory=dict)  # split name -> clips
+    tables: dict[str, str] = field(default_factory=dict)  # Parquet file -> sha256 of its bytes
 
     @property
     def num_samples(self) -> int:
@@ -59,8 +60,15 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     atomic_write_text(Path(directory) / MANIFEST_NAME, manifest.to_json())
 
 
-def manifest_hash(directory: Location) -> str:
-    """sha256 of manifest.json's bytes: the identity of a cache build."""
+def manifest_hash(manifest: Manifest) -> str:
+    """The identity of a cache build: sha256 of the manifest without its `created` time, so
+    re-ingesting the identical pickle the same way keeps every run and split of it valid."""
+    content = {k: v for k, v in asdict(manifest).items() if k != "created"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def legacy_manifest_hash(directory: Location) -> str:
+    """sha256 of manifest.json's bytes: what skpipe 0.1 recorded in its runs."""
     return hashlib.sha256(read_bytes(join(directory, MANIFEST_NAME))).hexdigest()
 
 

@@ -8,8 +8,9 @@ from torch import nn
 
 from models.lstm import BiLSTM
 from models.stgcn import STGCN
+from models.stgcnpp import STGCNPP
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"lstm": BiLSTM, "stgcn": STGCN}
+MODELS: dict[str, Callable[..., nn.Module]] = {"lstm": BiLSTM, "stgcn": STGCN, "stgcnpp": STGCNPP}
 
 
 def build_model(name: str, num_classes: int, dropout: float = 0.5) -> nn.Module:

@@ -11,6 +11,8 @@ The whole directory is built in a temporary sibling and renamed into place when 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -21,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from data_manifest import Manifest, manifest_hash, read_manifest, write_manifest
+from data_manifest import Manifest, legacy_manifest_hash, manifest_hash, read_manifest, write_manifest
 from data_manifest.manifest import (
     ARRAY_NAME,
     INDEX_COLUMNS,
@@ -33,9 +35,9 @@ from data_manifest.manifest import (
 )
 from pipeline import SkpipeError, __version__
 from pipeline.atomic import atomic_dir, check_target
-from pipeline.location import Location, exists, join, normalize
+from pipeline.location import Location, exists, join, normalize, read_bytes
 from pipeline.preprocess import NUM_FEATURES, NUM_JOINTS, PreprocessConfig, preprocess_batch
-from pipeline.raw import ProgressFn, RawData, parse_frame_dir, read_raw
+from pipeline.raw import ProgressFn, RawData, file_sha256, parse_frame_dir, read_raw
 
 DTYPES = ("float16", "float32")
 
@@ -108,6 +110,9 @@ def ingest(
     """Read, validate and preprocess `raw_path` into a new cache at `cache_dir`, atomically."""
     t0 = time.perf_counter()
     cache_dir = Path(cache_dir)
+    if not Path(raw_path).is_file():  # a typo in the input is named before any cache question
+        raise SkpipeError(f"{raw_path}: no such file" if not Path(raw_path).exists()
+                          else f"{raw_path}: is a directory, expected a pickle file")
     check_target(cache_dir, force, "cache")  # fail before the (long) read
     raw = read_raw(Path(raw_path), progress)
     read_seconds = time.perf_counter() - t0
@@ -125,7 +130,8 @@ def ingest(
             shape=(n, t_max, NUM_JOINTS, NUM_FEATURES),
             chunks=(config.chunk, t_max, NUM_JOINTS, NUM_FEATURES),
             dtype=config.dtype,
-            compressors=ZstdCodec(level=config.zstd_level),
+            # crc32c after zstd: every chunk carries a checksum, checked whenever it is decoded
+            compressors=[ZstdCodec(level=config.zstd_level), Crc32cCodec()],
             fill_value=0.0,
             dimension_names=("N", "T", "V", "C"),
         )
@@ -147,7 +153,8 @@ def ingest(
         index = _index_frame(rows)
         index.to_parquet(tmp / INDEX_NAME, index=False)
         _source_splits_frame(raw, frame_dirs).to_parquet(tmp / SOURCE_SPLITS_NAME, index=False)
-        manifest = _build_manifest(raw, config, arr, index, names)
+        tables = {name: file_sha256(tmp / name) for name in (INDEX_NAME, SOURCE_SPLITS_NAME)}
+        manifest = _build_manifest(raw, config, arr, index, names, tables)
         write_manifest(tmp, manifest)
         size = _dir_bytes(tmp)
     n_persons = index["n_persons"].to_numpy()
@@ -205,7 +212,8 @@ def _source_splits_frame(raw: RawData, frame_dirs: list[str]) -> pd.DataFrame:
 
 
 def _build_manifest(
-    raw: RawData, config: IngestConfig, arr: Any, index: pd.DataFrame, names: list[str]
+    raw: RawData, config: IngestConfig, arr: Any, index: pd.DataFrame, names: list[str],
+    tables: dict[str, str],
 ) -> Manifest:
     return Manifest(
         schema_version=SCHEMA_VERSION,
@@ -214,7 +222,7 @@ def _build_manifest(
         source={"path": str(raw.path), "size": raw.size, "sha256": raw.sha256},
         preprocessing=asdict(config.preprocessing),
         array={"path": ARRAY_NAME, "shape": list(arr.shape), "dtype": config.dtype,
-               "chunks": list(arr.chunks), "codec": "zstd", "level": config.zstd_level,
+               "chunks": list(arr.chunks), "codec": "zstd+crc32c", "level": config.zstd_level,
                "axes": ["N", "T", "V", "C"]},
         counts={"samples": len(index), "classes": len(names),
                 "empty": int((index["n_persons"] == 0).sum()),
@@ -222,6 +230,7 @@ def _build_manifest(
                 "nonfinite_zeroed": int(index["nonfinite"].sum())},
         class_names=names,
         source_splits={name: len(m) for name, m in raw.splits.items()},
+        tables=tables,
     )
 
 
@@ -232,17 +241,35 @@ class Cache:
     directory: Location
     manifest: Manifest
     manifest_hash: str
+    legacy_hash: str = ""  # what runs of skpipe 0.1 recorded (the manifest file's bytes)
+
+    def built_as(self, recorded: str) -> bool:
+        """Whether a run or split that recorded `recorded` was made on this very build."""
+        return recorded in (self.manifest_hash, self.legacy_hash)
 
     def path(self, name: str) -> Location:
         return join(self.directory, name)
 
     @cached_property
     def index(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path(INDEX_NAME))
+        return self.read_table(INDEX_NAME)
 
     @cached_property
     def source_splits(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path(SOURCE_SPLITS_NAME))
+        return self.read_table(SOURCE_SPLITS_NAME)
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        """A Parquet file of the cache, checked against its sha256 in the manifest."""
+        data = read_bytes(self.path(name))
+        expected = self.manifest.tables.get(name)
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise SkpipeError(f"cache {self.directory}: {name} does not match its checksum in the "
+                              "manifest (damaged or edited); rebuild it with `skpipe ingest --force`")
+        try:
+            return pd.read_parquet(io.BytesIO(data))
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            raise SkpipeError(f"cache {self.directory}: {name} is unreadable ({type(e).__name__}); "
+                              "rebuild it with `skpipe ingest --force`") from None
 
     def open_array(self) -> Any:
         """Open the Zarr array read-only (cheap; call once per process or worker)."""
@@ -253,11 +280,10 @@ def open_cache(cache_dir: Location) -> Cache:
     """Open the cache at `cache_dir`, refusing one whose files disagree with its manifest."""
     cache_dir = normalize(cache_dir)
     manifest = read_manifest(cache_dir)
-    digest = manifest_hash(cache_dir)
     for name in (ARRAY_NAME, INDEX_NAME, SOURCE_SPLITS_NAME):
         if not exists(join(cache_dir, name)):
             raise SkpipeError(f"cache {cache_dir} is incomplete: {name} is missing (re-run ingest)")
-    cache = Cache(cache_dir, manifest, digest)
+    cache = Cache(cache_dir, manifest, manifest_hash(manifest), legacy_manifest_hash(cache_dir))
     try:
         arr = cache.open_array()
     except Exception as e:  # zarr raises several types for a damaged store
@@ -277,6 +303,41 @@ def open_cache(cache_dir: Location) -> Cache:
             f"{manifest.num_samples} samples; re-run `skpipe ingest --force`"
         )
     return cache
+
+
+def read_chunk(cache: Cache, arr: Any, c: int) -> np.ndarray:
+    """Chunk `c` of the array (chunk, T, V, C), decoded and checked: a failed checksum or decode,
+    or a clip the index says has a person that reads as all zeros (a missing chunk file reads as
+    its fill value), is one line naming the chunk, its samples and the fix."""
+    size = int(arr.chunks[0])
+    lo, hi = c * size, min((c + 1) * size, int(arr.shape[0]))
+    where = f"cache {cache.directory}: chunk {c} of {ARRAY_NAME} (samples {lo}-{hi - 1})"
+    try:
+        block = np.asarray(arr[lo:hi])
+    except Exception as e:  # zarr / numcodecs raise several types for a damaged chunk
+        raise SkpipeError(f"{where} is damaged ({type(e).__name__}); rebuild with "
+                          "`skpipe ingest --force`") from None
+    someone = cache.index["n_persons"].to_numpy()[lo:hi] > 0
+    if (someone & ~block.reshape(hi - lo, -1).any(axis=1)).any():
+        raise SkpipeError(f"{where} is missing or zeroed; rebuild with `skpipe ingest --force`")
+    if not np.isfinite(block).all():
+        raise SkpipeError(f"{where} holds non-finite values; rebuild with `skpipe ingest --force`")
+    return block
+
+
+def verify_cache(cache: Cache, progress: ProgressFn | None = None) -> list[str]:
+    """Read every chunk and table of the cache; one message per damaged part (empty: all good)."""
+    problems = []
+    arr = cache.open_array()
+    chunks = -(-int(arr.shape[0]) // int(arr.chunks[0]))
+    for c in range(chunks):
+        try:
+            read_chunk(cache, arr, c)
+        except SkpipeError as e:
+            problems.append(str(e))
+        if progress is not None:
+            progress("verify", c + 1, chunks)
+    return problems
 
 
 def source_status(manifest: Manifest, check_hash: bool = True) -> tuple[str, str]:

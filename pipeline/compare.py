@@ -12,8 +12,11 @@ from pipeline import SkpipeError
 from pipeline.evaluate import open_run
 from pipeline.runlog import read_metrics
 
-COLUMNS = ["run", "model", "epochs", "accuracy", "weighted_f1", "macro_f1", "parameters",
-           "train_s_per_epoch", "split", "subset", "clips"]
+COLUMNS = ["run", "model", "feats", "recipe", "seed", "epochs", "accuracy", "weighted_f1", "macro_f1",
+           "parameters", "train_s_per_epoch", "split", "subset", "clips", "config"]
+# options that do not change what is learned: runs differing only in these (and the seed) are
+# seeds of one config
+RUNTIME_OPTIONS = ("seed", "out", "threads", "workers", "loader", "device", "cache", "patience")
 
 
 def compare_runs(run_dirs: list[Path], subset: str = "test") -> tuple[pd.DataFrame, list[str]]:
@@ -31,12 +34,17 @@ def compare_runs(run_dirs: list[Path], subset: str = "test") -> tuple[pd.DataFra
         rep = json.loads(report_path.read_text())
         metrics = read_metrics(run.directory)
         secs = [m["seconds"] for m in metrics]
+        train = run.config["train"]
+        config = {k: v for k, v in train.items() if k not in RUNTIME_OPTIONS}
         rows.append({
-            "run": run.directory.name, "model": run.model, "epochs": len(metrics),
+            "run": run.directory.name, "model": run.model, "feats": train.get("feats", "j"),
+            "recipe": train.get("recipe", "seed"), "seed": train.get("seed", 0), "epochs": len(metrics),
             "accuracy": rep["accuracy"], "weighted_f1": rep["weighted"]["f1"],
             "macro_f1": rep["macro"]["f1"], "parameters": rep["parameters"],
             "train_s_per_epoch": sum(secs) / len(secs) if secs else float("nan"),
             "split": run.split, "subset": subset, "clips": rep["clips"],
+            "config": json.dumps({**config, "manifest_hash": run.config["manifest_hash"],
+                                  "clips": rep["clips"]}, sort_keys=True),
         })
         caches.setdefault(run.config["manifest_hash"], []).append(run.directory.name)
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -51,6 +59,17 @@ def compare_runs(run_dirs: list[Path], subset: str = "test") -> tuple[pd.DataFra
     if df["clips"].nunique() > 1:
         warnings.append("runs were evaluated with different --clips")
     return df, warnings
+
+
+def seed_statistics(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per config (runs that differ only in --seed and runtime options): the number of
+    seeds and the mean and sample standard deviation of accuracy, in the order first seen."""
+    g = df.groupby("config", sort=False)
+    out = g.agg(model=("model", "first"), feats=("feats", "first"), recipe=("recipe", "first"),
+                split=("split", "first"), seeds=("seed", "nunique"), runs=("run", "size"),
+                accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+                weighted_f1_mean=("weighted_f1", "mean"))
+    return out.reset_index(drop=True)
 
 
 def to_markdown(df: pd.DataFrame, warnings: list[str]) -> str:

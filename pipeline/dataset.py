@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,9 +23,10 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from pipeline import SkpipeError
-from pipeline.cache import Cache
+from pipeline.augment import Augment
+from pipeline.cache import Cache, read_chunk
+from pipeline.features import InputSpec, model_input
 from pipeline.splits import SUBSETS, read_splits
-from pipeline.transforms import take_frames, uniform_indices
 
 MODES = ("auto", "memory", "stream")
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # x, y, lengths, sample
@@ -46,6 +47,9 @@ class LoaderConfig:
     num_clips: int = 1
     rank: int = 0  # DDP: this process's share of the chunks
     world: int = 1
+    feats: str = "j"  # input stream: j, b, jm, bm
+    normalize: str = "none"
+    augment: Augment = field(default_factory=Augment)  # train only
 
     def __post_init__(self) -> None:
         if self.subset not in SUBSETS:
@@ -56,6 +60,11 @@ class LoaderConfig:
             raise SkpipeError(f"--frames must be >= 1, got {self.frames}")
         if self.batch_size < 1:
             raise SkpipeError(f"--batch-size must be >= 1, got {self.batch_size}")
+        self.spec  # noqa: B018 - refuses an unknown stream or normalisation now
+
+    @property
+    def spec(self) -> InputSpec:
+        return InputSpec(self.frames, self.feats, self.normalize, self.augment)
 
 
 class SkeletonDataset(IterableDataset[Batch]):
@@ -70,6 +79,7 @@ class SkeletonDataset(IterableDataset[Batch]):
             raise SkpipeError(f"protocol {cfg.split} has no {cfg.subset} clips in {cache.directory} "
                               "(see `skpipe info`; `build-splits --val-fraction` sets val's size)")
         self.cfg = cfg
+        self.cache = cache
         self.array_location = str(cache.path("skeletons.zarr"))
         spec = cache.manifest.array
         self.max_frames, self.chunk = int(spec["shape"][1]), int(spec["chunks"][0])
@@ -125,7 +135,7 @@ class SkeletonDataset(IterableDataset[Batch]):
         lo = int(c) * self.chunk
         a, b = np.searchsorted(self.samples, [lo, lo + self.chunk])  # samples is sorted
         wanted = self.samples[a:b]
-        block = self.array()[lo : lo + self.chunk]  # (chunk, T, V, C): one chunk decoded
+        block = read_chunk(self.cache, self.array(), int(c))  # (chunk, T, V, C): one chunk, checked
         return block[wanted - lo], wanted
 
     def _hold(self) -> np.ndarray:
@@ -175,14 +185,8 @@ class SkeletonDataset(IterableDataset[Batch]):
     def _batch(self, x: np.ndarray, samples: np.ndarray, rng: np.random.Generator) -> Batch:
         """Cache rows (B, 300, V, C) -> model input (B, frames, V, C) float32 and labels."""
         i = np.searchsorted(self.samples, samples)  # rows of these samples in self.samples
-        valid = self.valid[i]
-        if self.cfg.frames < self.max_frames:
-            idx = uniform_indices(valid, self.cfg.frames, rng if self.cfg.train else None,
-                                  self.cfg.clip, self.cfg.num_clips)  # (B, frames)
-            x = take_frames(x, idx)  # (B, frames, V, C)
-            lengths = np.full(len(samples), self.cfg.frames)  # looped: every frame is real
-        else:
-            lengths = valid
-        return (torch.from_numpy(x.astype(np.float32)), torch.from_numpy(self.labels[i]),
+        x, lengths = model_input(x, self.valid[i], self.cfg.spec, rng if self.cfg.train else None,
+                                 self.cfg.clip, self.cfg.num_clips)
+        return (torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(self.labels[i]),
                 torch.from_numpy(np.asarray(lengths, np.int64)),
                 torch.from_numpy(samples.astype(np.int64)))

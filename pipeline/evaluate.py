@@ -77,7 +77,7 @@ def load_model(run: Run, checkpoint: str = "best") -> tuple[torch.nn.Module, Pat
 def run_cache(run: Run, cache_dir: Location | None = None) -> Cache:
     """The run's cache, refused if it was rebuilt since the run (manifest hash)."""
     cache = open_cache(cache_dir or run.config["cache"])
-    if cache.manifest_hash != run.config["manifest_hash"]:
+    if not cache.built_as(run.config["manifest_hash"]):
         raise SkpipeError(f"the cache at {cache.directory} changed since {run.directory} was "
                           "trained (manifest hash differs); evaluate on the cache it was trained on")
     return cache
@@ -91,7 +91,8 @@ def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, 
     total: np.ndarray | None = None
     for k in range(clips):
         cfg = LoaderConfig(split=run.split, subset=subset, batch_size=64, frames=t["frames"],
-                           train=False, clip=k, num_clips=clips)
+                           train=False, clip=k, num_clips=clips, feats=t.get("feats", "j"),
+                           normalize=t.get("normalize", "none"))
         probs, labels, samples = [], [], []
         for x, y, lengths, s in SkeletonDataset(cache, cfg):
             with autocast(t["precision"] if t["precision"] != "fp16" else "fp32", CPU):
@@ -131,14 +132,15 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str
     }
 
 
-def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int = 1,
+def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int | None = None,
                  cache_dir: Location | None = None, force: bool = False, threads: int = 0) -> dict[str, Any]:
     """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...}."""
     if subset not in SUBSETS:
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
+    run = open_run(run_dir)
+    clips = clips if clips is not None else int(run.config["train"].get("test_clips", 1))
     if clips < 1:
         raise SkpipeError(f"--clips must be >= 1, got {clips}")
-    run = open_run(run_dir)
     out = run.directory / "eval" / subset
     if (out / "report.json").exists() and not force:
         raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
@@ -152,18 +154,73 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
         "run": str(run.directory), "model": run.model, "split": run.split, "subset": subset,
         "checkpoint": str(ckpt_path), "clips": clips, "samples": int(len(y)),
         "parameters": count_parameters(model), "manifest_hash": run.config["manifest_hash"],
-        "frames": run.config["train"]["frames"],
+        "frames": run.config["train"]["frames"], "feats": run.config["train"].get("feats", "j"),
         **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
     }
+    write_report(out, report, m, names, f"{run.directory.name} · {subset}")
+    return {"report": report, "per_class": m["per_class"], "out": out}
+
+
+def write_report(out: Path, report: dict[str, Any], m: dict[str, Any], names: list[str], title: str) -> None:
+    """report.json, per_class.csv, confusion.csv and confusion.png in `out`; report.json last, so
+    its presence means the evaluation is complete."""
     out.mkdir(parents=True, exist_ok=True)
-    per_class = m["per_class"]
-    atomic_write_text(out / "per_class.csv", per_class.to_csv(index=False))
+    atomic_write_text(out / "per_class.csv", m["per_class"].to_csv(index=False))
     conf = pd.DataFrame(m["confusion"], index=names, columns=names)
     atomic_write_text(out / "confusion.csv", conf.to_csv())
-    atomic_write_bytes(out / "confusion.png", confusion_png(m["confusion"], names,
-                                                            f"{run.directory.name} · {subset}"))
+    atomic_write_bytes(out / "confusion.png", confusion_png(m["confusion"], names, title))
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
-    return {"report": report, "per_class": per_class, "out": out}
+
+
+def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subset: str = "test",
+                  clips: int | None = None, out: Path | None = None, force: bool = False,
+                  checkpoint: str = "best") -> dict[str, Any]:
+    """Fuse the softmax probabilities of runs on one cache and protocol (PYSKL's 2- and 4-stream
+    fusion): a weighted mean, evaluated and written like `evaluate`."""
+    if len(run_dirs) < 2:
+        raise SkpipeError("ensemble needs at least two runs")
+    weights = list(weights) if weights is not None else [1.0] * len(run_dirs)
+    if len(weights) != len(run_dirs):
+        raise SkpipeError(f"--weights has {len(weights)} values for {len(run_dirs)} runs")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise SkpipeError("--weights must be >= 0 and not all 0")
+    if subset not in SUBSETS:
+        raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
+    runs = [open_run(d) for d in run_dirs]
+    first = runs[0]
+    for r in runs[1:]:
+        for what, a, b in (("cache", r.config["manifest_hash"], first.config["manifest_hash"]),
+                           ("protocol", r.split, first.split),
+                           ("classes", r.config["class_names"], first.config["class_names"])):
+            if a != b:
+                raise SkpipeError(f"{r.directory} and {first.directory} differ in {what}: "
+                                  "only runs on the same cache, protocol and classes can be fused")
+    out = out or first.directory.parent / ("ensemble-" + "+".join(r.directory.name for r in runs))[:200]
+    if (out / "report.json").exists() and not force:
+        raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
+    models = [load_model(r, checkpoint) for r in runs]  # refuses a run without a checkpoint first
+    cache = run_cache(first)
+    fused: np.ndarray | None = None
+    labels = samples = None
+    for run, (model, _), w in zip(runs, models, weights, strict=True):
+        k = clips if clips is not None else int(run.config["train"].get("test_clips", 1))
+        p, y, s = predict_subset(model, cache, run, subset, k)
+        if samples is not None and not np.array_equal(s, samples):
+            raise SkpipeError(f"{run.directory} saw other {subset} clips than {first.directory}")
+        labels, samples = y, s
+        fused = w * p if fused is None else fused + w * p
+    assert fused is not None and labels is not None
+    fused /= sum(weights)
+    names = list(first.config["class_names"])
+    m = compute_metrics(labels, fused, names)
+    report = {
+        "runs": [str(r.directory) for r in runs], "weights": weights, "split": first.split,
+        "subset": subset, "samples": int(len(labels)), "manifest_hash": first.config["manifest_hash"],
+        "feats": [r.config["train"].get("feats", "j") for r in runs],
+        **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
+    }
+    write_report(out, report, m, names, f"ensemble of {len(runs)} runs · {subset}")
+    return {"report": report, "per_class": m["per_class"], "out": out, "probs": fused}
 
 
 def worst_pairs(confusion: np.ndarray, k: int = 10) -> list[tuple[int, int, float]]:

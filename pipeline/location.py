@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import SkpipeError
+
 Location = str | Path
 
 
@@ -22,13 +24,24 @@ def join(loc: Location, name: str) -> Location:
     return Path(loc) / name
 
 
+def filesystem(loc: Location) -> tuple[object, str]:
+    """fsspec's (filesystem, path) for a URL; an unknown scheme or a missing backend package is
+    one line naming what to install."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(str(loc))
+    except ImportError as e:
+        raise SkpipeError(f"{loc}: this location needs a package that is not installed ({e})") from None
+    except ValueError as e:
+        raise SkpipeError(f"{loc}: unknown location scheme ({e})") from None
+
+
 def exists(loc: Location) -> bool:
     if not is_url(loc):
         return Path(loc).exists()
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(str(loc))
-    return bool(fs.exists(path))
+    fs, path = filesystem(loc)
+    return bool(fs.exists(path))  # type: ignore[attr-defined]
 
 
 def read_bytes(loc: Location) -> bytes:
@@ -42,5 +55,6 @@ def read_bytes(loc: Location) -> bytes:
 
 
 def normalize(loc: Location) -> Location:
-    """A URL stays a string (Path would fold its '//'); anything else becomes a Path."""
-    return str(loc) if is_url(loc) else Path(loc)
+    """A URL stays a string (Path would fold its '//'); anything else becomes an absolute Path,
+    so a run records where its cache is whatever directory it is read from later."""
+    return str(loc) if is_url(loc) else Path(loc).resolve()

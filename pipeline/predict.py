@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from pipeline import SkpipeError
 from pipeline.evaluate import load_model, open_run
+from pipeline.features import InputSpec, model_input
 from pipeline.preprocess import NUM_FEATURES, preprocess_batch
 from pipeline.raw import read_raw
 from pipeline.train import CPU, autocast
-from pipeline.transforms import take_frames, uniform_indices
 
 
 def prepare(anns: list[dict[str, Any]], max_frames: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -24,30 +26,37 @@ def prepare(anns: list[dict[str, Any]], max_frames: int, dtype: str) -> tuple[np
     return out, np.array([i.valid_frames for i in infos], np.int64)
 
 
-@torch.no_grad()
 def predict_file(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
-                 clips: int = 1) -> list[dict[str, Any]]:
+                 clips: int | None = None, batch_size: int = 64) -> list[dict[str, Any]]:
     """Top-`top` classes with probabilities for every clip of `raw_path`."""
+    return list(iter_predictions(run_dir, raw_path, top, checkpoint, clips, batch_size))
+
+
+def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
+                     clips: int | None = None, batch_size: int = 64) -> Iterator[dict[str, Any]]:
+    """One result per clip, computed `batch_size` clips at a time: the preprocessed tensors and
+    the model's activations never grow with the number of clips."""
+    if batch_size < 1:
+        raise SkpipeError(f"--batch-size must be >= 1, got {batch_size}")
     run = open_run(run_dir)
     model, _ = load_model(run, checkpoint)
     raw = read_raw(Path(raw_path))
     t = run.config["train"]
-    manifest_dtype = run.config.get("cache_dtype", "float16")
-    x, valid = prepare(raw.annotations, 300, manifest_dtype)
+    clips = clips or int(t.get("test_clips", 1))
     names = list(run.config["class_names"])
-    probs = np.zeros((len(x), len(names)))
-    for k in range(clips):
-        xk, lengths = x, valid
-        if t["frames"] < x.shape[1]:
-            idx = uniform_indices(valid, t["frames"], None, k, clips)  # (N, frames)
-            xk, lengths = take_frames(x, idx), np.full(len(x), t["frames"])
-        with autocast(t["precision"] if t["precision"] != "fp16" else "fp32", CPU):
-            logits = model(torch.from_numpy(np.ascontiguousarray(xk)), torch.from_numpy(lengths))
-        probs += torch.softmax(logits.float(), 1).numpy() / clips
-    results = []
-    for a, p in zip(raw.annotations, probs, strict=True):
-        order = np.argsort(-p)[:top]
-        results.append({"frame_dir": a["frame_dir"], "label": int(a["label"]),
-                        "top": [{"class": names[i], "label": int(i), "probability": float(p[i])}
-                                for i in order]})
-    return results
+    spec = InputSpec(t["frames"], t.get("feats", "j"), t.get("normalize", "none"))
+    precision = t["precision"] if t["precision"] != "fp16" else "fp32"
+    for lo in range(0, len(raw.annotations), batch_size):
+        anns = raw.annotations[lo : lo + batch_size]
+        x, valid = prepare(anns, 300, run.config.get("cache_dtype", "float16"))  # (B, 300, V, C)
+        probs = np.zeros((len(anns), len(names)))
+        for k in range(clips):
+            xk, lengths = model_input(x, valid, spec, None, k, clips)
+            with torch.no_grad(), autocast(precision, CPU):
+                logits = model(torch.from_numpy(np.ascontiguousarray(xk)), torch.from_numpy(lengths))
+            probs += torch.softmax(logits.float(), 1).numpy() / clips
+        for a, p in zip(anns, probs, strict=True):
+            order = np.argsort(-p)[:top]
+            yield {"frame_dir": a["frame_dir"], "label": int(a["label"]),
+                   "top": [{"class": names[i], "label": int(i), "probability": float(p[i])}
+                           for i in order]}

@@ -12,6 +12,7 @@ import hashlib
 import io
 import pickle
 import re
+import reprlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,10 +40,31 @@ for _mod in ("numpy.core", "numpy._core"):
     _ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _np_core.multiarray._reconstruct
     _ALLOWED[(f"{_mod}.multiarray", "scalar")] = _np_core.multiarray.scalar
     _ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = _np_core.numeric._frombuffer
-for _name in ("set", "frozenset", "slice", "complex", "bytearray", "bytes", "range",
-              "int", "float", "str", "list", "tuple", "dict", "bool"):
+for _name in ("set", "slice", "complex", "bytes", "range", "int", "float", "str", "list", "tuple",
+              "dict", "bool"):  # not bytearray / frozenset: no valid annotation holds them
     _ALLOWED[("builtins", _name)] = getattr(__import__("builtins"), _name)
 _ALLOWED.update({("__builtin__", n): f for (m, n), f in list(_ALLOWED.items()) if m == "builtins"})
+
+
+def _dtype(spec: Any, *args: Any) -> np.dtype[Any]:
+    """numpy.dtype, refusing object dtypes: an object array rebuilt by `_reconstruct` and
+    `__setstate__` can crash numpy, and no skeleton array holds Python objects."""
+    dt = np.dtype(spec, *args)
+    if dt.hasobject:
+        raise pickle.UnpicklingError(f"refused an object dtype ({spec!r}): skeleton arrays are numeric")
+    return dt
+
+
+_ALLOWED[("numpy", "dtype")] = _dtype
+MAX_LABEL = 10_000  # more classes than any skeleton dataset; bounds the class-name table
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr bounded in size and time, for error messages about untrusted values."""
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlevel, r.maxlist, r.maxtuple, r.maxdict = limit, limit, 2, 4, 4, 4
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -124,14 +146,16 @@ def load_pickle(path: Path, progress: ProgressFn | None = None) -> tuple[Any, in
             raise SkpipeError(f"{path}: truncated pickle (unexpected end of file)") from None
         except PermissionError:
             raise SkpipeError(f"{path}: permission denied") from None
-        except (ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
-            raise SkpipeError(f"{path}: not a valid pickle ({type(e).__name__}: {e})") from None
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, LookupError,
+                OverflowError, RecursionError, UnicodeError) as e:
+            raise SkpipeError(f"{path}: not a valid pickle ({type(e).__name__}: "
+                              f"{short_repr(str(e), 120)})") from None
         return obj, size, digest.result()
 
 
 def _where(i: int, ann: Any) -> str:
     fd = ann.get("frame_dir") if isinstance(ann, dict) else None
-    return f"annotation {i} ({fd})" if isinstance(fd, str) else f"annotation {i}"
+    return f"annotation {i} ({short_repr(fd)[1:-1]})" if isinstance(fd, str) else f"annotation {i}"
 
 
 def validate_annotation(i: int, ann: Any) -> None:
@@ -144,11 +168,15 @@ def validate_annotation(i: int, ann: Any) -> None:
         raise SkpipeError(f"{where}: missing key(s) {', '.join(missing)}")
     if not isinstance(ann["frame_dir"], str) or not ann["frame_dir"]:
         raise SkpipeError(f"{where}: frame_dir must be a non-empty string")
+    try:
+        ann["frame_dir"].encode("utf-8")
+    except UnicodeEncodeError:
+        raise SkpipeError(f"{where}: frame_dir is not valid text (lone surrogates)") from None
     label = ann["label"]
     if isinstance(label, bool | np.bool_) or not isinstance(label, int | np.integer):
-        raise SkpipeError(f"{where}: label must be an integer, got {label!r}")
-    if label < 0:
-        raise SkpipeError(f"{where}: label must be >= 0, got {label}")
+        raise SkpipeError(f"{where}: label must be an integer, got {short_repr(label)}")
+    if not 0 <= label <= MAX_LABEL:
+        raise SkpipeError(f"{where}: label must be in 0..{MAX_LABEL:,}, got {short_repr(label)}")
     kp, sc = ann["keypoint"], ann["keypoint_score"]
     if not isinstance(kp, np.ndarray) or not isinstance(sc, np.ndarray):
         raise SkpipeError(f"{where}: keypoint and keypoint_score must be numpy arrays")
@@ -166,12 +194,18 @@ def validate_annotation(i: int, ann: Any) -> None:
         raise SkpipeError(f"{where}: keypoint has no frames (T = 0)")
     hw = ann["img_shape"]
     try:
+        if len(hw) != 2 or any(isinstance(v, bool | np.bool_) for v in hw):
+            raise TypeError
         h, w = (int(v) for v in hw)
         ok = all(float(v) == int(v) for v in hw)
-    except (TypeError, ValueError):
-        raise SkpipeError(f"{where}: img_shape must be (height, width), got {hw!r}") from None
-    if not ok or h <= 0 or w <= 0:
-        raise SkpipeError(f"{where}: img_shape must be positive integers, got {tuple(hw)!r}")
+    except (TypeError, ValueError, OverflowError):
+        raise SkpipeError(f"{where}: img_shape must be (height, width), got {short_repr(hw)}") from None
+    if not ok or not (0 < h < 2**31 and 0 < w < 2**31):
+        raise SkpipeError(f"{where}: img_shape must be positive integers, got {short_repr(hw)}")
+    tf = ann.get("total_frames")
+    if tf is not None and (isinstance(tf, bool | np.bool_) or not isinstance(tf, int | np.integer)
+                           or not 0 <= tf < 2**31):
+        raise SkpipeError(f"{where}: total_frames must be an integer in 0..2^31, got {short_repr(tf)}")
 
 
 def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:

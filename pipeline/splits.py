@@ -13,9 +13,10 @@ an older skpipe.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ class SplitsMeta:
     test_fraction: float
     seed: int
     unused_keys: tuple[str, ...] = ()
+    table_sha256: str = ""  # of splits.parquet's bytes, checked whenever it is read
     schema_version: int = SPLITS_SCHEMA
 
     @property
@@ -224,6 +226,7 @@ def write_splits(cache: Cache, cfg: SplitConfig = SplitConfig(), force: bool = F
     df, meta = build_splits(cache, cfg)  # every refusal happens before anything is written
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
+    meta = replace(meta, table_sha256=hashlib.sha256(buf.getvalue()).hexdigest())
     atomic_write_bytes(target, buf.getvalue())
     atomic_write_text(Path(cache.directory) / SPLITS_META_NAME, meta.to_json())
     return df, meta
@@ -235,7 +238,7 @@ def read_splits_meta(cache: Cache) -> SplitsMeta:
     if not exists(path) or not exists(meta_path):
         raise SkpipeError(f"no splits in {cache.directory} (run `skpipe build-splits` first)")
     meta = SplitsMeta.from_json(read_bytes(meta_path), str(meta_path))
-    if meta.manifest_hash != cache.manifest_hash:
+    if not cache.built_as(meta.manifest_hash):
         raise SkpipeError(
             f"splits in {cache.directory} were built for another ingest of the cache; "
             "re-run `skpipe build-splits --force`"
@@ -244,8 +247,17 @@ def read_splits_meta(cache: Cache) -> SplitsMeta:
 
 
 def read_splits(cache: Cache) -> tuple[pd.DataFrame, SplitsMeta]:
+    """The splits table, checked against its checksum, and its metadata."""
     meta = read_splits_meta(cache)
-    return pd.read_parquet(cache.path(SPLITS_NAME)), meta
+    data = read_bytes(cache.path(SPLITS_NAME))
+    if meta.table_sha256 and hashlib.sha256(data).hexdigest() != meta.table_sha256:
+        raise SkpipeError(f"{cache.path(SPLITS_NAME)} does not match its checksum in {SPLITS_META_NAME} "
+                          "(damaged or edited); rebuild it with `skpipe build-splits --force`")
+    try:
+        return pd.read_parquet(io.BytesIO(data)), meta
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise SkpipeError(f"{cache.path(SPLITS_NAME)} is unreadable ({type(e).__name__}); rebuild it "
+                          "with `skpipe build-splits --force`") from None
 
 
 def split_counts(df: pd.DataFrame) -> pd.DataFrame:

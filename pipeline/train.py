@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from torch.distributed.algorithms import Join, Joinable
 from models import MODELS, build_model, count_parameters
 from pipeline import SkpipeError
 from pipeline.atomic import atomic_write_text
+from pipeline.augment import Augment
 from pipeline.cache import Cache, open_cache
 from pipeline.dataset import Batch, LoaderConfig, SkeletonDataset
 from pipeline.distributed import (
@@ -39,6 +41,7 @@ from pipeline.distributed import (
     sync_buffers,
     teardown,
 )
+from pipeline.features import InputSpec
 from pipeline.runlog import (
     library_versions,
     load_checkpoint,
@@ -49,8 +52,12 @@ from pipeline.runlog import (
     write_epoch,
 )
 
-DEFAULT_EPOCHS = {"lstm": 50, "stgcn": 100}
+DEFAULT_EPOCHS = {"lstm": 50, "stgcn": 100, "stgcnpp": 80}
 PRECISIONS = ("fp32", "bf16", "fp16")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("plateau", "cosine")
+LOADERS = ("auto", "memory", "stream")
+DEVICES = ("auto", "cpu", "cuda")
 CPU = torch.device("cpu")
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -78,19 +85,50 @@ class TrainConfig:
     out: str = "runs"
     device: str = "auto"
     lr_scaling: str = "linear"  # distributed: lr x world size (the effective batch grows as much)
+    # beyond the seed (each one recorded in the run; the seed recipe leaves them as here)
+    feats: str = "j"  # input stream: j, b, jm, bm
+    normalize: str = "none"  # none | pyskl | body
+    flip: float = 0.0
+    rotate: float = 0.0
+    scale: float = 0.0
+    shift: float = 0.0
+    optimizer: str = "adam"  # adam | sgd (Nesterov momentum)
+    momentum: float = 0.9
+    schedule: str = "plateau"  # plateau | cosine (per step, after `warmup` epochs of linear warm-up)
+    warmup: int = 0
+    label_smoothing: float = 0.0
+    test_clips: int = 1  # temporal clips `evaluate` averages by default
+    recipe: str = "seed"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise SkpipeError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
-        if self.precision not in PRECISIONS:
-            raise SkpipeError(f"--precision must be one of {', '.join(PRECISIONS)}")
         object.__setattr__(self, "split", str(self.split))  # runs of skpipe <= 0.1 stored an int
         if not self.split:
             raise SkpipeError("--split must name a protocol (see `skpipe info`)")
-        if self.lr_scaling not in ("linear", "none"):
-            raise SkpipeError(f"--lr-scaling must be linear or none, got {self.lr_scaling}")
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise SkpipeError("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+        for name, allowed in (("precision", PRECISIONS), ("optimizer", OPTIMIZERS),
+                              ("schedule", SCHEDULES), ("loader", LOADERS), ("device", DEVICES),
+                              ("lr_scaling", ("linear", "none"))):
+            if getattr(self, name) not in allowed:
+                raise SkpipeError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
+                                  f"got {getattr(self, name)!r}")
+        for name, ok, rule in (
+            ("epochs", self.epochs >= 0, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"), ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("dropout", 0 <= self.dropout < 1, "in [0, 1)"), ("frames", self.frames >= 1, ">= 1"),
+            ("threads", self.threads >= 0, ">= 0"), ("workers", self.workers >= 0, ">= 0"),
+            ("patience", self.patience >= 0, ">= 0"), ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("warmup", self.warmup >= 0, ">= 0"), ("test_clips", self.test_clips >= 1, ">= 1"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"),
+        ):
+            if not ok:
+                raise SkpipeError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}")
+        self.input_spec()  # refuses an unknown stream, normalisation or augmentation range
+
+    def input_spec(self, train: bool = True) -> InputSpec:
+        aug = Augment(self.flip, self.rotate, self.scale, self.shift) if train else Augment()
+        return InputSpec(self.frames, self.feats, self.normalize, aug)
 
     def resolved(self) -> TrainConfig:
         threads = self.threads or len(os.sched_getaffinity(0))
@@ -151,15 +189,17 @@ def _to(batch: Batch, device: torch.device) -> Batch:
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[Batch],
                     precision: str, device: torch.device = CPU,
                     on_step: Callable[[dict[str, float]], None] | None = None,
-                    scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
-    """One pass over `batches`; returns this process's sums (loss_sum, correct, samples)."""
+                    scaler: torch.amp.GradScaler | None = None, label_smoothing: float = 0.0,
+                    per_step: Any = None) -> dict[str, float]:
+    """One pass over `batches`; returns this process's sums (loss_sum, correct, samples).
+    `per_step`: a scheduler stepped after every optimizer step (cosine)."""
     model.train()
     loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
     for step, batch in enumerate(batches):
         x, y, lengths, _ = _to(batch, device)
         with autocast(precision, device):
             logits = model(x, lengths)
-            loss = nn.functional.cross_entropy(logits.float(), y)
+            loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:  # fp16 on CUDA
             scaler.scale(loss).backward()
@@ -168,6 +208,8 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
         else:
             loss.backward()
             optimizer.step()
+        if per_step is not None:
+            per_step.step()
         loss_sum += loss.item() * len(y)
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
@@ -196,8 +238,10 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str,
 
 def _loaders(cache: Cache, cfg: TrainConfig, d: DistInfo) -> tuple[SkeletonDataset, SkeletonDataset]:
     base = LoaderConfig(split=cfg.split, batch_size=cfg.batch_size, frames=cfg.frames,
-                        seed=cfg.seed, mode=cfg.loader, rank=d.rank, world=d.world)
-    train = SkeletonDataset(cache, replace(base, subset="train", train=True))
+                        seed=cfg.seed, mode=cfg.loader, rank=d.rank, world=d.world, feats=cfg.feats,
+                        normalize=cfg.normalize)
+    aug = cfg.input_spec(train=True).augment
+    train = SkeletonDataset(cache, replace(base, subset="train", train=True, augment=aug))
     val = SkeletonDataset(cache, replace(base, subset="val", train=False))
     return train, val
 
@@ -209,14 +253,48 @@ def _batches(ds: SkeletonDataset, workers: int, device: torch.device) -> Iterabl
                                        pin_memory=device.type == "cuda")
 
 
-def _resume_state(run_dir: Path, model_name: str, cache: Cache) -> tuple[TrainConfig, dict[str, Any]]:
-    cfg_path = run_dir / "config.json"
+RESUME_RUNTIME = ("device", "threads", "workers", "loader")  # what a resumed run may change
+
+
+def saved_config(run_dir: Path) -> TrainConfig:
+    """The train options a run was started with (its config.json)."""
+    cfg_path = Path(run_dir) / "config.json"
     if not cfg_path.exists():
         raise SkpipeError(f"{run_dir} is not a skpipe run (config.json missing)")
-    saved = json.loads(cfg_path.read_text())
+    try:
+        data = json.loads(cfg_path.read_text())
+        # the cache as resolved when the run started, so a resume works from any directory
+        return TrainConfig(**{**data["train"], "cache": data.get("cache", data["train"]["cache"])})
+    except (ValueError, KeyError, TypeError):
+        raise SkpipeError(f"{cfg_path}: malformed run config") from None
+
+
+def resume_config(run_dir: Path, given: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
+    """The run's own options with the runtime ones in `given` applied, and the names applied.
+
+    Any other option given with a value that differs from the run's is refused: a resumed run
+    continues the same schedule. `epochs` may grow (train longer)."""
+    saved = saved_config(run_dir)
+    changes: dict[str, Any] = {}
+    for key, value in given.items():
+        if value is None or value == getattr(saved, key):
+            continue
+        if key in RESUME_RUNTIME or (key == "epochs" and value > saved.epochs):
+            changes[key] = value
+        else:
+            raise SkpipeError(
+                f"--{key.replace('_', '-')} {value} differs from the run's {getattr(saved, key)}; a "
+                f"resumed run keeps its options (only --{', --'.join(RESUME_RUNTIME)} and a larger "
+                "--epochs may change)")
+    return replace(saved, **changes), sorted(changes)
+
+
+def _resume_state(run_dir: Path, model_name: str, cache: Cache) -> tuple[TrainConfig, dict[str, Any]]:
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved_config(run_dir)
     if saved["train"]["model"] != model_name:
         raise SkpipeError(f"{run_dir} is a {saved['train']['model']} run, not {model_name}")
-    if saved["manifest_hash"] != cache.manifest_hash:
+    if not cache.built_as(saved["manifest_hash"]):
         raise SkpipeError(f"{run_dir} was trained on another cache (manifest hash differs)")
     return TrainConfig(**saved["train"]), load_checkpoint(run_dir / "checkpoints" / "last.pt")
 
@@ -253,8 +331,10 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
     ckpt: dict[str, Any] | None = None
     if resume is not None:
         saved, ckpt = _resume_state(Path(resume), cfg.model, cache)
+        defaults = TrainConfig(model=cfg.model)
+        runtime = {k: getattr(cfg, k) for k in RESUME_RUNTIME if getattr(cfg, k) != getattr(defaults, k)}
         cfg = replace(saved, epochs=max(cfg.epochs, saved.epochs) if cfg.epochs else saved.epochs,
-                      device=cfg.device)
+                      **runtime)  # runtime options given for this resume; the run's otherwise
     if cfg.precision == "fp16" and d.device.type != "cuda":
         raise SkpipeError("--precision fp16 needs a CUDA device; on CPU use bf16")
     if cfg.threads == 0 and d.local_world > 1:  # share the cores between this machine's ranks
@@ -265,9 +345,9 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
     torch.manual_seed(cfg.seed)
     net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout).to(d.device)
     lr = cfg.lr * d.world if cfg.lr_scaling == "linear" else cfg.lr  # effective batch x world
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
+    optimizer = build_optimizer(net, cfg, lr)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_ds))
+    per_step = scheduler if cfg.schedule == "cosine" else None
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
     state: dict[str, Any] = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "stale": 0}
     if ckpt is not None and resume is not None:
@@ -324,7 +404,8 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
             joined = Join([model]) if isinstance(model, Joinable) else contextlib.nullcontext()
             with joined:  # ranks may hold unequal numbers of batches
                 tr = train_one_epoch(model, optimizer, batches, cfg.precision, d.device,
-                                     functools.partial(_step_event, emit, epoch), scaler)
+                                     functools.partial(_step_event, emit, epoch), scaler,
+                                     cfg.label_smoothing, per_step)
             sync_buffers(net, d)
             va = evaluate(net, _batches(val_ds, cfg.workers, d.device), cfg.precision, d.device)
             t_loss, t_ok, t_n, v_loss, v_ok, v_n = all_sum(
@@ -335,7 +416,8 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
                    "val_loss": v_loss / max(v_n, 1), "val_acc": v_ok / max(v_n, 1),
                    "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
                    "samples_per_s": t_n / seconds}
-            scheduler.step(row["val_loss"])
+            if per_step is None:
+                scheduler.step(row["val_loss"])
             improved = row["val_acc"] > state["best_val_acc"]
             row["best"] = improved
             state.update(epoch=epoch, stale=0 if improved else state["stale"] + 1)
@@ -362,6 +444,32 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
     return {"run_dir": run_dir, "epochs": state["epoch"], "best_val_acc": state["best_val_acc"],
             "best_epoch": state["best_epoch"], "parameters": params, "interrupted": interrupted,
             "loader_mode": train_ds.mode, "rank": d.rank, "world": d.world}
+
+
+def build_optimizer(net: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """Adam (the seed's), or SGD with Nesterov momentum (PYSKL's recipes)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, nesterov=True,
+                               weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+
+
+def cosine_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up to 1 over `warmup_steps`, then half a cosine down to 0 at `total_steps`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> Any:
+    """ReduceLROnPlateau on val loss (stepped per epoch), or cosine with warm-up (per step)."""
+    if cfg.schedule == "cosine":
+        steps = max(1, steps_per_epoch)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(
+            cosine_factor, warmup_steps=cfg.warmup * steps, total_steps=cfg.epochs * steps))
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
 
 
 def _step_event(emit: Event, epoch: int, info: dict[str, float]) -> None:

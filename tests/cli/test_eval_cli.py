@@ -27,7 +27,12 @@ def test_demo_quick_end_to_end(tmp_path):
     assert r.exit_code == 0 and (tmp_path / "t.md").exists()
     r = CliRunner().invoke(main, ["predict", str(runs[1]), str(TEST_DATA / "mini_ucf101.pkl"), "--json"])
     assert r.exit_code == 0
-    assert len(json.loads(r.output)) == 6
+    assert len([json.loads(line) for line in r.output.splitlines()]) == 6
+    r = CliRunner().invoke(main, ["predict", str(runs[1]), str(TEST_DATA / "mini_ucf101.pkl"), "--top", "3"])
+    assert r.exit_code == 0 and "6 clips; top-1 agrees" in r.output and "next 2" in r.output
+    assert len(r.output.splitlines()) < 20  # one line per clip, not a table each
+    r = CliRunner().invoke(main, ["predict", str(runs[1]), str(TEST_DATA / "mini_ucf101.pkl"), "--top", "0"])
+    assert r.exit_code != 0 and "Traceback" not in r.output
     # a second demo reuses the cache and adds new runs, overwriting nothing
     r = CliRunner().invoke(main, ["demo", "--quick", "--workdir", str(tmp_path / "d")])
     assert r.exit_code == 0 and "reusing" in r.output

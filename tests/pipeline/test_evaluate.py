@@ -153,3 +153,26 @@ def test_predict_uses_ingest_preprocessing(synth_cache, tmp_path):
     x, valid = prepare(read_raw(sample).annotations, 300, "float16")
     np.testing.assert_array_equal(x[0], open_cache(tmp_path / "c").open_array()[0].astype(np.float32))
     assert valid[0] == 163
+
+
+def test_predict_sends_batches_not_the_whole_file(synth_cache, tmp_path, monkeypatch):
+    from pipeline import predict as pr
+    from tests.conftest import make_ann, write_pickle
+
+    run_dir = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path), epochs=1,
+                              frames=8, threads=1))["run_dir"]
+    raw = write_pickle(tmp_path / "many.pkl", [make_ann(f"c{i:02d}", seed=i, t=20) for i in range(10)])
+    seen = []
+    real = pr.load_model
+
+    def spy(run, checkpoint="best"):
+        model, path = real(run, checkpoint)
+        model.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
+        return model, path
+
+    monkeypatch.setattr(pr, "load_model", spy)
+    res = pr.predict_file(run_dir, raw, top=2, clips=2, batch_size=4)
+    assert len(res) == 10 and seen == [4, 4, 4, 4, 2, 2]  # 2 clips per batch
+    whole = pr.predict_file(run_dir, raw, top=2, clips=2, batch_size=64)
+    for a, b in zip(res, whole, strict=True):
+        assert a["top"][0]["probability"] == pytest.approx(b["top"][0]["probability"], rel=1e-5)

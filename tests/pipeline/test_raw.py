@@ -70,7 +70,7 @@ def _bad(**change):
     (_bad(keypoint=np.zeros((1, 10, 18, 2), np.float16)), r"expected \(M, T, 17, 2\)"),
     (_bad(keypoint=np.zeros((1, 10, 17, 3), np.float16)), r"expected \(M, T, 17, 2\)"),
     (_bad(keypoint_score=np.zeros((1, 9, 17), np.float16)), "keypoint_score has shape"),
-    (_bad(label=-1), "label must be >= 0"),
+    (_bad(label=-1), r"label must be in 0..10,000, got -1"),
     (_bad(label=1.5), "label must be an integer"),
     (_bad(label="3"), "label must be an integer"),
     (_bad(img_shape=(0, 340)), "img_shape must be positive"),
@@ -120,3 +120,40 @@ def test_parse_frame_dir():
     assert parse_frame_dir("v_ApplyEyeMakeup_g08_c01") == ("ApplyEyeMakeup", 8, 1)
     assert parse_frame_dir("v_Jump_Rope_g25_c07") == ("Jump_Rope", 25, 7)
     assert parse_frame_dir("clip_0001") == (None, -1, -1)
+
+
+def _laughs(depth=40):
+    x: list = ["lol"]
+    for _ in range(depth):
+        x = [x, x]  # 2^40 leaves when printed, a few hundred bytes when pickled
+    return x
+
+
+@pytest.mark.parametrize("ann, message", [
+    (_bad(img_shape=(True, True)), "img_shape must be"),
+    (_bad(img_shape=(float("inf"), 340)), "img_shape must be"),
+    (_bad(img_shape=(2**40, 340)), "img_shape must be positive"),
+    (_bad(label=2**70), "label must be in 0..10,000"),
+    (_bad(label=10**6), "label must be in 0..10,000"),
+    (_bad(total_frames=-1), "total_frames must be"),
+    (_bad(total_frames=2**40), "total_frames must be"),
+    (_bad(label=_laughs()), "label must be an integer"),
+    (_bad(img_shape=_laughs()), "img_shape must be"),
+    (_bad(frame_dir="v_\udc80_g01_c01"), "lone surrogates"),
+])
+def test_hostile_values_are_refused_in_one_bounded_line(tmp_path, ann, message):
+    path = write_pickle(tmp_path / "bad.pkl", [make_ann("v_Ok_g01_c01"), ann])
+    with pytest.raises(SkpipeError, match=message) as e:
+        read_raw(path)
+    assert len(str(e.value)) < 300
+
+
+def test_object_arrays_and_unknown_codecs_are_refused(tmp_path):
+    arr = np.array([1, "a"], dtype=object)
+    path = tmp_path / "obj.pkl"
+    path.write_bytes(pickle.dumps([{**make_ann(), "keypoint": arr}], protocol=2))
+    with pytest.raises(SkpipeError, match="object dtype"):
+        read_raw(path)
+    path.write_bytes(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x08\x00\x00\x00nocodec!\x86R.")
+    with pytest.raises(SkpipeError, match="not a valid pickle"):
+        read_raw(path)

@@ -1,0 +1,29 @@
+"""Training recipes: named sets of train options. Explicit options always win over a recipe.
+
+`seed` is the study's table exactly (TrainConfig's defaults). `recommended` is the combination
+measured to give the best validation accuracy per CPU-minute on the real labelled sets (JHMDB-14
+and NW-UCLA; BENCHMARKS.md), chosen on val only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline import SkpipeError
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "seed": {},
+    "recommended": {
+        "frames": 32, "precision": "bf16", "optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4,
+        "schedule": "cosine", "warmup": 2, "epochs": 30, "label_smoothing": 0.1, "dropout": 0.0,
+        "normalize": "pyskl", "flip": 0.0, "rotate": 0.0, "scale": 0.0, "shift": 0.0,
+        "test_clips": 5,
+    },
+}
+
+
+def recipe_options(recipe: str, explicit: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig keyword arguments: the recipe's values, then the explicit options over them."""
+    if recipe not in RECIPES:
+        raise SkpipeError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    return {**RECIPES[recipe], **{k: v for k, v in explicit.items() if v is not None}, "recipe": recipe}

@@ -1,0 +1,56 @@
+"""`skpipe train` through the CLI: option mistakes in one line, resume from the run alone."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from tests.cli.test_data_cli import assert_one_line_error
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--workers", -1], "--workers must be >= 0, got -1"),
+    (["--dropout", 1.5], r"--dropout must be in \[0, 1\), got 1.5"),
+    (["--epochs", 0], "--epochs must be >= 1, got 0"),
+    (["--batch-size", 0], "--batch-size must be >= 1, got 0"),
+    (["--lr", -1], "--lr must be > 0, got -1"),
+    (["--flip", 2], r"--flip must be a probability in \[0, 1\], got 2"),
+])
+def test_bad_numbers_are_named_and_write_nothing(synth_cache, tmp_path, args, pattern):
+    r = run("train", "stgcn", "--cache", synth_cache, "--out", tmp_path / "runs", *args)
+    assert_one_line_error(r, pattern)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_takes_everything_from_the_run(synth_cache, tmp_path, monkeypatch):
+    r = run("train", "lstm", "--cache", synth_cache, "--out", tmp_path / "runs", "--epochs", 1,
+            "--frames", 8, "--threads", 1)
+    assert r.exit_code == 0, r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    monkeypatch.chdir(tmp_path)  # elsewhere, and without --cache: the run knows its cache
+    assert_one_line_error(run("train", "--resume", run_dir, "--lr", 0.5), r"--lr 0.5 differs from the run's")
+    assert_one_line_error(run("train", "stgcn", "--resume", run_dir), "is a lstm run, not stgcn")
+    r = run("train", "--resume", run_dir, "--epochs", 2, "--workers", 1)
+    assert r.exit_code == 0, r.output
+    assert "resuming with --epochs 2, --workers 1" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_a_closed_pipe_is_a_normal_end(synth_cache):
+    env = {**os.environ, "SKPIPE_CACHE": str(synth_cache)}
+    # `true` exits without reading: every write of skpipe meets a closed pipe
+    p = subprocess.run(["bash", "-o", "pipefail", "-c", f"{sys.executable} -m cli.main info | true"],
+                       env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and "Error" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_models_table():
+    r = run("models")
+    assert r.exit_code == 0 and "stgcnpp" in r.output and "GFLOP" in r.output and "1,403,553" in r.output
