@@ -22,15 +22,16 @@ run_dir_arg = click.argument("run_dir", type=click.Path(file_okay=False, path_ty
 @click.option("--clips", type=int,
               help="Average softmax over K fixed temporal clips (default: the run's --test-clips).")
 @click.option("--cache", "cache_dir", help="The run's cache (path or URL), if it moved; the same build.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing evaluation.")
 @user_errors
 def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cache_dir: str | None,
-             force: bool) -> None:
+             device: str, force: bool) -> None:
     """Evaluate a trained run on a subset of its split; write RUN_DIR/eval/<subset>/."""
     from pipeline.evaluate import evaluate_run
 
     with console.status(f"Evaluating {run_dir} on {subset}"):
-        r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force)
+        r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force, device=device)
     rep = r["report"]
     t = Table(title=f"{rep['model']} · split {rep['split']} · {subset} · {rep['samples']:,} clips "
               f"· {rep['clips']} clip(s) · {Path(rep['checkpoint']).name}", show_header=False)
@@ -142,6 +143,28 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
 
 @click.command()
 @run_dir_arg
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: RUN_DIR/export/model.pt or model.onnx).")
+@click.option("--checkpoint", default="best", show_default=True, help="best, last, or a .pt path.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@user_errors
+def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, force: bool) -> None:
+    """Write the run's model as TorchScript or ONNX, checked against PyTorch on real clips."""
+    from pipeline.export import TOLERANCE, export_run
+
+    with console.status(f"Exporting {run_dir} as {fmt}"):
+        r = export_run(run_dir, fmt, out, force, checkpoint)
+    console.print(f"wrote {escape(str(r['path']))}: max |logit difference| vs PyTorch "
+                  f"{r['max_abs_diff']:.1e} (limit {TOLERANCE:g}) on real clips "
+                  f"{', '.join(str(s) for s in r['checked_batches'])}")
+    console.print(f"input: x (B, T, 17, 3) float32, stream {r['feats']}, normalize {r['normalize']}, "
+                  f"{r['frames']} frames as trained; lengths (B,) int64. Output: logits (B, classes).")
+
+
+@click.command()
+@run_dir_arg
 @click.argument("raw", type=click.Path(path_type=Path))
 @click.option("--top", default=1, show_default=True, type=click.IntRange(min=1),
               help="Classes shown per clip.")
@@ -184,7 +207,7 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
 @click.option("--workdir", default="skpipe-demo", show_default=True, type=click.Path(path_type=Path))
 @click.option("--quick", is_flag=True, help="A tiny run (well under a minute), for tests.")
 @click.option("--raw", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A real ucf101_2d.pkl: the seed's full protocol on split 1.")
+              help="A real ucf101_2d.pkl: T = 300, batch 32, 50 LSTM / 100 ST-GCN epochs.")
 @click.option("--split", default="1", show_default=True, help="The protocol to train and test on.")
 @click.option("--force", is_flag=True, help="Rebuild a demo cache built from another pickle.")
 @user_errors
@@ -210,4 +233,7 @@ def demo(workdir: Path, quick: bool, raw: Path | None, split: str, force: bool) 
     console.print(_compare_table(df, warnings, f"BiLSTM vs ST-GCN on the test subset (split {split})"))
     for w in warnings:
         console.print(f"[bold yellow]warning:[/bold yellow] {w}")
+    if quick:
+        console.print("[yellow]--quick is a smoke test (4 classes, 2 epochs): its accuracies say "
+                      "nothing about the models; `skpipe demo` trains them properly.[/yellow]")
     console.print(f"Table: {table}. Reports, confusion matrices and curves: {workdir / 'runs'}/*/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.data import build_splits, info, ingest, synth
-from cli.evaluate import compare, demo, ensemble, evaluate, predict
+from cli.evaluate import compare, demo, ensemble, evaluate, export, predict
 from cli.train import models, train
 from pipeline import __version__
 
@@ -17,7 +17,7 @@ def main() -> None:
 
 
 for command in (synth, ingest, build_splits, info, train, models, evaluate, ensemble, compare, predict,
-                demo):
+                export, demo):
     main.add_command(command)
 
 

@@ -199,8 +199,8 @@ def models(cache_dir: str) -> None:
 
 
 MODEL_NOTES = {
-    "lstm": "the seed's 2-layer BiLSTM baseline",
-    "stgcn": "the seed's ST-GCN: 4 blocks, one fixed graph",
+    "lstm": "2-layer BiLSTM baseline (the study's)",
+    "stgcn": "ST-GCN: 4 blocks, one fixed graph",
     "stgcnpp": "PYSKL's ST-GCN++: 10 blocks, learned 3-part graph",
 }
 

@@ -73,20 +73,57 @@ def check_target(target: Path, force: bool, what: str = "output") -> None:
         raise SkpipeError(f"cannot write to {parent}: permission denied")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def _plain_mode(path: str | Path, directory: bool) -> None:
+    """mkstemp / mkdtemp make 0600 / 0700; give what a plain write would (umask honoured)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def recover_replaced(target: Path) -> bool:
+    """Put back a complete old `target` that a replacement moved aside and then died before
+    moving the new one in (the moment between the two renames). True if one was restored."""
+    target = Path(target)
+    if target.exists() or not target.parent.is_dir():
+        return False
+    prefix = f".{target.name}.tmp-"
+    for p in sorted(target.parent.iterdir()):
+        if p.name.startswith(prefix) and p.name.endswith("-old"):
+            pid = p.name[len(prefix) :].split("-")[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                os.replace(p, target)
+                return True
+    return False
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path, force: bool = False, what: str = "output") -> Iterator[Path]:
     """Yield a temporary directory that becomes `target` when the block finishes cleanly."""
     target = Path(target)
+    recover_replaced(target)
     check_target(target, force, what)
     _sweep_stale(target)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     except OSError as e:
         raise SkpipeError(f"cannot write to {target.parent}: {e.strerror}") from None
+    _plain_mode(tmp, directory=True)
     with _sigterm_as_interrupt():
         try:
             yield tmp
             _replace_dir(tmp, target, force)
+        except OSError as e:
+            raise SkpipeError(f"cannot write {target}: {e.strerror or e} (the previous content is "
+                              "unchanged)") from None
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -108,14 +145,21 @@ def atomic_write_bytes(target: Path, data: bytes, force: bool = True) -> None:
     """Write a file through a temporary sibling and `os.replace`."""
     target = Path(target)
     check_target(target, force)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
+    except OSError as e:
+        raise SkpipeError(f"cannot write {target}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        _plain_mode(name, directory=False)
         os.replace(name, target)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
+        if isinstance(e, OSError):  # disk full, read-only, quota: the old file is intact
+            raise SkpipeError(f"cannot write {target}: {e.strerror or e} (the previous file is "
+                              "unchanged)") from None
         raise
 
 

@@ -34,8 +34,8 @@ from data_manifest.manifest import (
     SOURCE_SPLITS_NAME,
 )
 from pipeline import SkpipeError, __version__
-from pipeline.atomic import atomic_dir, check_target
-from pipeline.location import Location, exists, join, normalize, read_bytes
+from pipeline.atomic import atomic_dir, check_target, recover_replaced
+from pipeline.location import Location, exists, is_url, join, normalize, read_bytes
 from pipeline.preprocess import NUM_FEATURES, NUM_JOINTS, PreprocessConfig, preprocess_batch
 from pipeline.raw import ProgressFn, RawData, file_sha256, parse_frame_dir, read_raw
 
@@ -279,6 +279,8 @@ class Cache:
 def open_cache(cache_dir: Location) -> Cache:
     """Open the cache at `cache_dir`, refusing one whose files disagree with its manifest."""
     cache_dir = normalize(cache_dir)
+    if not is_url(cache_dir):
+        recover_replaced(Path(cache_dir))  # an ingest --force that died between its two renames
     manifest = read_manifest(cache_dir)
     for name in (ARRAY_NAME, INDEX_NAME, SOURCE_SPLITS_NAME):
         if not exists(join(cache_dir, name)):

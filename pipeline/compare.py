@@ -1,4 +1,5 @@
-"""`skpipe compare`: the seed's Table 2 for any runs, mismatches flagged, never mixed silently."""
+"""`skpipe compare`: one table of evaluated runs (model, accuracy, F1, parameters, time);
+runs on other caches, protocols or clip counts are named, never mixed silently."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def compare_runs(run_dirs: list[Path], subset: str = "test") -> tuple[pd.DataFra
         warnings.append("runs were trained on different caches: "
                         + "; ".join(", ".join(v) for v in caches.values()))
     if df["clips"].nunique() > 1:
-        warnings.append("runs were evaluated with different --clips")
+        warnings.append("runs were evaluated with different --clips ("
+                        + ", ".join(f"{r}: {c}" for r, c in zip(df["run"], df["clips"], strict=True)) + ")")
     return df, warnings
 
 

@@ -23,6 +23,7 @@ from pipeline import SkpipeError
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.cache import Cache, open_cache
 from pipeline.dataset import LoaderConfig, SkeletonDataset
+from pipeline.distributed import resolve_device
 from pipeline.location import Location
 from pipeline.runlog import load_checkpoint
 from pipeline.splits import SUBSETS
@@ -84,10 +85,13 @@ def run_cache(run: Run, cache_dir: Location | None = None) -> Cache:
 
 
 @torch.no_grad()
-def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, clips: int = 1
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probs (N, C), labels (N,), samples (N,)), probabilities averaged over `clips` clips."""
+def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, clips: int = 1,
+                   device: torch.device = CPU) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probs (N, C), labels (N,), samples (N,)), probabilities averaged over `clips` clips,
+    computed on `device` (the model is moved there)."""
     t = run.config["train"]
+    model = model.to(device)
+    precision = t["precision"] if t["precision"] != "fp16" or device.type == "cuda" else "fp32"
     total: np.ndarray | None = None
     for k in range(clips):
         cfg = LoaderConfig(split=run.split, subset=subset, batch_size=64, frames=t["frames"],
@@ -95,8 +99,9 @@ def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, 
                            normalize=t.get("normalize", "none"))
         probs, labels, samples = [], [], []
         for x, y, lengths, s in SkeletonDataset(cache, cfg):
-            with autocast(t["precision"] if t["precision"] != "fp16" else "fp32", CPU):
-                probs.append(torch.softmax(model(x, lengths).float(), dim=1).numpy())
+            with autocast(precision, device):
+                logits = model(x.to(device), lengths.to(device)).float()
+            probs.append(torch.softmax(logits, dim=1).cpu().numpy())
             labels.append(y.numpy())
             samples.append(s.numpy())
         p = np.concatenate(probs)
@@ -133,10 +138,12 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str
 
 
 def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int | None = None,
-                 cache_dir: Location | None = None, force: bool = False, threads: int = 0) -> dict[str, Any]:
+                 cache_dir: Location | None = None, force: bool = False, threads: int = 0,
+                 device: str = "cpu") -> dict[str, Any]:
     """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...}."""
     if subset not in SUBSETS:
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
+    dev = resolve_device(device)  # --device cuda without a GPU: refused before any work
     run = open_run(run_dir)
     clips = clips if clips is not None else int(run.config["train"].get("test_clips", 1))
     if clips < 1:
@@ -147,14 +154,15 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
     cache = run_cache(run, cache_dir)
     model, ckpt_path = load_model(run, checkpoint)
     configure_cpu(threads or len(os.sched_getaffinity(0)))
-    probs, y, samples = predict_subset(model, cache, run, subset, clips)
+    probs, y, samples = predict_subset(model, cache, run, subset, clips, dev)
     names = list(run.config["class_names"])
     m = compute_metrics(y, probs, names)
     report = {
         "run": str(run.directory), "model": run.model, "split": run.split, "subset": subset,
         "checkpoint": str(ckpt_path), "clips": clips, "samples": int(len(y)),
         "parameters": count_parameters(model), "manifest_hash": run.config["manifest_hash"],
-        "frames": run.config["train"]["frames"], "feats": run.config["train"].get("feats", "j"),
+        "device": str(dev), "frames": run.config["train"]["frames"],
+        "feats": run.config["train"].get("feats", "j"),
         **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
     }
     write_report(out, report, m, names, f"{run.directory.name} · {subset}")
@@ -248,8 +256,9 @@ def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
     side = max(6.0, 0.19 * n + 3)  # inches: ~0.19 in a class keeps 101 names legible at 100 dpi
     fontsize = 10 if n <= 20 else 7.5 if n <= 50 else 6
     fig = plt.figure(figsize=(side + 5.5, side + 1.8), layout="constrained")  # + rotated names
-    grid = fig.add_gridspec(1, 3, width_ratios=[side, 0.25, 5.0])
-    ax, cax, tax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1]), fig.add_subplot(grid[2])
+    grid = fig.add_gridspec(1, 2, width_ratios=[side + 0.9, 5.0])
+    ax, tax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    cax = ax.inset_axes((1.02, 0.0, 0.025, 1.0))  # in the matrix's own box: exactly its height
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")  # white = 0
     ax.set_xticks(range(n), names, rotation=90, fontsize=fontsize)
     ax.set_yticks(range(n), names, fontsize=fontsize)

@@ -5,6 +5,7 @@ Written by rank 0 of `fit`; read by `evaluate`, `compare` and `--resume`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -12,6 +13,7 @@ import pickle
 import platform
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,34 @@ def library_versions() -> dict[str, str]:
 
 
 def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
+    """torch.save through a temporary sibling: a full disk leaves the previous checkpoint intact
+    and no temporary behind."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch reports a full disk as RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise SkpipeError(f"cannot write {path}: {str(e).splitlines()[0][:120]} (the previous "
+                          "checkpoint is unchanged)") from None
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an advisory lock on the run directory while training in it: a second `train
+    --resume` of the same run is refused. The lock dies with the process."""
+    import fcntl
+
+    f = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held open for the whole block
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SkpipeError(f"{run_dir} is being trained by another process; wait for it or "
+                              "stop it first") from None
+        yield
+    finally:
+        f.close()
 
 
 CHECKPOINT_KEYS = ("model", "model_name", "num_classes")
@@ -69,7 +96,10 @@ def new_run_dir(out: str, model: str, split: str) -> Path:
     while run.exists():
         n += 1
         run = base.with_name(f"{base.name}-{n}")
-    (run / "checkpoints").mkdir(parents=True)
+    try:
+        (run / "checkpoints").mkdir(parents=True)
+    except OSError as e:
+        raise SkpipeError(f"cannot create the run directory {run}: {e.strerror or e}") from None
     return run
 
 
@@ -111,6 +141,13 @@ def plot_curves(run_dir: Path) -> Path:
     a1.set(xlabel="epoch", ylabel="loss", title="Loss")
     a2.plot(ep, [100 * r["train_acc"] for r in rows], label="train")
     a2.plot(ep, [100 * r["val_acc"] for r in rows], label="val")
+    if rows:  # the epoch best.pt holds
+        best = max(rows, key=lambda r: r["val_acc"])
+        for a, y in ((a1, best["val_loss"]), (a2, 100 * best["val_acc"])):
+            a.axvline(best["epoch"], color="0.6", linestyle="--", linewidth=1)
+            a.plot([best["epoch"]], [y], "o", color="C1")
+        a2.annotate(f"best {100 * best['val_acc']:.1f}% (epoch {best['epoch']})", (best["epoch"],
+                    100 * best["val_acc"]), textcoords="offset points", xytext=(6, -14), fontsize=9)
     a2.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     for a in (a1, a2):
         a.grid(alpha=0.3)

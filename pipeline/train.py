@@ -47,6 +47,7 @@ from pipeline.runlog import (
     load_checkpoint,
     new_run_dir,
     plot_curves,
+    run_lock,
     save_checkpoint,
     truncate_metrics,
     write_epoch,
@@ -320,12 +321,16 @@ def fit(cfg: TrainConfig, resume: Path | None = None, event: Event | None = None
     """
     d = setup(cfg.device)
     try:
-        return _fit(cfg, d, resume, event if d.main else None)
+        with contextlib.ExitStack() as locks:
+            if resume is not None and d.main and (Path(resume) / "config.json").exists():
+                locks.enter_context(run_lock(Path(resume)))  # before anything in it changes
+            return _fit(cfg, d, resume, event if d.main else None, locks)
     finally:
         teardown(d)
 
 
-def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None) -> dict[str, Any]:
+def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None,
+         locks: contextlib.ExitStack) -> dict[str, Any]:
     emit = event or (lambda name, info: None)
     cache = open_cache(cfg.cache)
     ckpt: dict[str, Any] | None = None
@@ -363,6 +368,8 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
             truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
     else:
         run_dir = broadcast(new_run_dir(cfg.out, cfg.model, cfg.split) if d.main else None, d)
+        if d.main:
+            locks.enter_context(run_lock(run_dir))
     model: nn.Module = net
     if d.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
