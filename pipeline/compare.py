@@ -10,8 +10,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline import SkpipeError
-from pipeline.evaluate import open_run
-from pipeline.runlog import read_metrics
+from pipeline.run import open_run, read_metrics
 
 COLUMNS = ["run", "model", "feats", "recipe", "seed", "epochs", "accuracy", "weighted_f1", "macro_f1",
            "parameters", "train_s_per_epoch", "split", "subset", "clips", "config"]
@@ -28,7 +27,7 @@ def compare_runs(run_dirs: list[Path], subset: str = "test") -> tuple[pd.DataFra
     caches: dict[str, list[str]] = {}
     for d in run_dirs:
         run = open_run(d)
-        report_path = run.directory / "eval" / subset / "report.json"
+        report_path = run.report(subset)
         if not report_path.exists():
             raise SkpipeError(f"{run.directory} has no {subset} evaluation "
                               f"(run `skpipe evaluate {run.directory} --subset {subset}` first)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,40 +24,14 @@ from pipeline.cache import Cache, open_cache
 from pipeline.dataset import LoaderConfig, SkeletonDataset
 from pipeline.distributed import resolve_device
 from pipeline.location import Location
+from pipeline.run import Run, open_run
 from pipeline.runlog import load_checkpoint
 from pipeline.splits import SUBSETS
 from pipeline.train import CPU, autocast, configure_cpu
 
 
-@dataclass(frozen=True)
-class Run:
-    """A training run directory, with its config and the cache it was trained on."""
-
-    directory: Path
-    config: dict[str, Any]
-
-    @property
-    def model(self) -> str:
-        return str(self.config["train"]["model"])
-
-    @property
-    def split(self) -> str:
-        return str(self.config["train"]["split"])
-
-
-def open_run(run_dir: Path) -> Run:
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.exists():
-        raise SkpipeError(f"{run_dir} is not a skpipe run (config.json missing)")
-    return Run(run_dir, json.loads(path.read_text()))
-
-
 def checkpoint_path(run: Run, checkpoint: str) -> Path:
-    if checkpoint in ("best", "last"):
-        path = run.directory / "checkpoints" / f"{checkpoint}.pt"
-    else:
-        path = Path(checkpoint)
+    path = run.checkpoint(checkpoint)
     if not path.exists():
         raise SkpipeError(f"{run.directory}: no checkpoint {checkpoint!r} ({path} missing); "
                           "was the run trained for at least one epoch?")

@@ -22,6 +22,7 @@ import torch
 
 from pipeline import SkpipeError, __version__
 from pipeline.atomic import atomic_write_text
+from pipeline.run import read_metrics
 
 
 def library_versions() -> dict[str, str]:
@@ -117,13 +118,6 @@ def truncate_metrics(path: Path, epoch: int) -> None:
         rows = [ln for ln in path.read_text().splitlines() if ln.strip()]
         keep = [ln for ln in rows if json.loads(ln)["epoch"] <= epoch]
         atomic_write_text(path, "".join(ln + "\n" for ln in keep))
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
 
 
 def plot_curves(run_dir: Path) -> Path:

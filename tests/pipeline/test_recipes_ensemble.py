@@ -100,3 +100,11 @@ def test_compare_groups_seeds(synth_cache, tmp_path):
     md = str(tmp_path / "t.md")
     r = CliRunner().invoke(main, ["compare", *map(str, runs), "--markdown", md, "--force"])
     assert r.exit_code == 0 and "| lstm |" in (tmp_path / "t.md").read_text()
+
+
+def test_compare_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline.compare; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
