@@ -33,8 +33,9 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cac
     with console.status(f"Evaluating {run_dir} on {subset}"):
         r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force, device=device)
     rep = r["report"]
-    t = Table(title=f"{rep['model']} · split {rep['split']} · {subset} · {rep['samples']:,} clips "
-              f"· {rep['clips']} clip(s) · {Path(rep['checkpoint']).name}", show_header=False)
+    t = Table(title=f"{rep['model']} · split {escape(str(rep['split']))} · {subset}", show_header=False)
+    t.add_row("clips", f"{rep['samples']:,}, {rep['clips']} temporal clip(s) each, "
+              f"{Path(rep['checkpoint']).name}")
     t.add_row("top-1 accuracy", f"{rep['accuracy']:.2%}")
     t.add_row("top-5 accuracy", f"{rep['top5_accuracy']:.2%}")
     t.add_row("mean class accuracy", f"{rep['mean_class_accuracy']:.2%}")
@@ -50,7 +51,8 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cac
     for row in weak.itertuples():
         w.add_row(row._1, str(row.support), f"{row.precision:.2f}", f"{row.recall:.2f}", f"{row.f1:.2f}")
     console.print(w)
-    console.print(f"written: {r['out']}/report.json, per_class.csv, confusion.csv, confusion.png")
+    console.print(f"written: {escape(str(r['out']))}/report.json, per_class.csv, confusion.csv, "
+                  "confusion.png", soft_wrap=True)
 
 
 def _compare_table(df: Any, warnings: list[str], title: str) -> Table:
@@ -138,7 +140,8 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
     t.add_row("top-5 accuracy", f"{rep['top5_accuracy']:.2%}")
     t.add_row("mean class accuracy", f"{rep['mean_class_accuracy']:.2%}")
     console.print(t)
-    console.print(f"written: {r['out']}/report.json, per_class.csv, confusion.csv, confusion.png")
+    console.print(f"written: {escape(str(r['out']))}/report.json, per_class.csv, confusion.csv, "
+                  "confusion.png", soft_wrap=True)
 
 
 @click.command()

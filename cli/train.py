@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,14 +32,17 @@ class EpochView:
     def __call__(self, name: str, info: dict[str, Any]) -> None:
         if name == "start":
             c = info["config"]
-            console.print(
-                f"[bold]{c['train']['model']}[/bold] · {c['parameters']:,} parameters · split "
-                f"{c['train']['split']} · {c['train_samples']:,} train / {c['val_samples']:,} val · "
-                f"loader: {c['loader_mode']} · {c['train']['precision']} · "
-                f"{c['train']['threads']} threads · {c['device']}"
-                + (f" · {c['world_size']} processes, effective batch {c['effective_batch_size']}, "
-                   f"lr {c['effective_lr']:g}" if c["world_size"] > 1 else "")
-                + f" → {info['run_dir']}")
+            t = c["train"]
+            console.print(f"[bold]{t['model']}[/bold] · {c['parameters']:,} parameters · split "
+                          f"{escape(str(t['split']))} · {c['train_samples']:,} train / "
+                          f"{c['val_samples']:,} val")
+            console.print(f"recipe {t.get('recipe', 'seed')} · stream {t.get('feats', 'j')} · "
+                          f"{t['frames']} frames · {t['precision']} · loader {c['loader_mode']} · "
+                          f"{t['threads']} thread{'s' if t['threads'] > 1 else ''} · {c['device']}")
+            if c["world_size"] > 1:
+                console.print(f"{c['world_size']} processes · effective batch {c['effective_batch_size']} "
+                              f"· lr {c['effective_lr']:g}")
+            console.print(f"run: {escape(str(info['run_dir']))}", soft_wrap=True)
             if info["start_epoch"]:
                 console.print(f"resuming after epoch {info['start_epoch']}")
             console.print("[dim]per epoch: loss and accuracy train/val, lr, seconds, samples/s; "
@@ -168,11 +172,12 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
     finally:
         view.close()
     if s["interrupted"]:
-        console.print(f"[yellow]Interrupted. checkpoints/last.pt holds epoch {s['epochs']}; continue "
-                      f"with: skpipe train --resume {s['run_dir']}[/yellow]")
+        console.print(f"[yellow]Interrupted: checkpoints/last.pt holds epoch {s['epochs']}.[/yellow]")
+        console.print(f"continue: skpipe train --resume {escape(str(s['run_dir']))}", soft_wrap=True)
         raise SystemExit(130)
-    console.print(f"best val accuracy {s['best_val_acc']:.2%} at epoch {s['best_epoch']} "
-                  f"(checkpoints/best.pt). Next: skpipe evaluate {s['run_dir']}")
+    console.print(f"best val accuracy {s['best_val_acc']:.2%} at epoch {s['best_epoch']} of {s['epochs']} "
+                  "(checkpoints/best.pt)")
+    console.print(f"next: skpipe evaluate {escape(str(s['run_dir']))}", soft_wrap=True)
 
 
 @click.command()

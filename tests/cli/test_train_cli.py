@@ -34,6 +34,12 @@ def test_resume_takes_everything_from_the_run(synth_cache, tmp_path, monkeypatch
             "--frames", 8, "--threads", 1)
     assert r.exit_code == 0, r.output
     (run_dir,) = (tmp_path / "runs").iterdir()
+    # laid out for 80 columns (CliRunner renders at rich's default width, 80): no line is
+    # wrapped mid-phrase, and the commands to copy stay whole
+    lines = r.output.splitlines()
+    assert all(len(line) <= 80 for line in lines if not line.startswith(("run:", "next:")))
+    assert f"next: skpipe evaluate {run_dir}" in lines
+    assert any(line.startswith("recipe seed · stream j · 8 frames") for line in lines)
     monkeypatch.chdir(tmp_path)  # elsewhere, and without --cache: the run knows its cache
     assert_one_line_error(run("train", "--resume", run_dir, "--lr", 0.5), r"--lr 0.5 differs from the run's")
     assert_one_line_error(run("train", "stgcn", "--resume", run_dir), "is a lstm run, not stgcn")
