@@ -175,14 +175,16 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, force: bo
 @click.option("--clips", type=click.IntRange(min=1), help="Temporal clips (default: the run's --test-clips).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
               help="Clips preprocessed and run together; memory does not grow with the pickle.")
+@click.option("--window", type=int, help="Also label each window of W frames along every clip.")
+@click.option("--stride", type=int, help="Frames between windows (default: a quarter window).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per clip (JSON lines).")
 @user_errors
 def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | None, batch_size: int,
-            as_json: bool) -> None:
+            window: int | None, stride: int | None, as_json: bool) -> None:
     """Top classes for every clip of RAW (a dict, a list, or one annotation), as ingest sees it."""
     from pipeline.predict import iter_predictions
 
-    results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size)
+    results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size, window, stride)
     if as_json:  # JSON lines, streamed
         for r in results:
             click.echo(json.dumps(r))
@@ -193,17 +195,33 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
         t.add_column(col, justify="right" if col in ("label", "p") else "left")
     if top > 1:
         t.add_column(f"next {top - 1}")
+    if window is not None:
+        t.add_column("where each label holds (frames)")
     for r in results:
         best, rest = r["top"][0], r["top"][1:]
         row = [escape(ascii(r["frame_dir"])[1:-1]), str(r["label"]), escape(best["class"]),
                f"{best['probability']:.0%}"]
         if top > 1:
             row.append(", ".join(f"{escape(p['class'])} {p['probability']:.0%}" for p in rest))
+        if window is not None:
+            row.append(escape(timeline(r["windows"])))
         t.add_row(*row)
     console.print(t)
     hits = sum(r["top"][0]["label"] == r["label"] for r in results)
     console.print(f"{len(results):,} clips; top-1 agrees with the pickle's label for {hits:,} "
                   f"({hits / len(results):.1%})")
+
+
+def timeline(windows: list[dict[str, Any]]) -> str:
+    """Consecutive windows with the same top-1 class merged: 'A 0-95, B 80-200'."""
+    spans: list[list[Any]] = []
+    for w in windows:
+        name = w["top"][0]["class"]
+        if spans and spans[-1][0] == name:
+            spans[-1][2] = w["end"]
+        else:
+            spans.append([name, w["start"], w["end"]])
+    return ", ".join(f"{n} {a}-{b}" for n, a, b in spans)
 
 
 @click.command()

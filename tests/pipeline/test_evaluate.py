@@ -176,3 +176,35 @@ def test_predict_sends_batches_not_the_whole_file(synth_cache, tmp_path, monkeyp
     whole = pr.predict_file(run_dir, raw, top=2, clips=2, batch_size=64)
     for a, b in zip(res, whole, strict=True):
         assert a["top"][0]["probability"] == pytest.approx(b["top"][0]["probability"], rel=1e-5)
+
+
+def test_window_ranges():
+    from pipeline.predict import window_starts
+
+    assert window_starts(100, 32, 16) == [0, 16, 32, 48, 64, 68]  # the last window ends at frame 99
+    assert window_starts(20, 32, 8) == [0]
+    assert window_starts(64, 32, 32) == [0, 32]
+
+
+def test_predict_windows_cover_long_clips(synth_cache, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from pipeline.predict import predict_file
+    from tests.conftest import make_ann, write_pickle
+
+    run_dir = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path), epochs=1,
+                              frames=16, threads=1))["run_dir"]
+    raw = write_pickle(tmp_path / "long.pkl", [make_ann("long", t=420, seed=1), make_ann("short", t=10)])
+    res = predict_file(run_dir, raw, top=2, window=16, stride=8)
+    long_windows = res[0]["windows"]
+    assert long_windows[0]["start"] == 0 and long_windows[-1]["end"] == 419  # past the cache's 300
+    assert all(w["end"] - w["start"] == 15 for w in long_windows)
+    assert [(w["start"], w["end"]) for w in res[1]["windows"]] == [(0, 9)]
+    r = CliRunner().invoke(main, ["predict", str(run_dir), str(raw), "--window", "16", "--stride", "8"])
+    assert r.exit_code == 0 and "where each label holds" in r.output
+    bad_options = ((["--window", "17"], "--window must be in 1..16"),
+                   (["--window", "8", "--stride", "0"], "--stride must be >= 1"))
+    for bad, pattern in bad_options:
+        r = CliRunner().invoke(main, ["predict", str(run_dir), str(raw), *bad])
+        assert r.exit_code != 0 and pattern in r.output and "Traceback" not in r.output
