@@ -111,7 +111,8 @@ def test_sigterm_during_ingest_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cache_mod, "preprocess_batch", preprocess_then_kill)
     r = CliRunner().invoke(main, ["ingest", str(raw), "--cache", str(tmp_path / "c")])
-    assert r.exit_code != 0
+    assert r.exit_code == 130  # like Ctrl-C: one line, what was kept, how to continue
+    assert "Interrupted: nothing half-written was kept" in r.output and "Aborted" not in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.pkl"]
 
 
@@ -194,3 +195,21 @@ def test_old_schema_splits_are_refused_then_rebuilt(tmp_path):
     assert_one_line_error(r, r"older skpipe.*build-splits --force")
     assert run("build-splits", "--cache", cache, "--force").exit_code == 0
     assert "Protocols" in run("info", "--cache", cache).output
+
+
+@pytest.mark.parametrize("url, pattern", [
+    ("foo://x/cache", "unknown location scheme"),
+    ("s3://bucket/cache", "needs a package that is not installed"),
+])
+def test_unknown_or_uninstalled_locations_are_one_line(url, pattern):
+    pytest.importorskip("fsspec")
+    if url.startswith("s3") and __import__("importlib").util.find_spec("s3fs"):
+        pytest.skip("s3fs is installed here")
+    assert_one_line_error(run("info", "--cache", url), pattern)
+
+
+def test_a_typo_in_the_input_is_named_before_the_cache(tmp_path):
+    raw = write_pickle(tmp_path / "raw.pkl", [make_ann("v_A_g01_c01")])
+    run("ingest", raw, "--cache", tmp_path / "c")
+    r = run("ingest", tmp_path / "raw.pk", "--cache", tmp_path / "c")
+    assert_one_line_error(r, "raw.pk: no such file")
