@@ -83,10 +83,11 @@ def _seed_table(stats: Any, title: str) -> Table:
 @click.option("--subset", default="test", show_default=True)
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Also write Markdown.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV.")
+@click.option("--split", help="Only the runs of this protocol.")
 @click.option("--force", is_flag=True, help="Replace existing --markdown / --csv files.")
 @user_errors
 def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_path: Path | None,
-            force: bool) -> None:
+            split: str | None, force: bool) -> None:
     """Compare evaluated runs in one table (model, accuracy, F1, parameters, time)."""
     from pipeline.atomic import atomic_write_text, check_target
     from pipeline.compare import compare_runs, seed_statistics, to_markdown
@@ -94,7 +95,7 @@ def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_
     for target in (markdown, csv_path):
         if target is not None:
             check_target(target, force, "file")
-    df, warnings = compare_runs(list(run_dirs), subset)
+    df, warnings = compare_runs(list(run_dirs), subset, split)
     console.print(_compare_table(df, warnings, f"Comparison on {subset}"))
     stats = seed_statistics(df)
     if (stats["runs"] > 1).any():

@@ -19,14 +19,20 @@ COLUMNS = ["run", "model", "feats", "recipe", "seed", "epochs", "accuracy", "wei
 RUNTIME_OPTIONS = ("seed", "out", "threads", "workers", "loader", "device", "cache", "patience")
 
 
-def compare_runs(run_dirs: list[Path], subset: str = "test") -> tuple[pd.DataFrame, list[str]]:
-    """One row per run, and warnings for runs on different splits or caches."""
+def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None = None
+                 ) -> tuple[pd.DataFrame, list[str]]:
+    """One row per run, and warnings for runs on different splits or caches. With `split`,
+    only the runs of that protocol (the others are named in a warning)."""
     if not run_dirs:
         raise SkpipeError("give at least one run directory")
     rows: list[dict[str, Any]] = []
     caches: dict[str, list[str]] = {}
+    skipped: list[str] = []
     for d in run_dirs:
         run = open_run(d)
+        if split is not None and run.split != str(split):
+            skipped.append(f"{run.directory.name} ({run.split})")
+            continue
         report_path = run.report(subset)
         if not report_path.exists():
             raise SkpipeError(f"{run.directory} has no {subset} evaluation "
@@ -47,8 +53,10 @@ def compare_runs(run_dirs: list[Path], subset: str = "test") -> tuple[pd.DataFra
                                   "clips": rep["clips"]}, sort_keys=True),
         })
         caches.setdefault(run.config["manifest_hash"], []).append(run.directory.name)
+    if not rows:
+        raise SkpipeError(f"no run on protocol {split!r} among: {', '.join(skipped)}")
     df = pd.DataFrame(rows, columns=COLUMNS)
-    warnings = []
+    warnings = [f"left out, other protocols: {', '.join(skipped)}"] if skipped else []
     if df["split"].nunique() > 1:
         warnings.append("runs use different splits ("
                         + ", ".join(f"{r}: {s}" for r, s in zip(df["run"], df["split"], strict=True))

@@ -135,6 +135,10 @@ def test_compare_flags_mismatches(synth_cache, tmp_path):
     assert df["parameters"].tolist()[1] > 0 and "| stgcn |" in to_markdown(df, warnings)
     _, warnings = compare_runs(runs)
     assert any("different splits" in w for w in warnings)
+    df, warnings = compare_runs(runs, split="2")
+    assert len(df) == 1 and any("left out, other protocols" in w and "(1)" in w for w in warnings)
+    with pytest.raises(SkpipeError, match="no run on protocol 'xsub'"):
+        compare_runs(runs, split="xsub")
     with pytest.raises(SkpipeError, match="no val evaluation"):
         compare_runs(runs, "val")
 
