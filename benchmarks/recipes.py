@@ -2,6 +2,7 @@
 
     python -m benchmarks.recipes --work /tmp/skbench select     # candidates, val accuracy only
     python -m benchmarks.recipes --work /tmp/skbench report     # baselines, streams, ensembles
+    python -m benchmarks.recipes --work /tmp/skbench fuse       # 2- and 4-stream ensembles of done runs
     python -m benchmarks.recipes --work /tmp/skbench table      # BENCHMARKS.md's table from results
 
 Every finished run appends one JSON line to WORK/results.jsonl (so an interrupted benchmark keeps
@@ -105,11 +106,11 @@ def report(work: Path, seeds: list[int], splits: dict[str, list[str]], baseline_
                 jobs: list[tuple[str, str, dict[str, Any]]] = [
                     ("stgcnpp", "recommended", {"feats": "j"}),
                     ("stgcnpp", "recommended", {"feats": "b"}),
-                ]
+                ][: streams]
                 if baseline_epochs:
                     jobs += [("stgcn", "seed", {"epochs": baseline_epochs}),
                              ("lstm", "seed", {"epochs": baseline_epochs})]
-                if streams == 4:
+                if streams == 4:  # motion streams after the baselines
                     jobs += [("stgcnpp", "recommended", {"feats": "jm"}),
                              ("stgcnpp", "recommended", {"feats": "bm"})]
                 for model, recipe, opts in jobs:
@@ -200,13 +201,14 @@ def table(work: Path) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["select", "report", "table"])
+    p.add_argument("what", choices=["select", "report", "fuse", "table"])
     p.add_argument("--work", type=Path, default=Path("/tmp/skpipe-bench"))
     p.add_argument("--seeds", default="0")
     p.add_argument("--jhmdb-splits", default="1,2,3")
     p.add_argument("--ucla", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--baseline-epochs", type=int, default=30, help="0: no seed baselines")
-    p.add_argument("--streams", type=int, choices=[2, 4], default=4)
+    p.add_argument("--streams", type=int, choices=[0, 1, 2, 4], default=4,
+                   help="stgcnpp streams to train: j; j, b; or j, b, jm, bm (0: baselines only)")
     a = p.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     if not SHARED.exists():
@@ -215,6 +217,11 @@ def main() -> None:
     torch.manual_seed(0)
     if a.what == "select":
         select(a.work)
+    elif a.what == "fuse":  # ensembles of whatever streams are done
+        have = done(a.work)
+        for r in list(have.values()):
+            if r["key"].startswith("report/"):
+                fuse(a.work, have, r["data"], r["split"], r["seed"])
     elif a.what == "report":
         splits = {"jhmdb": a.jhmdb_splits.split(",")} if a.jhmdb_splits else {}
         if a.ucla:

@@ -169,18 +169,18 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
     runs = [open_run(d) for d in run_dirs]
     first = runs[0]
+    cache = run_cache(first)
     for r in runs[1:]:
-        for what, a, b in (("cache", r.config["manifest_hash"], first.config["manifest_hash"]),
-                           ("protocol", r.split, first.split),
-                           ("classes", r.config["class_names"], first.config["class_names"])):
-            if a != b:
+        for what, same in (("cache", cache.built_as(r.config["manifest_hash"])),
+                           ("protocol", r.split == first.split),
+                           ("classes", r.config["class_names"] == first.config["class_names"])):
+            if not same:
                 raise SkpipeError(f"{r.directory} and {first.directory} differ in {what}: "
                                   "only runs on the same cache, protocol and classes can be fused")
     out = out or first.directory.parent / ("ensemble-" + "+".join(r.directory.name for r in runs))[:200]
     if (out / "report.json").exists() and not force:
         raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
     models = [load_model(r, checkpoint) for r in runs]  # refuses a run without a checkpoint first
-    cache = run_cache(first)
     fused: np.ndarray | None = None
     labels = samples = None
     for run, (model, _), w in zip(runs, models, weights, strict=True):
