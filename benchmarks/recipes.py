@@ -180,7 +180,7 @@ def table(work: Path) -> str:
     for r in done(work).values():
         if not r["key"].startswith("report/"):
             continue
-        feats = r.get("options", {}).get("feats", "j") if "ensemble" not in r["model"] else ""
+        feats = r.get("options", {}).get("feats", "j") if "ensemble" not in r["key"] else "fused"
         groups.setdefault((r["data"], r["model"], r["recipe"], feats), []).append(r)
 
     def ms(vals: list[float], scale: float = 100.0) -> str:
@@ -192,10 +192,10 @@ def table(work: Path) -> str:
              "eval clips/s |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
     for (data, model, recipe, feats), rows in sorted(groups.items()):
         speed = [r["test_clips_per_s"] for r in rows if "test_clips_per_s" in r]
+        rate = f"{statistics.mean(speed):.0f}" if speed else "-"
         lines.append(f"| {data} | {model} | {recipe} | {feats} | {len(rows)} | "
                      f"{ms([r['val_acc'] for r in rows])} | {ms([r['test_acc'] for r in rows])} | "
-                     f"{ms([r['cpu_min'] for r in rows], 1.0)} | "
-                     f"{statistics.mean(speed):.0f} |" if speed else "- |")
+                     f"{ms([r['cpu_min'] for r in rows], 1.0)} | {rate} |")
     return "\n".join(lines)
 
 
