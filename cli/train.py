@@ -146,8 +146,10 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
 
     from pipeline.distributed import env_rank, launch
     from pipeline.recipes import recipe_options
-    from pipeline.train import TrainConfig, fit, resume_config
+    from pipeline.train import TrainConfig, fit, resume_config, saved_world_size
 
+    if resume is not None and nproc == 1 and "LOCAL_RANK" not in os.environ:
+        nproc = saved_world_size(resume)  # a distributed run resumes on as many processes
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         # relaunch the same command, minus --nproc, under torchrun
         raise SystemExit(launch(nproc, without_option(sys.argv[1:], "--nproc")))

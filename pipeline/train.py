@@ -270,6 +270,14 @@ def saved_config(run_dir: Path) -> TrainConfig:
         raise SkpipeError(f"{cfg_path}: malformed run config") from None
 
 
+def saved_world_size(run_dir: Path) -> int:
+    """How many processes trained the run (1 for a run that cannot be read: resume says why)."""
+    try:
+        return int(json.loads((Path(run_dir) / "config.json").read_text()).get("world_size", 1))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1
+
+
 def resume_config(run_dir: Path, given: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
     """The run's own options with the runtime ones in `given` applied, and the names applied.
 

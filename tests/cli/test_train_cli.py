@@ -60,3 +60,17 @@ def test_a_closed_pipe_is_a_normal_end(synth_cache):
 def test_models_table():
     r = run("models")
     assert r.exit_code == 0 and "stgcnpp" in r.output and "GFLOP" in r.output and "1,403,553" in r.output
+
+
+def test_a_distributed_run_resumes_on_as_many_processes(tmp_path, monkeypatch):
+    import json
+
+    from pipeline.train import saved_world_size
+
+    (tmp_path / "config.json").write_text(json.dumps({"world_size": 2, "train": {}}))
+    assert saved_world_size(tmp_path) == 2 and saved_world_size(tmp_path / "none") == 1
+    launched = []
+    monkeypatch.setattr("pipeline.distributed.launch", lambda n, argv: launched.append((n, argv)) or 0)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    r = CliRunner().invoke(main, ["train", "--resume", str(tmp_path)])
+    assert r.exit_code == 0 and launched and launched[0][0] == 2
