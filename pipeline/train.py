@@ -299,13 +299,13 @@ def resume_config(run_dir: Path, given: dict[str, Any]) -> tuple[TrainConfig, li
 
 
 def _resume_state(run_dir: Path, model_name: str, cache: Cache) -> tuple[TrainConfig, dict[str, Any]]:
-    saved = json.loads((run_dir / "config.json").read_text())
-    saved_config(run_dir)
-    if saved["train"]["model"] != model_name:
-        raise SkpipeError(f"{run_dir} is a {saved['train']['model']} run, not {model_name}")
-    if not cache.built_as(saved["manifest_hash"]):
+    saved = saved_config(run_dir)  # refuses a missing or malformed config.json
+    if saved.model != model_name:
+        raise SkpipeError(f"{run_dir} is a {saved.model} run, not {model_name}")
+    recorded = json.loads((run_dir / "config.json").read_text()).get("manifest_hash", "")
+    if not cache.built_as(recorded):
         raise SkpipeError(f"{run_dir} was trained on another cache (manifest hash differs)")
-    return TrainConfig(**saved["train"]), load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    return saved, load_checkpoint(run_dir / "checkpoints" / "last.pt")
 
 
 def _record_samples(batches: Iterable[Batch], d: DistInfo, epoch: int) -> Iterable[Batch]:
