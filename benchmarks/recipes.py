@@ -26,8 +26,9 @@ import torch
 from pipeline.cache import ingest, open_cache
 from pipeline.evaluate import ensemble_runs, evaluate_run
 from pipeline.recipes import recipe_options
+from pipeline.runtime import configure_cpu
 from pipeline.splits import SplitConfig, write_splits
-from pipeline.train import TrainConfig, configure_cpu, fit, saved_config
+from pipeline.train import TrainConfig, fit, saved_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {  # name: (pickle, build-splits options)

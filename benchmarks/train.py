@@ -26,7 +26,7 @@ from pathlib import Path
 
 FLOOR = r"""
 import json, sys, time
-from pipeline.train import configure_cpu
+from pipeline.runtime import configure_cpu
 alloc, name, frames, prec, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 import os
 if alloc != "mallopt":
@@ -142,7 +142,7 @@ def main() -> None:
 
     from pipeline.dataset import LoaderConfig, SkeletonDataset
     from pipeline.raw import read_raw
-    from pipeline.train import configure_cpu
+    from pipeline.runtime import configure_cpu
 
     configure_cpu(2)
     anns = read_raw(raw).annotations

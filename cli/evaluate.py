@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from cli.ui import console, user_errors
+from cli.ui import configure_process, console, user_errors
 
 run_dir_arg = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 
@@ -30,6 +30,7 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cac
     """Evaluate a trained run on a subset of its split; write RUN_DIR/eval/<subset>/."""
     from pipeline.evaluate import evaluate_run
 
+    configure_process()
     with console.status(f"Evaluating {run_dir} on {subset}"):
         r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force, device=device)
     rep = r["report"]
@@ -116,10 +117,11 @@ def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_
 @click.option("--checkpoint", default="best", show_default=True, help="best or last, in every run.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Report directory (default: beside the first run, named after the runs).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing report.")
 @user_errors
 def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips: int | None,
-             checkpoint: str, out: Path | None, force: bool) -> None:
+             checkpoint: str, out: Path | None, device: str, force: bool) -> None:
     """Fuse the class probabilities of runs on one cache and protocol (e.g. joint + bone streams)."""
     from pipeline import SkpipeError
     from pipeline.evaluate import ensemble_runs
@@ -130,8 +132,9 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
             w = [float(v) for v in weights.split(",")]
         except ValueError:
             raise SkpipeError(f"--weights must be numbers separated by commas, got {weights!r}") from None
+    configure_process()
     with console.status(f"Fusing {len(run_dirs)} runs on {subset}"):
-        r = ensemble_runs(list(run_dirs), w, subset, clips, out, force, checkpoint)
+        r = ensemble_runs(list(run_dirs), w, subset, clips, out, force, checkpoint, device)
     rep = r["report"]
     t = Table(title=f"Ensemble of {len(run_dirs)} runs · split {rep['split']} · {subset} · "
               f"{rep['samples']:,} clips", show_header=False)
@@ -158,6 +161,7 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, force: bo
     """Write the run's model as TorchScript or ONNX, checked against PyTorch on real clips."""
     from pipeline.export import TOLERANCE, export_run
 
+    configure_process()
     with console.status(f"Exporting {run_dir} as {fmt}"):
         r = export_run(run_dir, fmt, out, force, checkpoint)
     console.print(f"wrote {escape(str(r['path']))}: max |logit difference| vs PyTorch "
@@ -179,13 +183,15 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, force: bo
 @click.option("--window", type=int, help="Also label each window of W frames along every clip.")
 @click.option("--stride", type=int, help="Frames between windows (default: a quarter window).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per clip (JSON lines).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @user_errors
 def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | None, batch_size: int,
-            window: int | None, stride: int | None, as_json: bool) -> None:
+            window: int | None, stride: int | None, as_json: bool, device: str) -> None:
     """Top classes for every clip of RAW (a dict, a list, or one annotation), as ingest sees it."""
     from pipeline.predict import iter_predictions
 
-    results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size, window, stride)
+    configure_process()
+    results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size, window, stride, device)
     if as_json:  # JSON lines, streamed
         for r in results:
             click.echo(json.dumps(r))
@@ -238,6 +244,7 @@ def demo(workdir: Path, quick: bool, raw: Path | None, split: str, force: bool) 
     from cli.train import EpochView
     from pipeline.demo import demo_config, run_demo
 
+    configure_process()
     cfg = demo_config(str(workdir), quick, str(raw) if raw else None, force, split)
     view = EpochView()
 

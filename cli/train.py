@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.data import cache_option
-from cli.ui import console, user_errors
+from cli.ui import configure_process, console, user_errors
 from pipeline import SkpipeError
 
 
@@ -31,17 +31,16 @@ class EpochView:
 
     def __call__(self, name: str, info: dict[str, Any]) -> None:
         if name == "start":
-            c = info["config"]
-            t = c["train"]
-            console.print(f"[bold]{t['model']}[/bold] · {c['parameters']:,} parameters · split "
-                          f"{escape(str(t['split']))} · {c['train_samples']:,} train / "
-                          f"{c['val_samples']:,} val")
-            console.print(f"recipe {t.get('recipe', 'seed')} · stream {t.get('feats', 'j')} · "
-                          f"{t['frames']} frames · {t['precision']} · loader {c['loader_mode']} · "
-                          f"{t['threads']} thread{'s' if t['threads'] > 1 else ''} · {c['device']}")
-            if c["world_size"] > 1:
-                console.print(f"{c['world_size']} processes · effective batch {c['effective_batch_size']} "
-                              f"· lr {c['effective_lr']:g}")
+            c = info["config"]  # pipeline.run.RunConfig
+            t = c.train
+            console.print(f"[bold]{t.model}[/bold] · {c.parameters:,} parameters · split "
+                          f"{escape(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
+            console.print(f"recipe {t.recipe} · stream {t.feats} · {t.frames} frames · {t.precision} · "
+                          f"loader {c.loader_mode} · {t.threads} thread{'s' if t.threads > 1 else ''} · "
+                          f"{c.device}")
+            if c.world_size > 1:
+                console.print(f"{c.world_size} processes · effective batch {c.effective_batch_size} "
+                              f"· lr {c.effective_lr:g}")
             console.print(f"run: {escape(str(info['run_dir']))}", soft_wrap=True)
             if info["start_epoch"]:
                 console.print(f"resuming after epoch {info['start_epoch']}")
@@ -165,6 +164,7 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
         raise SkpipeError("name a model (lstm, stgcn or stgcnpp), or --resume RUN_DIR")
     else:
         cfg = TrainConfig(model=model, cache=str(cache_dir), out=str(out), **recipe_options(recipe, options))
+    configure_process(cfg.threads)
     if env_rank() != 0:  # other ranks train quietly; rank 0 reports
         fit(cfg, resume=resume)
         return

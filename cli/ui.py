@@ -79,3 +79,14 @@ def human_bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n:.1f} GB"
+
+
+def configure_process(threads: int | None = None) -> str:
+    """The process-wide CPU settings a command runs with (threads, flush-to-zero, allocator),
+    applied here at the entry point, never by the library. Default threads: every usable core,
+    shared between this machine's processes of a distributed run."""
+    import os
+
+    from pipeline.runtime import configure_cpu, default_threads
+
+    return configure_cpu(threads or default_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))

@@ -1,16 +1,37 @@
-"""Networks and the skeleton graph. `build_model(name, num_classes)` returns an nn.Module."""
+"""Networks and the skeleton graph. `build_model(name, num_classes)` returns an nn.Module.
+
+The builders import their network when called, so naming the models (option checks, `compare`)
+never imports torch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from models.lstm import BiLSTM
-from models.stgcn import STGCN
-from models.stgcnpp import STGCNPP
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"lstm": BiLSTM, "stgcn": STGCN, "stgcnpp": STGCNPP}
+def _lstm(**kw: Any) -> nn.Module:
+    from models.lstm import BiLSTM
+
+    return BiLSTM(**kw)
+
+
+def _stgcn(**kw: Any) -> nn.Module:
+    from models.stgcn import STGCN
+
+    return STGCN(**kw)
+
+
+def _stgcnpp(**kw: Any) -> nn.Module:
+    from models.stgcnpp import STGCNPP
+
+    return STGCNPP(**kw)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"lstm": _lstm, "stgcn": _stgcn, "stgcnpp": _stgcnpp}
 
 
 def build_model(name: str, num_classes: int, dropout: float = 0.5) -> nn.Module:

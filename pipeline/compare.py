@@ -4,6 +4,7 @@ runs on other caches, protocols or clip counts are named, never mixed silently."
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +41,19 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
         rep = json.loads(report_path.read_text())
         metrics = read_metrics(run.directory)
         secs = [m["seconds"] for m in metrics]
-        train = run.config["train"]
-        config = {k: v for k, v in train.items() if k not in RUNTIME_OPTIONS}
+        train = run.config.train
+        config = {k: v for k, v in asdict(train).items() if k not in RUNTIME_OPTIONS}
         rows.append({
-            "run": run.directory.name, "model": run.model, "feats": train.get("feats", "j"),
-            "recipe": train.get("recipe", "seed"), "seed": train.get("seed", 0), "epochs": len(metrics),
+            "run": run.directory.name, "model": run.model, "feats": train.feats,
+            "recipe": train.recipe, "seed": train.seed, "epochs": len(metrics),
             "accuracy": rep["accuracy"], "weighted_f1": rep["weighted"]["f1"],
             "macro_f1": rep["macro"]["f1"], "parameters": rep["parameters"],
             "train_s_per_epoch": sum(secs) / len(secs) if secs else float("nan"),
             "split": run.split, "subset": subset, "clips": rep["clips"],
-            "config": json.dumps({**config, "manifest_hash": run.config["manifest_hash"],
+            "config": json.dumps({**config, "manifest_hash": run.config.manifest_hash,
                                   "clips": rep["clips"]}, sort_keys=True),
         })
-        caches.setdefault(run.config["manifest_hash"], []).append(run.directory.name)
+        caches.setdefault(run.config.manifest_hash, []).append(run.directory.name)
     if not rows:
         raise SkpipeError(f"no run on protocol {split!r} among: {', '.join(skipped)}")
     df = pd.DataFrame(rows, columns=COLUMNS)

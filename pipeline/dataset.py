@@ -25,11 +25,12 @@ from torch.utils.data import IterableDataset, get_worker_info
 from pipeline import SkpipeError
 from pipeline.augment import Augment
 from pipeline.cache import Cache, read_chunk
-from pipeline.features import InputSpec, model_input
+from pipeline.features import InputSpec, clips_input, model_input
 from pipeline.splits import SUBSETS, read_splits
 
 MODES = ("auto", "memory", "stream")
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # x, y, lengths, sample
+# evaluation batches hold K clips per sample: x (B * K, T, V, C), lengths (B * K,), y and sample (B,)
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,7 @@ class LoaderConfig:
     mode: str = "auto"
     buffer_chunks: int = 16
     memory_limit: int = 2 << 30  # bytes: `auto` holds a subset up to this size in memory
-    clip: int = 0  # evaluation: which of `num_clips` fixed temporal clips
-    num_clips: int = 1
+    num_clips: int = 1  # evaluation: K fixed temporal clips per sample, folded into the batch
     rank: int = 0  # DDP: this process's share of the chunks
     world: int = 1
     feats: str = "j"  # input stream: j, b, jm, bm
@@ -60,6 +60,8 @@ class LoaderConfig:
             raise SkpipeError(f"--frames must be >= 1, got {self.frames}")
         if self.batch_size < 1:
             raise SkpipeError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.num_clips < 1:
+            raise SkpipeError(f"--clips must be >= 1, got {self.num_clips}")
         self.spec  # noqa: B018 - refuses an unknown stream or normalisation now
 
     @property
@@ -183,10 +185,14 @@ class SkeletonDataset(IterableDataset[Batch]):
             yield self._batch(carry[0], carry[1], rng)
 
     def _batch(self, x: np.ndarray, samples: np.ndarray, rng: np.random.Generator) -> Batch:
-        """Cache rows (B, 300, V, C) -> model input (B, frames, V, C) float32 and labels."""
+        """Cache rows (B, 300, V, C) -> model input float32 and labels (B,): (B, frames, V, C)
+        when training, (B * K, frames, V, C) with the K = num_clips clips of each sample folded
+        into the batch when evaluating."""
         i = np.searchsorted(self.samples, samples)  # rows of these samples in self.samples
-        x, lengths = model_input(x, self.valid[i], self.cfg.spec, rng if self.cfg.train else None,
-                                 self.cfg.clip, self.cfg.num_clips)
+        if self.cfg.train:
+            x, lengths = model_input(x, self.valid[i], self.cfg.spec, rng)
+        else:
+            x, lengths = clips_input(x, self.valid[i], self.cfg.spec, self.cfg.num_clips)
         return (torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(self.labels[i]),
                 torch.from_numpy(np.asarray(lengths, np.int64)),
                 torch.from_numpy(samples.astype(np.int64)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,70 +16,34 @@ import pandas as pd
 import torch
 from sklearn import metrics as skm
 
-from models import build_model, count_parameters
+from models import count_parameters
 from pipeline import SkpipeError
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
-from pipeline.cache import Cache, open_cache
+from pipeline.cache import Cache
 from pipeline.dataset import LoaderConfig, SkeletonDataset
-from pipeline.distributed import resolve_device
+from pipeline.inference import clip_probs, load_run_model
 from pipeline.location import Location
 from pipeline.run import Run, open_run
-from pipeline.runlog import load_checkpoint
+from pipeline.runtime import CPU, inference_precision, resolve_device
 from pipeline.splits import SUBSETS
-from pipeline.train import CPU, autocast, configure_cpu
 
 
-def checkpoint_path(run: Run, checkpoint: str) -> Path:
-    path = run.checkpoint(checkpoint)
-    if not path.exists():
-        raise SkpipeError(f"{run.directory}: no checkpoint {checkpoint!r} ({path} missing); "
-                          "was the run trained for at least one epoch?")
-    return path
-
-
-def load_model(run: Run, checkpoint: str = "best") -> tuple[torch.nn.Module, Path]:
-    path = checkpoint_path(run, checkpoint)
-    ckpt = load_checkpoint(path)
-    if ckpt.get("model_name") != run.model:
-        raise SkpipeError(f"{path} holds a {ckpt.get('model_name')} model, the run is {run.model}")
-    model = build_model(run.model, int(run.config["num_classes"]), run.config["train"]["dropout"])
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), path
-
-
-def run_cache(run: Run, cache_dir: Location | None = None) -> Cache:
-    """The run's cache, refused if it was rebuilt since the run (manifest hash)."""
-    cache = open_cache(cache_dir or run.config["cache"])
-    if not cache.built_as(run.config["manifest_hash"]):
-        raise SkpipeError(f"the cache at {cache.directory} changed since {run.directory} was "
-                          "trained (manifest hash differs); evaluate on the cache it was trained on")
-    return cache
-
-
-@torch.no_grad()
 def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, clips: int = 1,
-                   device: torch.device = CPU) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probs (N, C), labels (N,), samples (N,)), probabilities averaged over `clips` clips,
-    computed on `device` (the model is moved there)."""
-    t = run.config["train"]
-    model = model.to(device)
-    precision = t["precision"] if t["precision"] != "fp16" or device.type == "cuda" else "fp32"
-    total: np.ndarray | None = None
-    for k in range(clips):
-        cfg = LoaderConfig(split=run.split, subset=subset, batch_size=64, frames=t["frames"],
-                           train=False, clip=k, num_clips=clips, feats=t.get("feats", "j"),
-                           normalize=t.get("normalize", "none"))
-        probs, labels, samples = [], [], []
-        for x, y, lengths, s in SkeletonDataset(cache, cfg):
-            with autocast(precision, device):
-                logits = model(x.to(device), lengths.to(device)).float()
-            probs.append(torch.softmax(logits, dim=1).cpu().numpy())
-            labels.append(y.numpy())
-            samples.append(s.numpy())
-        p = np.concatenate(probs)
-        total = p if total is None else total + p
-    assert total is not None
-    return total / clips, np.concatenate(labels), np.concatenate(samples)
+                   device: torch.device = CPU, batch_size: int = 64
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probs (N, C), labels (N,), samples (N,)): one pass over the subset, each sample's `clips`
+    temporal clips folded into its batch; computed on `device` (the model is moved there)."""
+    t = run.config.train
+    model = model.to(device).eval()
+    precision = inference_precision(t.precision, device)
+    cfg = LoaderConfig(split=run.split, subset=subset, batch_size=batch_size, frames=t.frames,
+                       train=False, num_clips=clips, feats=t.feats, normalize=t.normalize)
+    probs, labels, samples = [], [], []
+    for x, y, lengths, s in SkeletonDataset(cache, cfg):  # x (B * clips, T, V, C)
+        probs.append(clip_probs(model, x, lengths, clips, device, precision))  # (B, classes)
+        labels.append(y.numpy())
+        samples.append(s.numpy())
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(samples)
 
 
 def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
@@ -111,31 +74,30 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str
 
 
 def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int | None = None,
-                 cache_dir: Location | None = None, force: bool = False, threads: int = 0,
-                 device: str = "cpu") -> dict[str, Any]:
+                 cache_dir: Location | None = None, force: bool = False, device: str = "cpu",
+                 batch_size: int = 64) -> dict[str, Any]:
     """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...}."""
     if subset not in SUBSETS:
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
     dev = resolve_device(device)  # --device cuda without a GPU: refused before any work
     run = open_run(run_dir)
-    clips = clips if clips is not None else int(run.config["train"].get("test_clips", 1))
+    clips = clips if clips is not None else run.config.train.test_clips
     if clips < 1:
         raise SkpipeError(f"--clips must be >= 1, got {clips}")
     out = run.directory / "eval" / subset
     if (out / "report.json").exists() and not force:
         raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
-    cache = run_cache(run, cache_dir)
-    model, ckpt_path = load_model(run, checkpoint)
-    configure_cpu(threads or len(os.sched_getaffinity(0)))
-    probs, y, samples = predict_subset(model, cache, run, subset, clips, dev)
-    names = list(run.config["class_names"])
+    cache = run.open_cache(cache_dir)
+    model, ckpt_path = load_run_model(run, checkpoint)
+    probs, y, samples = predict_subset(model, cache, run, subset, clips, dev, batch_size)
+    names = run.class_names
     m = compute_metrics(y, probs, names)
+    t = run.config.train
     report = {
         "run": str(run.directory), "model": run.model, "split": run.split, "subset": subset,
         "checkpoint": str(ckpt_path), "clips": clips, "samples": int(len(y)),
-        "parameters": count_parameters(model), "manifest_hash": run.config["manifest_hash"],
-        "device": str(dev), "frames": run.config["train"]["frames"],
-        "feats": run.config["train"].get("feats", "j"),
+        "parameters": count_parameters(model), "manifest_hash": run.config.manifest_hash,
+        "device": str(dev), "frames": t.frames, "feats": t.feats,
         **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
     }
     write_report(out, report, m, names, f"{run.directory.name} · {subset}")
@@ -155,7 +117,7 @@ def write_report(out: Path, report: dict[str, Any], m: dict[str, Any], names: li
 
 def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subset: str = "test",
                   clips: int | None = None, out: Path | None = None, force: bool = False,
-                  checkpoint: str = "best") -> dict[str, Any]:
+                  checkpoint: str = "best", device: str = "cpu") -> dict[str, Any]:
     """Fuse the softmax probabilities of runs on one cache and protocol (PYSKL's 2- and 4-stream
     fusion): a weighted mean, evaluated and written like `evaluate`."""
     if len(run_dirs) < 2:
@@ -167,37 +129,38 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
         raise SkpipeError("--weights must be >= 0 and not all 0")
     if subset not in SUBSETS:
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
+    dev = resolve_device(device)
     runs = [open_run(d) for d in run_dirs]
     first = runs[0]
-    cache = run_cache(first)
+    cache = first.open_cache()
     for r in runs[1:]:
-        for what, same in (("cache", cache.built_as(r.config["manifest_hash"])),
+        for what, same in (("cache", cache.built_as(r.config.manifest_hash)),
                            ("protocol", r.split == first.split),
-                           ("classes", r.config["class_names"] == first.config["class_names"])):
+                           ("classes", r.class_names == first.class_names)):
             if not same:
                 raise SkpipeError(f"{r.directory} and {first.directory} differ in {what}: "
                                   "only runs on the same cache, protocol and classes can be fused")
     out = out or first.directory.parent / ("ensemble-" + "+".join(r.directory.name for r in runs))[:200]
     if (out / "report.json").exists() and not force:
         raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
-    models = [load_model(r, checkpoint) for r in runs]  # refuses a run without a checkpoint first
+    models = [load_run_model(r, checkpoint) for r in runs]  # refuses a run without a checkpoint first
     fused: np.ndarray | None = None
     labels = samples = None
     for run, (model, _), w in zip(runs, models, weights, strict=True):
-        k = clips if clips is not None else int(run.config["train"].get("test_clips", 1))
-        p, y, s = predict_subset(model, cache, run, subset, k)
+        k = clips if clips is not None else run.config.train.test_clips
+        p, y, s = predict_subset(model, cache, run, subset, k, dev)
         if samples is not None and not np.array_equal(s, samples):
             raise SkpipeError(f"{run.directory} saw other {subset} clips than {first.directory}")
         labels, samples = y, s
         fused = w * p if fused is None else fused + w * p
     assert fused is not None and labels is not None
     fused /= sum(weights)
-    names = list(first.config["class_names"])
+    names = first.class_names
     m = compute_metrics(labels, fused, names)
     report = {
         "runs": [str(r.directory) for r in runs], "weights": weights, "split": first.split,
-        "subset": subset, "samples": int(len(labels)), "manifest_hash": first.config["manifest_hash"],
-        "feats": [r.config["train"].get("feats", "j") for r in runs],
+        "subset": subset, "samples": int(len(labels)), "manifest_hash": first.config.manifest_hash,
+        "feats": [r.config.train.feats for r in runs], "device": str(dev),
         **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
     }
     write_report(out, report, m, names, f"ensemble of {len(runs)} runs · {subset}")
@@ -217,10 +180,7 @@ def worst_pairs(confusion: np.ndarray, k: int = 10) -> list[tuple[int, int, floa
 
 def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
     """Row-normalized heatmap readable at 101 classes; the ten worst confusions boxed and listed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
     from matplotlib.patches import Rectangle
 
     n = len(names)
@@ -228,7 +188,7 @@ def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
     norm = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
     side = max(6.0, 0.19 * n + 3)  # inches: ~0.19 in a class keeps 101 names legible at 100 dpi
     fontsize = 10 if n <= 20 else 7.5 if n <= 50 else 6
-    fig = plt.figure(figsize=(side + 5.5, side + 1.8), layout="constrained")  # + rotated names
+    fig = Figure(figsize=(side + 5.5, side + 1.8), layout="constrained")  # + rotated names
     grid = fig.add_gridspec(1, 2, width_ratios=[side + 0.9, 5.0])
     ax, tax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     cax = ax.inset_axes((1.02, 0.0, 0.025, 1.0))  # in the matrix's own box: exactly its height
@@ -260,5 +220,4 @@ def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
              fontsize=11, family="monospace", transform=tax.transAxes)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return buf.getvalue()

@@ -23,7 +23,8 @@ import torch
 from pipeline import SkpipeError
 from pipeline.atomic import check_target
 from pipeline.dataset import LoaderConfig, SkeletonDataset
-from pipeline.evaluate import load_model, open_run, run_cache
+from pipeline.inference import load_run_model
+from pipeline.run import open_run
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 TOLERANCE = 1e-3  # max |logit difference|: float32 kernels of two engines, summed over ~10 layers
@@ -33,16 +34,16 @@ def real_inputs(run_dir: Path, clips: int = 8) -> list[tuple[torch.Tensor, torch
     """Batches of real clips from the run's own cache, as the run feeds them: the first `clips`
     test (else val) clips at the run's frame count, and half of them at half the frames."""
     run = open_run(run_dir)
-    cache = run_cache(run)
-    t = run.config["train"]
+    cache = run.open_cache()
+    t = run.config.train
     for subset in ("test", "val"):
-        cfg = LoaderConfig(split=str(t["split"]), subset=subset, batch_size=clips, frames=t["frames"],
-                           train=False, feats=t.get("feats", "j"), normalize=t.get("normalize", "none"))
+        cfg = LoaderConfig(split=t.split, subset=subset, batch_size=clips, frames=t.frames,
+                           train=False, feats=t.feats, normalize=t.normalize)
         try:
             x, _, lengths, _ = next(iter(SkeletonDataset(cache, cfg)))
         except SkpipeError:
             continue
-        half = max(1, t["frames"] // 2)
+        half = max(1, t.frames // 2)
         return [(x, lengths), (x[: max(1, len(x) // 2), :half].contiguous(), lengths[: max(1, len(x) // 2)]
                                .clamp(max=half))]
     raise SkpipeError(f"{run_dir}: its cache has no test or val clips to check the export on")
@@ -88,7 +89,7 @@ def export_run(run_dir: Path, fmt: str = "torchscript", out: Path | None = None,
             raise SkpipeError("ONNX export needs the onnx extra: pip install 'skpipe[onnx]' "
                               "(onnx and onnxruntime)") from None
     run = open_run(run_dir)
-    model, ckpt = load_model(run, checkpoint)  # refuses a run without a checkpoint
+    model, ckpt = load_run_model(run, checkpoint)  # refuses a run without a checkpoint
     out = Path(out) if out is not None else run.directory / "export" / f"model{FORMATS[fmt]}"
     check_target(out, force, "export")
     batches = real_inputs(run.directory)
@@ -116,7 +117,7 @@ def export_run(run_dir: Path, fmt: str = "torchscript", out: Path | None = None,
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    t = run.config["train"]
+    t = run.config.train
     return {"path": out, "format": fmt, "max_abs_diff": worst,
             "checked_batches": [tuple(x.shape) for x, _ in batches], "checkpoint": str(ckpt),
-            "frames": t["frames"], "feats": t.get("feats", "j"), "normalize": t.get("normalize", "none")}
+            "frames": t.frames, "feats": t.feats, "normalize": t.normalize}

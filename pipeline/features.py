@@ -68,12 +68,34 @@ def model_input(x: np.ndarray, valid: np.ndarray, spec: InputSpec, rng: np.rando
                 clip: int = 0, num_clips: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Cached rows x (B, T_cache, V, C) and valid lengths (B,) -> (input (B, frames, V, C) float32,
     lengths (B,)). `rng` set: training (random frames, augmentation); None: fixed clip `clip`."""
+    return sample_frames(_streamed(x, valid, spec, rng), valid, spec.frames, rng, clip, num_clips)
+
+
+def clips_input(x: np.ndarray, valid: np.ndarray, spec: InputSpec, num_clips: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The `num_clips` K fixed temporal clips of every row, folded into the batch (as PYSKL
+    tests): rows (B, T_cache, V, C) -> (input (B * K, frames, V, C), lengths (B * K,)), where
+    rows b * K .. b * K + K - 1 are the clips of row b."""
+    y = _streamed(x, valid, spec, None)  # (B, T_cache, V, C): once for all K clips
+    parts = [sample_frames(y, valid, spec.frames, None, k, num_clips) for k in range(num_clips)]
+    xs = np.stack([p[0] for p in parts], axis=1)  # (B, K, frames, V, C)
+    lengths = np.stack([p[1] for p in parts], axis=1)  # (B, K)
+    return xs.reshape(-1, *xs.shape[2:]), lengths.reshape(-1)  # (B * K, frames, V, C), (B * K,)
+
+
+def _streamed(x: np.ndarray, valid: np.ndarray, spec: InputSpec, rng: np.random.Generator | None
+              ) -> np.ndarray:
+    """Normalized, augmented (with `rng`) and turned into the spec's stream: (B, T, V, C)."""
     x = normalize(x.astype(np.float32), spec.normalize)
     if rng is not None:
         x = augment(x, spec.augment, rng)
-    if spec.feats != "j":
-        x = stream(x, valid, spec.feats)
-    if spec.frames < x.shape[1]:
-        idx = uniform_indices(valid, spec.frames, rng, clip, num_clips)  # (B, frames)
-        return take_frames(x, idx), np.full(len(x), spec.frames)  # looped: every frame is real
+    return stream(x, valid, spec.feats) if spec.feats != "j" else x
+
+
+def sample_frames(x: np.ndarray, valid: np.ndarray, frames: int, rng: np.random.Generator | None,
+                  clip: int = 0, num_clips: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(B, T, V, C) -> (B, frames, V, C) spread over each row's valid frames, and lengths (B,)."""
+    if frames < x.shape[1]:
+        idx = uniform_indices(valid, frames, rng, clip, num_clips)  # (B, frames)
+        return take_frames(x, idx), np.full(len(x), frames)  # looped: every frame is real
     return x, np.asarray(valid, np.int64)

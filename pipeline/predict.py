@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,12 @@ import numpy as np
 import torch
 
 from pipeline import SkpipeError
-from pipeline.evaluate import load_model, open_run
-from pipeline.features import InputSpec, model_input
+from pipeline.features import InputSpec, clips_input, model_input
+from pipeline.inference import clip_probs, load_run_model
 from pipeline.preprocess import NUM_FEATURES, preprocess_batch
 from pipeline.raw import read_raw
-from pipeline.train import CPU, autocast
+from pipeline.run import open_run
+from pipeline.runtime import inference_precision, resolve_device
 
 
 def prepare(anns: list[dict[str, Any]], max_frames: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -28,9 +30,10 @@ def prepare(anns: list[dict[str, Any]], max_frames: int, dtype: str) -> tuple[np
 
 def predict_file(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
                  clips: int | None = None, batch_size: int = 64, window: int | None = None,
-                 stride: int | None = None) -> list[dict[str, Any]]:
+                 stride: int | None = None, device: str = "cpu") -> list[dict[str, Any]]:
     """Top-`top` classes with probabilities for every clip of `raw_path`."""
-    return list(iter_predictions(run_dir, raw_path, top, checkpoint, clips, batch_size, window, stride))
+    return list(iter_predictions(run_dir, raw_path, top, checkpoint, clips, batch_size, window, stride,
+                                 device))
 
 
 def window_starts(valid: int, window: int, stride: int) -> list[int]:
@@ -42,58 +45,66 @@ def window_starts(valid: int, window: int, stride: int) -> list[int]:
     return starts if starts[-1] == valid - window else [*starts, valid - window]
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What every batch of a prediction needs from the run."""
+
+    model: torch.nn.Module
+    spec: InputSpec
+    device: torch.device
+    precision: str
+    names: list[str]
+    dtype: str
+    top: int
+
+
 def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
                      clips: int | None = None, batch_size: int = 64, window: int | None = None,
-                     stride: int | None = None) -> Iterator[dict[str, Any]]:
+                     stride: int | None = None, device: str = "cpu") -> Iterator[dict[str, Any]]:
     """One result per clip, computed `batch_size` clips at a time: the preprocessed tensors and
     the model's activations never grow with the number of clips. With `window`, also the top
     classes of each window of `window` frames every `stride` frames, over the whole clip."""
     if batch_size < 1:
         raise SkpipeError(f"--batch-size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
     run = open_run(run_dir)
-    frames = int(run.config["train"]["frames"])
-    if window is not None and not 1 <= window <= frames:
-        raise SkpipeError(f"--window must be in 1..{frames} (the run's frames), got {window}")
+    t = run.config.train
+    if window is not None and not 1 <= window <= t.frames:
+        raise SkpipeError(f"--window must be in 1..{t.frames} (the run's frames), got {window}")
     if stride is not None and stride < 1:
         raise SkpipeError(f"--stride must be >= 1, got {stride}")
-    model, _ = load_model(run, checkpoint)
+    clips = clips or t.test_clips
+    model, _ = load_run_model(run, checkpoint)
     raw = read_raw(Path(raw_path))
-    t = run.config["train"]
-    clips = clips or int(t.get("test_clips", 1))
-    names = list(run.config["class_names"])
-    spec = InputSpec(t["frames"], t.get("feats", "j"), t.get("normalize", "none"))
-    precision = t["precision"] if t["precision"] != "fp16" else "fp32"
+    setup = _Setup(model.to(dev), run.config.input_spec(), dev, inference_precision(t.precision, dev),
+                   run.class_names, run.config.cache_dtype, top)
     for lo in range(0, len(raw.annotations), batch_size):
         anns = raw.annotations[lo : lo + batch_size]
-        x, valid = prepare(anns, 300, run.config.get("cache_dtype", "float16"))  # (B, 300, V, C)
-        probs = np.zeros((len(anns), len(names)))
-        for k in range(clips):
-            xk, lengths = model_input(x, valid, spec, None, k, clips)
-            with torch.no_grad(), autocast(precision, CPU):
-                logits = model(torch.from_numpy(np.ascontiguousarray(xk)), torch.from_numpy(lengths))
-            probs += torch.softmax(logits.float(), 1).numpy() / clips
+        x, valid = prepare(anns, 300, setup.dtype)  # (B, 300, V, C)
+        xk, lengths = clips_input(x, valid, setup.spec, clips)  # (B * clips, frames, V, C)
+        probs = clip_probs(setup.model, torch.from_numpy(np.ascontiguousarray(xk)),
+                           torch.from_numpy(lengths), clips, dev, setup.precision)  # (B, classes)
         for a, p in zip(anns, probs, strict=True):
-            result = {"frame_dir": a["frame_dir"], "label": int(a["label"]), "top": _top(p, names, top)}
+            result = {"frame_dir": a["frame_dir"], "label": int(a["label"]), "top": _top(p, setup)}
             if window is not None:
-                result["windows"] = _windows(model, a, window, stride or max(1, window // 4), spec,
-                                             precision, names, top, run.config.get("cache_dtype", "float16"))
+                result["windows"] = _windows(setup, a, window, stride or max(1, window // 4))
             yield result
 
 
-def _top(p: np.ndarray, names: list[str], top: int) -> list[dict[str, Any]]:
-    return [{"class": names[i], "label": int(i), "probability": float(p[i])} for i in np.argsort(-p)[:top]]
+def _top(p: np.ndarray, setup: _Setup) -> list[dict[str, Any]]:
+    return [{"class": setup.names[i], "label": int(i), "probability": float(p[i])}
+            for i in np.argsort(-p)[: setup.top]]
 
 
-def _windows(model: torch.nn.Module, ann: dict[str, Any], window: int, stride: int, spec: InputSpec,
-             precision: str, names: list[str], top: int, dtype: str) -> list[dict[str, Any]]:
+def _windows(setup: _Setup, ann: dict[str, Any], window: int, stride: int) -> list[dict[str, Any]]:
     """Top classes of each window over the clip's whole length (not cut at the cache's 300)."""
-    x, valid = prepare([ann], int(ann["keypoint"].shape[1]), dtype)  # (1, T_clip, V, C)
+    x, valid = prepare([ann], int(ann["keypoint"].shape[1]), setup.dtype)  # (1, T_clip, V, C)
     starts = window_starts(int(valid[0]), window, stride)
     xs = np.stack([x[0, s : s + window] if s + window <= x.shape[1] else
                    np.pad(x[0, s:], ((0, s + window - x.shape[1]), (0, 0), (0, 0))) for s in starts])
     lengths = np.array([min(window, int(valid[0]) - s) for s in starts])  # (W,)
-    xw, lw = model_input(xs, lengths, spec, None)  # (W, frames, V, C)
-    with torch.no_grad(), autocast(precision, CPU):
-        p = torch.softmax(model(torch.from_numpy(np.ascontiguousarray(xw)), torch.from_numpy(lw)).float(), 1)
-    return [{"start": s, "end": s + int(n) - 1, "top": _top(q, names, top)}
-            for s, n, q in zip(starts, lengths, p.numpy(), strict=True)]
+    xw, lw = model_input(xs, lengths, setup.spec, None)  # (W, frames, V, C)
+    p = clip_probs(setup.model, torch.from_numpy(np.ascontiguousarray(xw)), torch.from_numpy(lw), 1,
+                   setup.device, setup.precision)  # (W, classes)
+    return [{"start": s, "end": s + int(n) - 1, "top": _top(q, setup)}
+            for s, n, q in zip(starts, lengths, p, strict=True)]

@@ -1,40 +1,107 @@
-"""A run directory as its readers see it: config.json, metrics.jsonl, its files by name.
+"""A run directory and its config.json: created, opened and resumed here, and nowhere else.
 
-Light on purpose (json and pathlib only): `compare` reads runs without importing torch.
-Checkpoints and TensorBoard are written by `pipeline.runlog`.
+`RunConfig` is the typed contract of config.json: the train options as they ran, the cache it
+was trained on (resolved location and manifest hash), the model's arguments, class names, and
+the environment. Light on purpose (json, pathlib, dataclasses): `compare` reads runs without
+importing torch. Checkpoints and TensorBoard are written by `pipeline.runlog`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import SkpipeError
+from pipeline.atomic import atomic_write_text
+from pipeline.features import InputSpec
+from pipeline.options import TrainConfig
+
+if TYPE_CHECKING:
+    from pipeline.cache import Cache
+    from pipeline.location import Location
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
 
 
 @dataclass(frozen=True)
+class ModelArgs:
+    """What `models.build_model` needs; also stored in every checkpoint, so one copied out of
+    its run directory still loads."""
+
+    name: str
+    num_classes: int
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    train: TrainConfig  # the options as they ran (epochs and threads resolved)
+    cache: str  # the cache, resolved when the run started: a resume works from any directory
+    manifest_hash: str
+    num_classes: int
+    class_names: tuple[str, ...]
+    cache_dtype: str = "float16"
+    parameters: int = 0
+    loader_mode: str = ""
+    device: str = "cpu"
+    world_size: int = 1
+    effective_batch_size: int = 0
+    effective_lr: float = 0.0
+    train_samples: int = 0
+    val_samples: int = 0
+    allocator: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.train.cache != self.cache:  # one cache: the resolved one
+            object.__setattr__(self, "train", replace(self.train, cache=self.cache))
+
+    @property
+    def model_args(self) -> ModelArgs:
+        return ModelArgs(self.train.model, self.num_classes, self.train.dropout)
+
+    def input_spec(self) -> InputSpec:
+        """How evaluation and prediction feed the model: no augmentation."""
+        return self.train.input_spec(train=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        """Parse config.json; fields missing from older skpipe versions take their defaults."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
+            raise ValueError("no train options")
+        known = {f.name for f in fields(cls)}
+        train = TrainConfig(**data["train"])
+        return cls(**{"cache": train.cache, **{k: v for k, v in data.items() if k in known},
+                      "train": train, "class_names": tuple(data["class_names"])})
+
+
+@dataclass(frozen=True)
 class Run:
-    """A training run directory, with its config and the cache it was trained on."""
+    """A training run directory: its config and the names of its files."""
 
     directory: Path
-    config: dict[str, Any]
+    config: RunConfig
 
     @property
     def model(self) -> str:
-        return str(self.config["train"]["model"])
+        return self.config.train.model
 
     @property
     def split(self) -> str:
-        return str(self.config["train"]["split"])
+        return self.config.train.split
 
     @property
-    def train(self) -> dict[str, Any]:
-        return dict(self.config["train"])
+    def class_names(self) -> list[str]:
+        return list(self.config.class_names)
 
     def checkpoint(self, name: str) -> Path:
         """`best` / `last` in the run's checkpoints, or any path."""
@@ -43,19 +110,58 @@ class Run:
     def report(self, subset: str) -> Path:
         return self.directory / "eval" / subset / "report.json"
 
+    @property
+    def metrics_path(self) -> Path:
+        return self.directory / METRICS_NAME
+
+    def open_cache(self, cache_dir: Location | None = None) -> Cache:
+        """The run's cache (or `cache_dir`), refused if it was rebuilt since the run."""
+        from pipeline.cache import open_cache
+
+        cache = open_cache(cache_dir or self.config.cache)
+        if not cache.built_as(self.config.manifest_hash):
+            raise SkpipeError(f"the cache at {cache.directory} changed since {self.directory} was "
+                              "trained (manifest hash differs); use the cache it was trained on")
+        return cache
+
+
+def is_run(path: Path) -> bool:
+    return (Path(path) / CONFIG_NAME).exists()
+
 
 def open_run(run_dir: Path) -> Run:
+    """The run in `run_dir`, its config.json parsed and validated (one line if it is not)."""
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_NAME
     if not path.exists():
         raise SkpipeError(f"{run_dir} is not a skpipe run ({CONFIG_NAME} missing)")
     try:
-        config = json.loads(path.read_text())
-        if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
-            raise ValueError
-    except ValueError:
+        config = RunConfig.from_json(path.read_text())
+    except SkpipeError as e:
+        raise SkpipeError(f"{path}: {e}") from None
+    except (ValueError, TypeError, KeyError, OSError):
         raise SkpipeError(f"{path}: malformed run config") from None
     return Run(run_dir, config)
+
+
+def create_run(out: str | Path, model: str, split: str) -> Path:
+    """A new, empty run directory `OUT/MODEL-SPLIT-STAMP` (suffixed when the name is taken)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"split{split}" if split.isdigit() else re.sub(r"[^A-Za-z0-9_.-]", "_", split)
+    base = Path(out) / f"{model}-{name}-{stamp}"
+    run, n = base, 1
+    while run.exists():
+        n += 1
+        run = base.with_name(f"{base.name}-{n}")
+    try:
+        (run / "checkpoints").mkdir(parents=True)
+    except OSError as e:
+        raise SkpipeError(f"cannot create the run directory {run}: {e.strerror or e}") from None
+    return run
+
+
+def write_config(run_dir: Path, config: RunConfig) -> None:
+    atomic_write_text(Path(run_dir) / CONFIG_NAME, config.to_json())
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

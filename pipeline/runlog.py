@@ -6,12 +6,10 @@ Written by rank 0 of `fit`; read by `evaluate`, `compare` and `--resume`.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import pickle
 import platform
-import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,21 +87,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def new_run_dir(out: str, model: str, split: str) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"split{split}" if split.isdigit() else re.sub(r"[^A-Za-z0-9_.-]", "_", split)
-    base = Path(out) / f"{model}-{name}-{stamp}"
-    run, n = base, 1
-    while run.exists():
-        n += 1
-        run = base.with_name(f"{base.name}-{n}")
-    try:
-        (run / "checkpoints").mkdir(parents=True)
-    except OSError as e:
-        raise SkpipeError(f"cannot create the run directory {run}: {e.strerror or e}") from None
-    return run
-
-
 def write_epoch(run_dir: Path, row: dict[str, Any], writer: Any) -> None:
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -122,14 +105,12 @@ def truncate_metrics(path: Path, epoch: int) -> None:
 
 def plot_curves(run_dir: Path) -> Path:
     """curves.png: loss and accuracy per epoch, train vs val."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
 
     rows = read_metrics(run_dir)
     ep = [r["epoch"] for r in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    a1, a2 = fig.subplots(1, 2)
     a1.plot(ep, [r["train_loss"] for r in rows], label="train")
     a1.plot(ep, [r["val_loss"] for r in rows], label="val")
     a1.set(xlabel="epoch", ylabel="loss", title="Loss")
@@ -150,5 +131,4 @@ def plot_curves(run_dir: Path) -> Path:
     fig.tight_layout()
     out = Path(run_dir) / "curves.png"
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out

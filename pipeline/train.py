@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,8 @@ import torch
 from torch import nn
 from torch.distributed.algorithms import Join, Joinable
 
-from models import MODELS, build_model, count_parameters
+from models import build_model, count_parameters
 from pipeline import SkpipeError
-from pipeline.atomic import atomic_write_text
-from pipeline.augment import Augment
 from pipeline.cache import Cache, open_cache
 from pipeline.dataset import Batch, LoaderConfig, SkeletonDataset
 from pipeline.distributed import (
@@ -41,142 +38,23 @@ from pipeline.distributed import (
     sync_buffers,
     teardown,
 )
-from pipeline.features import InputSpec
+from pipeline.inference import clip_logits, model_state
+from pipeline.options import DEFAULT_EPOCHS, RESUME_RUNTIME, TrainConfig
+from pipeline.run import ModelArgs, RunConfig, create_run, is_run, open_run, write_config
 from pipeline.runlog import (
     library_versions,
     load_checkpoint,
-    new_run_dir,
     plot_curves,
     run_lock,
     save_checkpoint,
     truncate_metrics,
     write_epoch,
 )
+from pipeline.runtime import CPU, allocator_in_use, autocast, default_threads
 
-DEFAULT_EPOCHS = {"lstm": 50, "stgcn": 100, "stgcnpp": 80}
-PRECISIONS = ("fp32", "bf16", "fp16")
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("plateau", "cosine")
-LOADERS = ("auto", "memory", "stream")
-DEVICES = ("auto", "cpu", "cuda")
-CPU = torch.device("cpu")
+__all__ = ["DEFAULT_EPOCHS", "TrainConfig", "evaluate", "fit", "resume_config", "train_one_epoch"]
+
 Event = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str
-    cache: str = "cache"
-    split: str = "1"  # protocol name: "1".."3", "xsub", "xview", "default", ...
-    epochs: int = 0  # 0: the model's default (50 lstm, 100 stgcn)
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    dropout: float = 0.5
-    frames: int = 300
-    precision: str = "fp32"
-    threads: int = 0  # 0: every core this process may use
-    workers: int = 0
-    seed: int = 0
-    patience: int = 0  # early stop after this many epochs without a better val acc; 0: off
-    lr_patience: int = 5  # ReduceLROnPlateau
-    lr_factor: float = 0.5
-    loader: str = "auto"
-    checkpoint_every: int = 10
-    out: str = "runs"
-    device: str = "auto"
-    lr_scaling: str = "linear"  # distributed: lr x world size (the effective batch grows as much)
-    # beyond the seed (each one recorded in the run; the seed recipe leaves them as here)
-    feats: str = "j"  # input stream: j, b, jm, bm
-    normalize: str = "none"  # none | pyskl | body
-    flip: float = 0.0
-    rotate: float = 0.0
-    scale: float = 0.0
-    shift: float = 0.0
-    optimizer: str = "adam"  # adam | sgd (Nesterov momentum)
-    momentum: float = 0.9
-    schedule: str = "plateau"  # plateau | cosine (per step, after `warmup` epochs of linear warm-up)
-    warmup: int = 0
-    label_smoothing: float = 0.0
-    test_clips: int = 1  # temporal clips `evaluate` averages by default
-    recipe: str = "seed"
-
-    def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise SkpipeError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
-        object.__setattr__(self, "split", str(self.split))  # runs of skpipe <= 0.1 stored an int
-        if not self.split:
-            raise SkpipeError("--split must name a protocol (see `skpipe info`)")
-        for name, allowed in (("precision", PRECISIONS), ("optimizer", OPTIMIZERS),
-                              ("schedule", SCHEDULES), ("loader", LOADERS), ("device", DEVICES),
-                              ("lr_scaling", ("linear", "none"))):
-            if getattr(self, name) not in allowed:
-                raise SkpipeError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
-                                  f"got {getattr(self, name)!r}")
-        for name, ok, rule in (
-            ("epochs", self.epochs >= 0, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("lr", self.lr > 0, "> 0"), ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("dropout", 0 <= self.dropout < 1, "in [0, 1)"), ("frames", self.frames >= 1, ">= 1"),
-            ("threads", self.threads >= 0, ">= 0"), ("workers", self.workers >= 0, ">= 0"),
-            ("patience", self.patience >= 0, ">= 0"), ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("warmup", self.warmup >= 0, ">= 0"), ("test_clips", self.test_clips >= 1, ">= 1"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
-            ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"),
-        ):
-            if not ok:
-                raise SkpipeError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}")
-        self.input_spec()  # refuses an unknown stream, normalisation or augmentation range
-
-    def input_spec(self, train: bool = True) -> InputSpec:
-        aug = Augment(self.flip, self.rotate, self.scale, self.shift) if train else Augment()
-        return InputSpec(self.frames, self.feats, self.normalize, aug)
-
-    def resolved(self) -> TrainConfig:
-        threads = self.threads or len(os.sched_getaffinity(0))
-        return replace(self, epochs=self.epochs or DEFAULT_EPOCHS[self.model], threads=threads)
-
-
-def configure_cpu(threads: int) -> str:
-    """Threads, flush-to-zero, and the allocator; returns which allocator runs.
-
-    Flush-to-zero: LSTM backward on denormal gradients ran 8x slower. Allocator: glibc tuned by
-    `apply_allocator` measured +15 % on the ST-GCN step here, as much as tcmalloc, with nothing
-    to install; THP_MEM_ALLOC_ENABLE measured -17 %. SKPIPE_MALLOC=default turns it off, and a
-    preloaded tcmalloc / jemalloc is left alone.
-    """
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
-    preload = os.environ.get("LD_PRELOAD", "")
-    if "tcmalloc" in preload or "jemalloc" in preload:
-        return "preloaded: " + preload
-    if os.environ.get("SKPIPE_MALLOC", "tuned") == "default":
-        return "glibc (default)"
-    return "glibc (mallopt: no mmap, no trim)" if apply_allocator() else "system default"
-
-
-def apply_allocator() -> bool:
-    """Tune glibc malloc for training: keep large blocks in the heap instead of mmap-ing them.
-
-    With glibc's defaults every tensor above the mmap threshold is mapped and page-faulted
-    afresh each step. Setting M_MMAP_MAX = 0 and a high M_TRIM_THRESHOLD at run time makes
-    freed activations reusable. Returns False where glibc's mallopt is not available.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(-4, 0)) and bool(libc.mallopt(-1, 1 << 30))  # MMAP_MAX, TRIM
-    except (OSError, AttributeError):
-        return False
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
@@ -224,13 +102,12 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str,
              device: torch.device = CPU) -> dict[str, float]:
-    """This process's sums over `batches`: loss_sum, correct, samples."""
+    """This process's sums over `batches` (one clip per sample): loss_sum, correct, samples."""
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
-    for batch in batches:
-        x, y, lengths, _ = _to(batch, device)
-        with autocast(precision, device):
-            logits = model(x, lengths).float()
+    for x, y, lengths, _ in batches:
+        logits = clip_logits(model, x, lengths, 1, device, precision)[:, 0]  # (B, classes)
+        y = y.to(device)
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
@@ -254,27 +131,16 @@ def _batches(ds: SkeletonDataset, workers: int, device: torch.device) -> Iterabl
                                        pin_memory=device.type == "cuda")
 
 
-RESUME_RUNTIME = ("device", "threads", "workers", "loader")  # what a resumed run may change
-
-
 def saved_config(run_dir: Path) -> TrainConfig:
-    """The train options a run was started with (its config.json)."""
-    cfg_path = Path(run_dir) / "config.json"
-    if not cfg_path.exists():
-        raise SkpipeError(f"{run_dir} is not a skpipe run (config.json missing)")
-    try:
-        data = json.loads(cfg_path.read_text())
-        # the cache as resolved when the run started, so a resume works from any directory
-        return TrainConfig(**{**data["train"], "cache": data.get("cache", data["train"]["cache"])})
-    except (ValueError, KeyError, TypeError):
-        raise SkpipeError(f"{cfg_path}: malformed run config") from None
+    """The train options a run was started with, its cache as resolved then."""
+    return open_run(run_dir).config.train
 
 
 def saved_world_size(run_dir: Path) -> int:
     """How many processes trained the run (1 for a run that cannot be read: resume says why)."""
     try:
-        return int(json.loads((Path(run_dir) / "config.json").read_text()).get("world_size", 1))
-    except (OSError, ValueError, TypeError, AttributeError):
+        return open_run(run_dir).config.world_size
+    except SkpipeError:
         return 1
 
 
@@ -299,13 +165,20 @@ def resume_config(run_dir: Path, given: dict[str, Any]) -> tuple[TrainConfig, li
 
 
 def _resume_state(run_dir: Path, model_name: str, cache: Cache) -> tuple[TrainConfig, dict[str, Any]]:
-    saved = saved_config(run_dir)  # refuses a missing or malformed config.json
-    if saved.model != model_name:
-        raise SkpipeError(f"{run_dir} is a {saved.model} run, not {model_name}")
-    recorded = json.loads((run_dir / "config.json").read_text()).get("manifest_hash", "")
-    if not cache.built_as(recorded):
+    run = open_run(run_dir)  # refuses a missing or malformed config.json
+    if run.model != model_name:
+        raise SkpipeError(f"{run_dir} is a {run.model} run, not {model_name}")
+    if not cache.built_as(run.config.manifest_hash):
         raise SkpipeError(f"{run_dir} was trained on another cache (manifest hash differs)")
-    return saved, load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    return run.config.train, load_checkpoint(run_dir / "checkpoints" / "last.pt")
+
+
+def _record_state(net: nn.Module, d: DistInfo, epoch: int) -> None:
+    """With SKPIPE_RECORD_SAMPLES=DIR, save the model each rank evaluates with (for tests)."""
+    out = os.environ.get("SKPIPE_RECORD_SAMPLES")
+    if out:
+        flat = [v.detach().double().flatten().cpu() for v in net.state_dict().values()]
+        np.save(Path(out) / f"rank{d.rank}-state{epoch}.npy", torch.cat(flat).numpy())
 
 
 def _record_samples(batches: Iterable[Batch], d: DistInfo, epoch: int) -> Iterable[Batch]:
@@ -330,7 +203,7 @@ def fit(cfg: TrainConfig, resume: Path | None = None, event: Event | None = None
     d = setup(cfg.device)
     try:
         with contextlib.ExitStack() as locks:
-            if resume is not None and d.main and (Path(resume) / "config.json").exists():
+            if resume is not None and d.main and is_run(Path(resume)):
                 locks.enter_context(run_lock(Path(resume)))  # before anything in it changes
             return _fit(cfg, d, resume, event if d.main else None, locks)
     finally:
@@ -350,10 +223,9 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
                       **runtime)  # runtime options given for this resume; the run's otherwise
     if cfg.precision == "fp16" and d.device.type != "cuda":
         raise SkpipeError("--precision fp16 needs a CUDA device; on CPU use bf16")
-    if cfg.threads == 0 and d.local_world > 1:  # share the cores between this machine's ranks
-        cfg = replace(cfg, threads=max(1, len(os.sched_getaffinity(0)) // d.local_world))
+    if cfg.threads == 0:  # what the CLI applied: the cores, shared between this machine's ranks
+        cfg = replace(cfg, threads=default_threads(d.local_world))
     cfg = cfg.resolved()
-    allocator = configure_cpu(cfg.threads)
     train_ds, val_ds = _loaders(cache, cfg, d)
     torch.manual_seed(cfg.seed)
     net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout).to(d.device)
@@ -375,7 +247,7 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
         if d.main:
             truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
     else:
-        run_dir = broadcast(new_run_dir(cfg.out, cfg.model, cfg.split) if d.main else None, d)
+        run_dir = broadcast(create_run(cfg.out, cfg.model, cfg.split) if d.main else None, d)
         if d.main:
             locks.enter_context(run_lock(run_dir))
     model: nn.Module = net
@@ -383,25 +255,25 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
         model = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     params = count_parameters(net)
-    config = {"train": asdict(cfg), "manifest_hash": cache.manifest_hash, "cache": str(cache.directory),
-              "num_classes": cache.manifest.num_classes, "class_names": cache.manifest.class_names,
-              "parameters": params, "loader_mode": train_ds.mode, "versions": library_versions(),
-              "cache_dtype": cache.manifest.array["dtype"], "allocator": allocator,
-              "device": str(d.device), "world_size": d.world,
-              "effective_batch_size": cfg.batch_size * d.world, "effective_lr": lr,
-              "train_samples": len(train_ds.samples), "val_samples": len(val_ds.samples)}
+    config = RunConfig(
+        train=cfg, cache=str(cache.directory), manifest_hash=cache.manifest_hash,
+        num_classes=cache.manifest.num_classes, class_names=tuple(cache.manifest.class_names),
+        cache_dtype=cache.manifest.array["dtype"], parameters=params, loader_mode=train_ds.mode,
+        device=str(d.device), world_size=d.world, effective_batch_size=cfg.batch_size * d.world,
+        effective_lr=lr, train_samples=len(train_ds.samples), val_samples=len(val_ds.samples),
+        allocator=allocator_in_use(), versions=library_versions())
+    model_args = ModelArgs(cfg.model, cache.manifest.num_classes, cfg.dropout)
 
     def checkpoint(name: str, rng: list[torch.Tensor]) -> None:
         save_checkpoint({
-            "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+            **model_state(net, model_args), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "torch_rng": rng if d.distributed else rng[0],
-            "state": dict(state), "model_name": cfg.model,
-            "num_classes": cache.manifest.num_classes, "manifest_hash": cache.manifest_hash,
-            "config": asdict(cfg)}, run_dir / "checkpoints" / name)
+            "state": dict(state), "manifest_hash": cache.manifest_hash, "config": asdict(config.train)},
+            run_dir / "checkpoints" / name)
 
     writer = None
     if d.main:
-        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+        write_config(run_dir, config)
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tb"), purge_step=state["epoch"] + 1)
@@ -422,6 +294,7 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
                                      functools.partial(_step_event, emit, epoch), scaler,
                                      cfg.label_smoothing, per_step)
             sync_buffers(net, d)
+            _record_state(net, d, epoch)
             va = evaluate(net, _batches(val_ds, cfg.workers, d.device), cfg.precision, d.device)
             t_loss, t_ok, t_n, v_loss, v_ok, v_n = all_sum(
                 [tr["loss_sum"], tr["correct"], tr["samples"], va["loss_sum"], va["correct"],

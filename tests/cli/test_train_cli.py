@@ -63,11 +63,10 @@ def test_models_table():
 
 
 def test_a_distributed_run_resumes_on_as_many_processes(tmp_path, monkeypatch):
-    import json
+    from pipeline.run import RunConfig, write_config
+    from pipeline.train import TrainConfig, saved_world_size
 
-    from pipeline.train import saved_world_size
-
-    (tmp_path / "config.json").write_text(json.dumps({"world_size": 2, "train": {}}))
+    write_config(tmp_path, RunConfig(TrainConfig("lstm"), "cache", "h", 2, ("a", "b"), world_size=2))
     assert saved_world_size(tmp_path) == 2 and saved_world_size(tmp_path / "none") == 1
     launched = []
     monkeypatch.setattr("pipeline.distributed.launch", lambda n, argv: launched.append((n, argv)) or 0)

@@ -61,19 +61,20 @@ def test_multi_clip_averaging(synth_cache, tmp_path, monkeypatch):
     run_dir = fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(tmp_path), epochs=1,
                               frames=8, batch_size=32, threads=1))["run_dir"]
     run = ev.open_run(run_dir)
-    cache = ev.run_cache(run)
+    cache = run.open_cache()
     model = Constant()
     one = [ev.predict_subset(model, cache, run, "val", clips=1)[0]]
     p0 = one[0]
     p2, y2, s2 = ev.predict_subset(model, cache, run, "val", clips=2)
-    # clip 0 of 2 and clip 1 of 2, computed one by one, averaged by hand
+    # clip 0 of 2 and clip 1 of 2, each in a pass of its own, averaged by hand
     from pipeline.dataset import LoaderConfig, SkeletonDataset
+    from pipeline.features import model_input
 
-    by_hand = []
-    for k in range(2):
-        ds = SkeletonDataset(cache, LoaderConfig(subset="val", frames=8, train=False, clip=k,
-                                                 num_clips=2, batch_size=64))
-        by_hand.append(np.concatenate([torch.softmax(model(x), 1).numpy() for x, *_ in ds]))
+    ds = SkeletonDataset(cache, LoaderConfig(subset="val", frames=8, train=False, mode="memory"))
+    rows = ds._hold()  # (n, 300, V, C), in sample order, as predict_subset returns them
+    assert (s2 == ds.samples).all()
+    by_hand = [torch.softmax(model(torch.from_numpy(model_input(rows, ds.valid, ds.cfg.spec, None, k, 2)[0])),
+                             1).numpy() for k in range(2)]
     np.testing.assert_allclose(p2, (by_hand[0] + by_hand[1]) / 2, rtol=1e-6)
     assert not np.allclose(p2, p0)
     np.testing.assert_allclose(p2.sum(1), 1, rtol=1e-6)
@@ -167,16 +168,16 @@ def test_predict_sends_batches_not_the_whole_file(synth_cache, tmp_path, monkeyp
                               frames=8, threads=1))["run_dir"]
     raw = write_pickle(tmp_path / "many.pkl", [make_ann(f"c{i:02d}", seed=i, t=20) for i in range(10)])
     seen = []
-    real = pr.load_model
+    real = pr.load_run_model
 
     def spy(run, checkpoint="best"):
         model, path = real(run, checkpoint)
         model.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
         return model, path
 
-    monkeypatch.setattr(pr, "load_model", spy)
+    monkeypatch.setattr(pr, "load_run_model", spy)
     res = pr.predict_file(run_dir, raw, top=2, clips=2, batch_size=4)
-    assert len(res) == 10 and seen == [4, 4, 4, 4, 2, 2]  # 2 clips per batch
+    assert len(res) == 10 and seen == [8, 8, 4]  # 4 clips x 2 temporal clips, folded: one pass each
     whole = pr.predict_file(run_dir, raw, top=2, clips=2, batch_size=64)
     for a, b in zip(res, whole, strict=True):
         assert a["top"][0]["probability"] == pytest.approx(b["top"][0]["probability"], rel=1e-5)

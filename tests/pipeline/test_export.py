@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from cli.main import main
 from pipeline import SkpipeError
-from pipeline.evaluate import load_model, open_run
 from pipeline.export import export_run, real_inputs
+from pipeline.inference import load_run_model
+from pipeline.run import open_run
 from pipeline.train import TrainConfig, fit
 
 
@@ -26,7 +27,7 @@ def runs(synth_cache, tmp_path_factory):
 def test_torchscript_round_trip(runs, tmp_path, model):
     r = export_run(runs[model], "torchscript", tmp_path / "m.pt")
     loaded = torch.jit.load(str(tmp_path / "m.pt"))
-    net, _ = load_model(open_run(runs[model]))
+    net, _ = load_run_model(open_run(runs[model]))
     for x, lengths in real_inputs(runs[model]):  # two batch sizes, two frame counts
         with torch.no_grad():
             np.testing.assert_allclose(loaded(x, lengths).numpy(), net(x, lengths).numpy(), atol=1e-4)
@@ -38,7 +39,7 @@ def test_onnx_round_trip(runs, tmp_path, model):
     ort = pytest.importorskip("onnxruntime")
     export_run(runs[model], "onnx", tmp_path / "m.onnx")
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    net, _ = load_model(open_run(runs[model]))
+    net, _ = load_run_model(open_run(runs[model]))
     x, lengths = real_inputs(runs[model])[1]
     feed = {i.name: {"x": x.numpy(), "lengths": lengths.numpy()}[i.name] for i in session.get_inputs()}
     with torch.no_grad():

@@ -2,12 +2,22 @@
 noise (threads pinned: the reduction order changes the numbers)."""
 
 import pytest
+import torch
 
 from pipeline.cache import ingest, open_cache
 from pipeline.runlog import read_metrics
 from pipeline.splits import SplitConfig, write_splits
 from pipeline.synth import SynthConfig, write_synth
 from pipeline.train import TrainConfig, fit
+
+
+@pytest.fixture(autouse=True)
+def two_threads():
+    """The CLI sets threads for a command; a library call (fit) runs with the process's."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,10 @@ from click.testing import CliRunner
 from cli.main import main
 from pipeline import SkpipeError
 from pipeline.compare import compare_runs, seed_statistics
-from pipeline.evaluate import ensemble_runs, evaluate_run, load_model, open_run, predict_subset, run_cache
+from pipeline.evaluate import ensemble_runs, evaluate_run, predict_subset
+from pipeline.inference import load_run_model
 from pipeline.recipes import RECIPES, recipe_options
+from pipeline.run import open_run
 from pipeline.train import TrainConfig, fit
 
 
@@ -49,8 +51,8 @@ def test_ensemble_is_the_weighted_mean_of_its_runs(two_streams, tmp_path):
     probs = []
     for d in two_streams:
         run = open_run(d)
-        model, _ = load_model(run)
-        p, y, _ = predict_subset(model, run_cache(run), run, "test", 2)
+        model, _ = load_run_model(run)
+        p, y, _ = predict_subset(model, run.open_cache(), run, "test", 2)
         probs.append(p)
     r = ensemble_runs(two_streams, [3.0, 1.0], "test", clips=2, out=tmp_path / "ens")
     np.testing.assert_allclose(r["probs"], (3 * probs[0] + probs[1]) / 4, rtol=1e-5)

@@ -1,0 +1,94 @@
+"""Inference as one path: a model from a checkpoint's own arguments, and batches of clips turned
+into class probabilities on any device.
+
+Each sample is tested on K fixed temporal clips folded into the batch dimension, as PYSKL does
+(input (B * K, T, V, C), the K clips of a sample adjacent): one forward pass per batch, and the
+sample's probabilities are the mean of its K softmax outputs. `train`'s validation (K = 1),
+`evaluate`, `ensemble` and `predict` all go through `clip_logits`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models import build_model
+from pipeline import SkpipeError
+from pipeline.run import ModelArgs, Run
+from pipeline.runlog import load_checkpoint
+from pipeline.runtime import CPU, autocast
+
+
+def checkpoint_model_args(ckpt: dict[str, Any]) -> ModelArgs:
+    """The model a checkpoint holds, from the checkpoint alone (skpipe 0.1 stored no
+    `model_args`: its name, class count and config say the same)."""
+    if isinstance(ckpt.get("model_args"), dict):
+        return ModelArgs(**ckpt["model_args"])
+    config = ckpt.get("config")
+    config = config if isinstance(config, dict) else {}
+    return ModelArgs(str(ckpt["model_name"]), int(ckpt["num_classes"]), float(config.get("dropout", 0.5)))
+
+
+def model_state(net: nn.Module, args: ModelArgs) -> dict[str, Any]:
+    """What every checkpoint holds to be loaded on its own."""
+    return {"model": net.state_dict(), "model_name": args.name, "num_classes": args.num_classes,
+            "model_args": asdict(args)}
+
+
+def load_model(path: Path, expect: ModelArgs | None = None) -> tuple[nn.Module, ModelArgs]:
+    """The network in checkpoint `path`, in eval mode on the CPU, built from the checkpoint's own
+    arguments; refused when `expect` (the run's) names another model or class count."""
+    ckpt = load_checkpoint(path)
+    try:
+        args = checkpoint_model_args(ckpt)
+        model = build_model(args.name, args.num_classes, args.dropout)
+    except (KeyError, TypeError, ValueError):
+        raise SkpipeError(f"{path}: not a skpipe checkpoint (its model arguments are unreadable)") from None
+    if expect is not None and (args.name, args.num_classes) != (expect.name, expect.num_classes):
+        raise SkpipeError(f"{path} holds a {args.name} model of {args.num_classes} classes; the run "
+                          f"is {expect.name} with {expect.num_classes}")
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, AttributeError):
+        raise SkpipeError(f"{path}: its weights do not fit a {args.name} model of "
+                          f"{args.num_classes} classes") from None
+    return model.eval(), args
+
+
+def checkpoint_path(run: Run, checkpoint: str) -> Path:
+    path = run.checkpoint(checkpoint)
+    if not path.exists():
+        raise SkpipeError(f"{run.directory}: no checkpoint {checkpoint!r} ({path} missing); "
+                          "was the run trained for at least one epoch?")
+    return path
+
+
+def load_run_model(run: Run, checkpoint: str = "best") -> tuple[nn.Module, Path]:
+    """The run's `best` / `last` (or any path) checkpoint, checked against the run's model."""
+    path = checkpoint_path(run, checkpoint)
+    model, _ = load_model(path, run.config.model_args)
+    return model, path
+
+
+@torch.no_grad()
+def clip_logits(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, clips: int,
+                device: torch.device = CPU, precision: str = "fp32") -> torch.Tensor:
+    """x (B * K, T, V, C), lengths (B * K,) -> logits (B, K, num_classes) float32 on `device`.
+
+    The model must already be on `device` and in eval mode."""
+    if len(x) % clips:
+        raise ValueError(f"a batch of {len(x)} inputs is not a whole number of {clips}-clip samples")
+    with autocast(precision, device):
+        logits = model(x.to(device, non_blocking=True), lengths.to(device, non_blocking=True))
+    return logits.float().reshape(-1, clips, logits.shape[-1])  # (B, K, classes)
+
+
+def clip_probs(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, clips: int,
+               device: torch.device = CPU, precision: str = "fp32") -> np.ndarray:
+    """Class probabilities (B, num_classes): the mean over each sample's K clips of the softmax."""
+    return torch.softmax(clip_logits(model, x, lengths, clips, device, precision), -1).mean(1).cpu().numpy()
