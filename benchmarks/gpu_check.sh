@@ -21,16 +21,16 @@ echo "== JHMDB ingest"; $S ingest .gpudata/jhmdb14_gt_coco17.pkl --cache $W/jh >
 for seed in 0 1 2; do
   if [ "$SECONDS" -gt "${DEADLINE:-400}" ]; then echo "deadline: seed $seed and later skipped"; break; fi
   echo "== train stgcnpp recommended seed $seed (cuda)"
-  t0=$(date +%s.%N)
+  t0=$(date +%s)
   $S train stgcnpp --recipe recommended --cache $W/jh --split 1 --device cuda --seed $seed --out $W/runs/s$seed | tail -3
-  t1=$(date +%s.%N); echo "train wall s: $(echo "$t1 - $t0" | bc)"
+  t1=$(date +%s); echo "train wall s: $((t1 - t0))"
   run=$(ls -d $W/runs/s$seed/*)
   $S evaluate $run --device cuda | grep -E "top-1|clips"
-  t2=$(date +%s.%N); echo "evaluate (cuda) wall s: $(echo "$t2 - $t1" | bc)"
+  t2=$(date +%s); echo "evaluate (cuda) wall s: $((t2 - t1))"
 done
 run=$(ls -d $W/runs/s0/*)
-echo "== the seed-0 run evaluated on the CPU"; t0=$(date +%s.%N)
-$S evaluate $run --device cpu --force | grep -E "top-1|clips"; echo "evaluate (cpu) wall s: $(echo "$(date +%s.%N) - $t0" | bc)"
+echo "== the seed-0 run evaluated on the CPU"; t0=$(date +%s)
+$S evaluate $run --device cpu --force | grep -E "top-1|clips"; echo "evaluate (cpu) wall s: $(($(date +%s) - t0))"
 echo "== predict on cuda (JSON lines) and export"
 $S predict $run .gpudata/jhmdb14_gt_coco17.pkl --device cuda --batch-size 64 --json | wc -l
 $S export $run --format onnx --out $W/model.onnx

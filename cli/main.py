@@ -26,15 +26,15 @@ def run() -> None:
     import os
     import sys
 
-    from click.utils import PacifyFlushWrapper
-
     try:
         main()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         raise SystemExit(0) from None
     except SystemExit:
-        if isinstance(sys.stdout, PacifyFlushWrapper):  # click met a closed pipe and exits 1
+        # click met a closed pipe, wrapped stdout and exits 1 (named, not imported: click 8.3
+        # deprecates the class)
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
             raise SystemExit(0) from None
         raise
 
