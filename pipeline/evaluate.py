@@ -21,7 +21,7 @@ from pipeline import SkpipeError
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.cache import Cache
 from pipeline.dataset import LoaderConfig, SkeletonDataset
-from pipeline.inference import clip_probs, load_run_model
+from pipeline.inference import clip_probs, load_run_model, prefetch
 from pipeline.location import Location
 from pipeline.run import Run, open_run
 from pipeline.runtime import CPU, inference_precision, resolve_device
@@ -39,7 +39,7 @@ def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, 
     cfg = LoaderConfig(split=run.split, subset=subset, batch_size=batch_size, frames=t.frames,
                        train=False, num_clips=clips, feats=t.feats, normalize=t.normalize)
     probs, labels, samples = [], [], []
-    for x, y, lengths, s in SkeletonDataset(cache, cfg):  # x (B * clips, T, V, C)
+    for x, y, lengths, s in prefetch(SkeletonDataset(cache, cfg)):  # x (B * clips, T, V, C)
         probs.append(clip_probs(model, x, lengths, clips, device, precision))  # (B, classes)
         labels.append(y.numpy())
         samples.append(s.numpy())

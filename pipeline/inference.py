@@ -9,9 +9,12 @@ sample's probabilities are the mean of its K softmax outputs. `train`'s validati
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +25,44 @@ from pipeline import SkpipeError
 from pipeline.run import ModelArgs, Run
 from pipeline.runlog import load_checkpoint
 from pipeline.runtime import CPU, autocast
+
+T = TypeVar("T")
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """`items`, computed up to `depth` ahead in a background thread: a batch is read and
+    preprocessed (numpy, which releases the GIL) while the model runs on the one before. Memory
+    stays bounded by `depth` batches; an exception in the thread is raised here, in order."""
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(("end", None))
+        except BaseException as e:  # handed to the consumer, raised there
+            box.put(("error", e))
+
+    thread = threading.Thread(target=work, daemon=True, name="skpipe-prefetch")
+    thread.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()  # the consumer stopped early (closed pipe, Ctrl-C): the thread ends too
 
 
 def checkpoint_model_args(ckpt: dict[str, Any]) -> ModelArgs:

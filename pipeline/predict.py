@@ -12,7 +12,7 @@ import torch
 
 from pipeline import SkpipeError
 from pipeline.features import InputSpec, clips_input, model_input
-from pipeline.inference import clip_probs, load_run_model
+from pipeline.inference import clip_probs, load_run_model, prefetch
 from pipeline.preprocess import NUM_FEATURES, preprocess_batch
 from pipeline.raw import read_raw
 from pipeline.run import open_run
@@ -78,17 +78,21 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
     raw = read_raw(Path(raw_path))
     setup = _Setup(model.to(dev), run.config.input_spec(), dev, inference_precision(t.precision, dev),
                    run.class_names, run.config.cache_dtype, top)
-    for lo in range(0, len(raw.annotations), batch_size):
-        anns = raw.annotations[lo : lo + batch_size]
-        x, valid = prepare(anns, 300, setup.dtype)  # (B, 300, V, C)
-        xk, lengths = clips_input(x, valid, setup.spec, clips)  # (B * clips, frames, V, C)
-        probs = clip_probs(setup.model, torch.from_numpy(np.ascontiguousarray(xk)),
-                           torch.from_numpy(lengths), clips, dev, setup.precision)  # (B, classes)
+    batches = (raw.annotations[lo : lo + batch_size] for lo in range(0, len(raw.annotations), batch_size))
+    for anns, (xk, lengths) in prefetch(((a, _inputs(a, setup, clips)) for a in batches), depth=2):
+        probs = clip_probs(setup.model, xk, lengths, clips, dev, setup.precision)  # (B, classes)
         for a, p in zip(anns, probs, strict=True):
             result = {"frame_dir": a["frame_dir"], "label": int(a["label"]), "top": _top(p, setup)}
             if window is not None:
                 result["windows"] = _windows(setup, a, window, stride or max(1, window // 4))
             yield result
+
+
+def _inputs(anns: list[dict[str, Any]], setup: _Setup, clips: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of annotations as the model's input: (B * clips, frames, V, C), lengths (B * clips,)."""
+    x, valid = prepare(anns, 300, setup.dtype)  # (B, 300, V, C)
+    xk, lengths = clips_input(x, valid, setup.spec, clips)  # (B * clips, frames, V, C)
+    return torch.from_numpy(np.ascontiguousarray(xk)), torch.from_numpy(lengths)
 
 
 def _top(p: np.ndarray, setup: _Setup) -> list[dict[str, Any]]:

@@ -101,3 +101,37 @@ print(torch.get_num_threads(), "matplotlib.pyplot" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["1", "False"]
+
+
+def test_prefetch_keeps_order_raises_in_place_and_stops_early():
+    import threading
+    import time
+
+    from pipeline.inference import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise SkpipeError("bad clip 2")
+
+    got = []
+    with pytest.raises(SkpipeError, match="bad clip 2"):
+        for v in prefetch(failing()):
+            got.append(v)
+    assert got == [1]
+    made = []
+
+    def endless():
+        while True:
+            made.append(1)
+            yield len(made)
+
+    it = prefetch(endless(), depth=2)
+    assert next(it) == 1
+    it.close()  # the consumer stops: the producer must stop too, holding at most `depth` more
+    time.sleep(0.3)
+    n = len(made)
+    time.sleep(0.3)
+    assert len(made) == n <= 4
+    assert not any(t.name == "skpipe-prefetch" for t in threading.enumerate())
