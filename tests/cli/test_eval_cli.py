@@ -33,6 +33,27 @@ def test_demo_quick_end_to_end(tmp_path):
     assert len(r.output.splitlines()) < 20  # one line per clip, not a table each
     r = CliRunner().invoke(main, ["predict", str(runs[1]), str(TEST_DATA / "mini_ucf101.pkl"), "--top", "0"])
     assert r.exit_code != 0 and "Traceback" not in r.output
+    # a pickle of another layout, and a GPU where there is none: one line each, nothing written
+    import pickle
+
+    import numpy as np
+    import torch
+
+    from tests.conftest import make_ann
+
+    ann = make_ann()
+    ann["keypoint"] = np.zeros((1, 10, 25, 2), np.float16)
+    (tmp_path / "v25.pkl").write_bytes(pickle.dumps([ann]))
+    r = CliRunner().invoke(main, ["predict", str(runs[1]), str(tmp_path / "v25.pkl")])
+    assert r.exit_code != 0 and "expected (M, T, 17, 2)" in r.output and len(r.output.splitlines()) == 1
+    if not torch.cuda.is_available():
+        before = sorted(p.name for p in runs[0].rglob("*"))
+        for args in (["predict", str(runs[1]), str(TEST_DATA / "mini_ucf101.pkl")],
+                     ["evaluate", str(runs[0]), "--subset", "val", "--force"],
+                     ["ensemble", str(runs[0]), str(runs[1])]):
+            r = CliRunner().invoke(main, [*args, "--device", "cuda"])
+            assert r.exit_code != 0 and "no CUDA device" in r.output and "Traceback" not in r.output
+        assert sorted(p.name for p in runs[0].rglob("*")) == before
     # a second demo reuses the cache and adds new runs, overwriting nothing
     r = CliRunner().invoke(main, ["demo", "--quick", "--workdir", str(tmp_path / "d")])
     assert r.exit_code == 0 and "reusing" in r.output
