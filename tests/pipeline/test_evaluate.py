@@ -142,6 +142,19 @@ def test_compare_flags_mismatches(synth_cache, tmp_path):
         compare_runs(runs, split="xsub")
     with pytest.raises(SkpipeError, match="no val evaluation"):
         compare_runs(runs, "val")
+    # every warning compare promises: other clip counts, other caches, each naming its runs
+    evaluate_run(runs[1], "test", clips=2, force=True)
+    _, warnings = compare_runs(runs[:2])
+    assert any("different --clips" in w and f"{runs[1].name}: 2" in w for w in warnings)
+    import shutil
+    from dataclasses import replace
+
+    from pipeline.run import open_run, write_config
+
+    other = shutil.copytree(runs[0], tmp_path / "other-cache-run")
+    write_config(other, replace(open_run(other).config, manifest_hash="0" * 64))
+    _, warnings = compare_runs([runs[0], other])
+    assert any("different caches" in w and "other-cache-run" in w for w in warnings)
 
 
 def test_predict_uses_ingest_preprocessing(synth_cache, tmp_path):
