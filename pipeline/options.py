@@ -35,7 +35,7 @@ class TrainConfig:
     dropout: float = 0.5
     frames: int = 300
     precision: str = "fp32"
-    threads: int = 0  # 0: every core this process may use
+    threads: int = 0  # applied by the CLI (0: every usable core); a run records the threads that ran
     workers: int = 0
     seed: int = 0
     patience: int = 0  # early stop after this many epochs without a better val acc; 0: off

@@ -50,7 +50,7 @@ from pipeline.runlog import (
     truncate_metrics,
     write_epoch,
 )
-from pipeline.runtime import CPU, allocator_in_use, autocast, default_threads
+from pipeline.runtime import CPU, allocator_in_use, autocast
 
 __all__ = ["DEFAULT_EPOCHS", "TrainConfig", "evaluate", "fit", "resume_config", "train_one_epoch"]
 
@@ -223,9 +223,8 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
                       **runtime)  # runtime options given for this resume; the run's otherwise
     if cfg.precision == "fp16" and d.device.type != "cuda":
         raise SkpipeError("--precision fp16 needs a CUDA device; on CPU use bf16")
-    if cfg.threads == 0:  # what the CLI applied: the cores, shared between this machine's ranks
-        cfg = replace(cfg, threads=default_threads(d.local_world))
-    cfg = cfg.resolved()
+    # the threads that run, as the CLI set them (`configure_process`): fit itself sets none
+    cfg = replace(cfg, threads=torch.get_num_threads()).resolved()
     train_ds, val_ds = _loaders(cache, cfg, d)
     torch.manual_seed(cfg.seed)
     net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout).to(d.device)
