@@ -4,11 +4,14 @@ Reading 32 random samples decodes 32 chunks (measured ~1.4 k samples/s); reading
 in shuffled order runs at ~45 k samples/s. So an epoch shuffles the order of the chunks, reads
 `buffer_chunks` of them (each decoded exactly once), shuffles the samples inside that buffer,
 and carries fewer than a batch over to the next buffer: every sample once per epoch, memory
-bounded by the buffer whatever the cache size. A subset that fits comfortably in memory may
-instead be read once and held (`mode="memory"`); `mode="auto"` picks by size.
+bounded by the buffer whatever the cache size; a batch mixes the clips of at most
+`buffer_chunks` chunks. A subset that fits comfortably in memory (every rank holding it) is
+instead read once and held (`mode="memory"`, which `mode="auto"` picks by size): one shuffle of
+the whole subset per epoch, its batches dealt to DDP ranks and DataLoader workers round-robin,
+so every batch draws from every class however the cache is ordered.
 
 The Zarr array is opened lazily in each process (main, DataLoader worker, DDP rank), never
-pickled. Chunks are dealt to DDP ranks, then to DataLoader workers, round-robin.
+pickled. When streaming, chunks are dealt to DDP ranks, then to DataLoader workers, round-robin.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ class SkeletonDataset(IterableDataset[Batch]):
         self.itemsize = np.dtype(spec["dtype"]).itemsize
         nbytes = len(self.samples) * math.prod(spec["shape"][1:]) * self.itemsize
         self.mode = cfg.mode if cfg.mode != "auto" else (
-            "memory" if nbytes <= cfg.memory_limit and cfg.world == 1 else "stream")
+            "memory" if nbytes * cfg.world <= cfg.memory_limit else "stream")  # every rank holds it
         self.epoch = 0
         self._arr: Any = None  # opened lazily, per process
         self._held: np.ndarray | None = None  # memory mode: (n, T, V, C) in the cache dtype
@@ -108,7 +111,10 @@ class SkeletonDataset(IterableDataset[Batch]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        """Batches this rank yields per epoch (exact with one worker; workers add partials)."""
+        """Batches this rank yields per epoch (streaming: exact with one worker; workers add
+        partial batches)."""
+        if self.mode == "memory":
+            return len(self.memory_batches())
         return math.ceil(len(self.my_samples()) / self.cfg.batch_size)
 
     def array(self) -> Any:
@@ -129,8 +135,23 @@ class SkeletonDataset(IterableDataset[Batch]):
         return self.chunks()[self.cfg.rank :: self.cfg.world][worker::workers]
 
     def my_samples(self) -> np.ndarray:
+        """The samples this rank reads this epoch."""
+        if self.mode == "memory":
+            batches = self.memory_batches()
+            return np.sort(self.samples[np.concatenate(batches)]) if batches else self.samples[:0]
         mine = np.isin(self.samples // self.chunk, self.my_chunks())
         return self.samples[mine]
+
+    def memory_batches(self) -> list[np.ndarray]:
+        """This rank's batches this epoch (rows of `samples`): one permutation of the whole
+        subset, the same in every rank and worker, cut into batches dealt round-robin. Every
+        batch so draws from the whole subset, however the cache is ordered (real pickles are
+        often sorted by class: one 64-clip chunk holds two to four of JHMDB's classes)."""
+        rows = np.arange(len(self.samples))
+        if self.cfg.train:
+            rows = np.random.default_rng([self.cfg.seed, self.epoch]).permutation(rows)
+        bs = self.cfg.batch_size
+        return [rows[i : i + bs] for i in range(0, len(rows), bs)][self.cfg.rank :: self.cfg.world]
 
     def _read_chunk(self, c: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows (k, T, V, C) in the cache dtype, their sample ids) of the subset in chunk c."""
@@ -157,11 +178,7 @@ class SkeletonDataset(IterableDataset[Batch]):
 
     def _iter_memory(self, rng: np.random.Generator, worker: int, workers: int) -> Iterator[Batch]:
         held = self._hold()
-        rows = np.flatnonzero(np.isin(self.samples // self.chunk, self.my_chunks(worker, workers)))
-        if self.cfg.train:
-            rows = rng.permutation(rows)
-        for i in range(0, len(rows), self.cfg.batch_size):
-            r = rows[i : i + self.cfg.batch_size]
+        for r in self.memory_batches()[worker::workers]:  # DataLoader workers: batches dealt again
             yield self._batch(held[r], self.samples[r], rng)
 
     def _iter_stream(self, rng: np.random.Generator, worker: int, workers: int) -> Iterator[Batch]:

@@ -129,3 +129,28 @@ def test_dataloader_workers_share_the_epoch(small_chunks, mode):
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
     seen = np.concatenate([s.numpy() for *_, s in loader])
     assert len(seen) == len(set(seen)) and set(seen) == subset_samples(small_chunks, "1", "train")
+
+
+def test_memory_mode_batches_mix_the_whole_subset_whatever_the_workers(small_chunks):
+    """A class-sorted cache (each 8-clip chunk holds one class here): with DataLoader workers
+    or DDP ranks, memory-mode batches are exactly those of one process, so each draws from every
+    class, not from the few chunks a worker was dealt."""
+    import torch
+
+    labels = small_chunks.index.set_index("sample")["label"]
+    cfg = LoaderConfig(mode="memory", batch_size=16, seed=5)
+    ds = SkeletonDataset(small_chunks, cfg)
+    ds.set_epoch(2)
+    alone = [s.numpy() for *_, s in ds]
+    workers = [s.numpy() for *_, s in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=3)]
+    assert [list(b) for b in workers] == [list(b) for b in alone]
+    ranks = []
+    for rank in (0, 1):
+        r = SkeletonDataset(small_chunks, LoaderConfig(mode="memory", batch_size=16, seed=5, rank=rank,
+                                                       world=2))
+        r.set_epoch(2)
+        ranks.append([list(s.numpy()) for *_, s in r])
+        assert len(ranks[-1]) == len(r)
+    assert ranks[0] + ranks[1] == [list(b) for b in alone][0::2] + [list(b) for b in alone][1::2]
+    full = [b for b in alone if len(b) == 16]
+    assert all(labels.loc[b].nunique() >= 3 for b in full)  # 4 classes; a chunk holds one
