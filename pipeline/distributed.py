@@ -16,9 +16,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from pipeline import SkpipeError
-
-DEVICES = ("auto", "cpu", "cuda")
+from pipeline.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -36,16 +34,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world > 1
-
-
-def resolve_device(pref: str, local_rank: int = 0) -> torch.device:
-    if pref not in DEVICES:
-        raise SkpipeError(f"--device must be one of {', '.join(DEVICES)}, got {pref}")
-    if pref == "cuda" and not torch.cuda.is_available():
-        raise SkpipeError("--device cuda: no CUDA device is available to this process")
-    if pref == "cuda" or (pref == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-    return torch.device("cpu")
 
 
 def env_rank() -> int:
