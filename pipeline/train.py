@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,121 +216,166 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
     cache = open_cache(cfg.cache)
     ckpt: dict[str, Any] | None = None
     if resume is not None:
-        saved, ckpt = _resume_state(Path(resume), cfg.model, cache)
-        defaults = TrainConfig(model=cfg.model)
-        runtime = {k: getattr(cfg, k) for k in RESUME_RUNTIME if getattr(cfg, k) != getattr(defaults, k)}
-        cfg = replace(saved, epochs=max(cfg.epochs, saved.epochs) if cfg.epochs else saved.epochs,
-                      **runtime)  # runtime options given for this resume; the run's otherwise
+        cfg, ckpt = _resumed_config(cfg, Path(resume), cache)
     if cfg.precision == "fp16" and d.device.type != "cuda":
         raise SkpipeError("--precision fp16 needs a CUDA device; on CPU use bf16")
     # the threads that run, as the CLI set them (`configure_process`): fit itself sets none
     cfg = replace(cfg, threads=torch.get_num_threads()).resolved()
-    train_ds, val_ds = _loaders(cache, cfg, d)
-    torch.manual_seed(cfg.seed)
-    net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout).to(d.device)
-    lr = cfg.lr * d.world if cfg.lr_scaling == "linear" else cfg.lr  # effective batch x world
-    optimizer = build_optimizer(net, cfg, lr)
-    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_ds))
-    per_step = scheduler if cfg.schedule == "cosine" else None
-    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
-    state: dict[str, Any] = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "stale": 0}
-    if ckpt is not None and resume is not None:
-        run_dir = Path(resume)
-        net.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        rng = ckpt["torch_rng"]
-        # per-rank states of a distributed run; a resume with other ranks reuses them in turn
-        torch.set_rng_state(rng[d.rank % len(rng)] if isinstance(rng, list) else rng)
-        state = ckpt["state"]
-        if d.main:
-            truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
-    else:
-        run_dir = broadcast(create_run(cfg.out, cfg.model, cfg.split) if d.main else None, d)
-        if d.main:
-            locks.enter_context(run_lock(run_dir))
-    model: nn.Module = net
-    if d.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    params = count_parameters(net)
-    config = RunConfig(
-        train=cfg, cache=str(cache.directory), manifest_hash=cache.manifest_hash,
-        num_classes=cache.manifest.num_classes, class_names=tuple(cache.manifest.class_names),
-        cache_dtype=cache.manifest.array["dtype"], parameters=params, loader_mode=train_ds.mode,
-        device=str(d.device), world_size=d.world, effective_batch_size=cfg.batch_size * d.world,
-        effective_lr=lr, train_samples=len(train_ds.samples), val_samples=len(val_ds.samples),
-        allocator=allocator_in_use(), versions=library_versions())
-    model_args = ModelArgs(cfg.model, cache.manifest.num_classes, cfg.dropout)
-
-    def checkpoint(name: str, rng: list[torch.Tensor]) -> None:
-        save_checkpoint({
-            **model_state(net, model_args), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "torch_rng": rng if d.distributed else rng[0],
-            "state": dict(state), "manifest_hash": cache.manifest_hash, "config": asdict(config.train)},
-            run_dir / "checkpoints" / name)
-
-    writer = None
-    if d.main:
-        write_config(run_dir, config)
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=state["epoch"] + 1)
-    rngs = gather(torch.get_rng_state(), d)
-    if ckpt is None and d.main:
-        checkpoint("last.pt", rngs)  # epoch 0: an interrupted first epoch resumes from scratch
-    emit("start", {"run_dir": run_dir, "config": config, "start_epoch": state["epoch"],
-                   "train_batches": len(train_ds)})
+    s = _Session.start(cfg, d, cache, resume if ckpt is not None else None, ckpt, locks)
+    emit("start", {"run_dir": s.run_dir, "config": s.config, "start_epoch": s.state["epoch"],
+                   "train_batches": len(s.train_ds)})
     interrupted = False
     try:
-        for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-            train_ds.set_epoch(epoch)
-            emit("epoch_start", {"epoch": epoch, "steps": len(train_ds)})
-            batches = _record_samples(_batches(train_ds, cfg.workers, d.device), d, epoch)
-            joined = Join([model]) if isinstance(model, Joinable) else contextlib.nullcontext()
-            with joined:  # ranks may hold unequal numbers of batches
-                tr = train_one_epoch(model, optimizer, batches, cfg.precision, d.device,
-                                     functools.partial(_step_event, emit, epoch), scaler,
-                                     cfg.label_smoothing, per_step)
-            sync_buffers(net, d)
-            _record_state(net, d, epoch)
-            va = evaluate(net, _batches(val_ds, cfg.workers, d.device), cfg.precision, d.device)
-            t_loss, t_ok, t_n, v_loss, v_ok, v_n = all_sum(
-                [tr["loss_sum"], tr["correct"], tr["samples"], va["loss_sum"], va["correct"],
-                 va["samples"]], d)
-            seconds = max(all_sum([tr["seconds"]], d)[0] / d.world, 1e-9)
-            row = {"epoch": epoch, "train_loss": t_loss / max(t_n, 1), "train_acc": t_ok / max(t_n, 1),
-                   "val_loss": v_loss / max(v_n, 1), "val_acc": v_ok / max(v_n, 1),
-                   "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-                   "samples_per_s": t_n / seconds}
-            if per_step is None:
-                scheduler.step(row["val_loss"])
-            improved = row["val_acc"] > state["best_val_acc"]
-            row["best"] = improved
-            state.update(epoch=epoch, stale=0 if improved else state["stale"] + 1)
-            if improved:
-                state.update(best_val_acc=row["val_acc"], best_epoch=epoch)
-            rngs = gather(torch.get_rng_state(), d)
-            if d.main:
-                write_epoch(run_dir, row, writer)
-                if improved:
-                    checkpoint("best.pt", rngs)
-                if epoch % cfg.checkpoint_every == 0:
-                    checkpoint(f"epoch_{epoch:03d}.pt", rngs)
-                checkpoint("last.pt", rngs)
-                plot_curves(run_dir)
+        for epoch in range(s.state["epoch"] + 1, cfg.epochs + 1):
+            row = s.epoch(epoch, emit)
             emit("epoch_end", row)
-            if cfg.patience and state["stale"] >= cfg.patience:
+            if cfg.patience and s.state["stale"] >= cfg.patience:
                 emit("early_stop", {"epoch": epoch, "patience": cfg.patience})
                 break
     except KeyboardInterrupt:
         interrupted = True  # last.pt already holds the last completed epoch
     finally:
-        if writer is not None:
-            writer.close()
-    return {"run_dir": run_dir, "epochs": state["epoch"], "best_val_acc": state["best_val_acc"],
-            "best_epoch": state["best_epoch"], "parameters": params, "interrupted": interrupted,
-            "loader_mode": train_ds.mode, "rank": d.rank, "world": d.world}
+        if s.writer is not None:
+            s.writer.close()
+    return {"run_dir": s.run_dir, "epochs": s.state["epoch"], "best_val_acc": s.state["best_val_acc"],
+            "best_epoch": s.state["best_epoch"], "parameters": s.config.parameters,
+            "interrupted": interrupted, "loader_mode": s.train_ds.mode, "rank": d.rank, "world": d.world}
+
+
+def _resumed_config(cfg: TrainConfig, run_dir: Path, cache: Cache) -> tuple[TrainConfig, dict[str, Any]]:
+    """The run's own options, with the runtime ones given now and a larger --epochs; its last.pt."""
+    saved, ckpt = _resume_state(run_dir, cfg.model, cache)
+    defaults = TrainConfig(model=cfg.model)
+    runtime = {k: getattr(cfg, k) for k in RESUME_RUNTIME if getattr(cfg, k) != getattr(defaults, k)}
+    epochs = max(cfg.epochs, saved.epochs) if cfg.epochs else saved.epochs
+    return replace(saved, epochs=epochs, **runtime), ckpt
+
+
+@dataclass
+class _Session:
+    """What one training process holds from its first epoch to its last."""
+
+    cfg: TrainConfig
+    d: DistInfo
+    config: RunConfig
+    run_dir: Path
+    net: nn.Module  # the network; `model` is the same one wrapped in DDP when distributed
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    train_ds: SkeletonDataset
+    val_ds: SkeletonDataset
+    state: dict[str, Any]
+    writer: Any = None
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, d: DistInfo, cache: Cache, resume: Path | None,
+              ckpt: dict[str, Any] | None, locks: contextlib.ExitStack) -> _Session:
+        """Build the network, optimizer and loaders; restore `ckpt` or create the run directory."""
+        train_ds, val_ds = _loaders(cache, cfg, d)
+        torch.manual_seed(cfg.seed)
+        net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout).to(d.device)
+        lr = cfg.lr * d.world if cfg.lr_scaling == "linear" else cfg.lr  # effective batch x world
+        optimizer = build_optimizer(net, cfg, lr)
+        scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_ds))
+        state: dict[str, Any] = {"epoch": 0, "best_val_acc": -1.0, "best_epoch": 0, "stale": 0}
+        if ckpt is not None and resume is not None:
+            run_dir = resume
+            net.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            rng = ckpt["torch_rng"]
+            # per-rank states of a distributed run; a resume with other ranks reuses them in turn
+            torch.set_rng_state(rng[d.rank % len(rng)] if isinstance(rng, list) else rng)
+            state = ckpt["state"]
+            if d.main:
+                truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
+        else:
+            run_dir = broadcast(create_run(cfg.out, cfg.model, cfg.split) if d.main else None, d)
+            if d.main:
+                locks.enter_context(run_lock(run_dir))
+        model: nn.Module = net
+        if d.distributed:
+            model = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+        config = RunConfig(
+            train=cfg, cache=str(cache.directory), manifest_hash=cache.manifest_hash,
+            num_classes=cache.manifest.num_classes, class_names=tuple(cache.manifest.class_names),
+            cache_dtype=cache.manifest.array["dtype"], parameters=count_parameters(net),
+            loader_mode=train_ds.mode, device=str(d.device), world_size=d.world,
+            effective_batch_size=cfg.batch_size * d.world, effective_lr=lr,
+            train_samples=len(train_ds.samples), val_samples=len(val_ds.samples),
+            allocator=allocator_in_use(), versions=library_versions())
+        scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        s = cls(cfg, d, config, run_dir, net, model, optimizer, scheduler, scaler, train_ds, val_ds, state)
+        if d.main:
+            write_config(run_dir, config)
+            from torch.utils.tensorboard import SummaryWriter
+
+            s.writer = SummaryWriter(str(run_dir / "tb"), purge_step=state["epoch"] + 1)
+        rngs = gather(torch.get_rng_state(), d)
+        if ckpt is None and d.main:
+            s.checkpoint("last.pt", rngs)  # epoch 0: an interrupted first epoch resumes from scratch
+        return s
+
+    @property
+    def per_step(self) -> Any:
+        """The scheduler stepped after every optimizer step (cosine), else None."""
+        return self.scheduler if self.cfg.schedule == "cosine" else None
+
+    def checkpoint(self, name: str, rngs: list[torch.Tensor]) -> None:
+        args = ModelArgs(self.cfg.model, self.config.num_classes, self.cfg.dropout)
+        save_checkpoint({
+            **model_state(self.net, args), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": rngs if self.d.distributed else rngs[0], "state": dict(self.state),
+            "manifest_hash": self.config.manifest_hash, "config": asdict(self.cfg)},
+            self.run_dir / "checkpoints" / name)
+
+    def epoch(self, epoch: int, emit: Event) -> dict[str, Any]:
+        """Train one epoch, validate, step the plateau schedule, write and checkpoint (rank 0)."""
+        cfg, d = self.cfg, self.d
+        self.train_ds.set_epoch(epoch)
+        emit("epoch_start", {"epoch": epoch, "steps": len(self.train_ds)})
+        batches = _record_samples(_batches(self.train_ds, cfg.workers, d.device), d, epoch)
+        joined = Join([self.model]) if isinstance(self.model, Joinable) else contextlib.nullcontext()
+        with joined:  # ranks may hold unequal numbers of batches
+            tr = train_one_epoch(self.model, self.optimizer, batches, cfg.precision, d.device,
+                                 functools.partial(_step_event, emit, epoch), self.scaler,
+                                 cfg.label_smoothing, self.per_step)
+        sync_buffers(self.net, d)
+        _record_state(self.net, d, epoch)
+        va = evaluate(self.net, _batches(self.val_ds, cfg.workers, d.device), cfg.precision, d.device)
+        row = _epoch_row(epoch, tr, va, d, self.optimizer.param_groups[0]["lr"])
+        if self.per_step is None:
+            self.scheduler.step(row["val_loss"])
+        improved = row["val_acc"] > self.state["best_val_acc"]
+        row["best"] = improved
+        self.state.update(epoch=epoch, stale=0 if improved else self.state["stale"] + 1)
+        if improved:
+            self.state.update(best_val_acc=row["val_acc"], best_epoch=epoch)
+        rngs = gather(torch.get_rng_state(), d)
+        if d.main:
+            write_epoch(self.run_dir, row, self.writer)
+            if improved:
+                self.checkpoint("best.pt", rngs)
+            if epoch % cfg.checkpoint_every == 0:
+                self.checkpoint(f"epoch_{epoch:03d}.pt", rngs)
+            self.checkpoint("last.pt", rngs)
+            plot_curves(self.run_dir)
+        return row
+
+
+def _epoch_row(epoch: int, tr: dict[str, float], va: dict[str, float], d: DistInfo, lr: float
+               ) -> dict[str, Any]:
+    """One metrics.jsonl row: this epoch's sums over every rank."""
+    t_loss, t_ok, t_n, v_loss, v_ok, v_n = all_sum(
+        [tr["loss_sum"], tr["correct"], tr["samples"], va["loss_sum"], va["correct"], va["samples"]], d)
+    seconds = max(all_sum([tr["seconds"]], d)[0] / d.world, 1e-9)
+    return {"epoch": epoch, "train_loss": t_loss / max(t_n, 1), "train_acc": t_ok / max(t_n, 1),
+            "val_loss": v_loss / max(v_n, 1), "val_acc": v_ok / max(v_n, 1), "lr": lr,
+            "seconds": seconds, "samples_per_s": t_n / seconds}
 
 
 def build_optimizer(net: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
