@@ -11,13 +11,14 @@ import collections
 import hashlib
 import io
 import pickle
+import pickletools
 import re
 import reprlib
+import types
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -78,11 +79,69 @@ class _RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
-class _CountingReader(io.RawIOBase):
-    """File wrapper that reports how many bytes the unpickler has read."""
+MAX_NESTING = 100  # containers in containers; a PYSKL pickle nests about 8 deep
+_REFUSED_OPS = {"BYTEARRAY8": "a bytearray", "NEXT_BUFFER": "an out-of-band buffer",
+                "READONLY_BUFFER": "an out-of-band buffer", "PERSID": "a persistent id",
+                "BINPERSID": "a persistent id", "INST": "an old-style instance",
+                "OBJ": "an old-style instance"}
+_MUTATE = {"APPEND": 1, "SETITEM": 2, "BUILD": 1}  # pop this many, update the container below
+_MUTATE_MARKED = ("APPENDS", "SETITEMS", "ADDITEMS")
 
-    def __init__(self, f: io.BufferedReader, size: int, progress: ProgressFn | None) -> None:
-        self._f, self._size, self._progress = f, size, progress
+
+def check_structure(f: IO[bytes], limit: int = MAX_NESTING) -> None:
+    """Walk the pickle's opcodes without building anything, and refuse what the unpickler must
+    never see: containers nested deeper than `limit` (the C unpickler hashes a tuple used as a
+    key recursively, and a 10^6-deep one overflows the C stack: a crash, not an error), and
+    opcodes no skeleton pickle uses (a bytearray, out-of-band buffers, persistent ids).
+
+    The depth of every stack item is tracked as the unpickler's stack would hold it: a new
+    object is one deeper than the deepest item it takes, and APPEND / SETITEM(S) / BUILD deepen
+    the container below them."""
+    stack: list[int] = []  # depth of each item on the unpickler's stack
+    marks: list[int] = []  # stack heights at each MARK
+    memo: dict[int, int] = {}
+    reader = types.SimpleNamespace(read=f.read, readline=f.readline)  # no tell(): no positions
+    for op, arg, _pos in pickletools.genops(reader):  # type: ignore[arg-type]
+        name = op.name
+        if name in _REFUSED_OPS:
+            raise pickle.UnpicklingError(f"refused {_REFUSED_OPS[name]} ({name}): no skeleton "
+                                         "pickle holds one")
+        if name == "MARK":
+            marks.append(len(stack))
+            continue
+        if name == "STOP":
+            return
+        if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            memo[len(memo) if name == "MEMOIZE" else int(arg or 0)] = stack[-1] if stack else 0
+            continue
+        if name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(int(arg or 0), 0))
+            continue
+        if name in _MUTATE or name in _MUTATE_MARKED:
+            at = marks.pop() if name in _MUTATE_MARKED else len(stack) - _MUTATE[name]
+            items, stack[at:] = stack[at:], []
+            if stack:
+                stack[-1] = max(stack[-1], 1 + max(items, default=-1))
+                depth = stack[-1]
+            else:
+                depth = 0
+        else:
+            at = marks.pop() if any(b is pickletools.markobject for b in op.stack_before) \
+                else len(stack) - len(op.stack_before)
+            items, stack[max(at, 0):] = stack[max(at, 0):], []
+            depth = 1 + max(items) if items else 0
+            stack.extend([depth] * len(op.stack_after))
+        if depth > limit:
+            raise pickle.UnpicklingError(f"refused containers nested {limit}+ deep: no skeleton "
+                                         "pickle nests so deep")
+
+
+class _CountingReader(io.RawIOBase):
+    """File wrapper that hashes what is read and reports how many bytes that is."""
+
+    def __init__(self, f: io.BufferedReader, size: int, progress: ProgressFn | None,
+                 hasher: Any) -> None:
+        self._f, self._size, self._progress, self.hasher = f, size, progress, hasher
         self.done = 0
 
     def readable(self) -> bool:
@@ -90,6 +149,7 @@ class _CountingReader(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         n = self._f.readinto(b)
+        self.hasher.update(memoryview(b)[:n])
         self.done += n
         if self._progress is not None:
             self._progress("read", self.done >> 20, max(1, self._size >> 20))
@@ -120,8 +180,8 @@ def file_sha256(path: Path) -> str:
 def load_pickle(path: Path, progress: ProgressFn | None = None) -> tuple[Any, int, str]:
     """Unpickle `path` with the restricted unpickler; return (object, size, sha256).
 
-    The hash is computed by a second thread reading the same file, so it costs no wall time
-    on a machine with a spare core.
+    A first pass over the file checks its opcodes (`check_structure`) and hashes it; only then
+    does the unpickler run, on a file whose structure is known to be safe to build.
     """
     path = Path(path)
     if not path.exists():
@@ -131,26 +191,29 @@ def load_pickle(path: Path, progress: ProgressFn | None = None) -> tuple[Any, in
     size = path.stat().st_size
     if size == 0:
         raise SkpipeError(f"{path}: empty file, not a pickle")
-    with ThreadPoolExecutor(1) as pool:
-        digest = pool.submit(file_sha256, path)
-        try:
-            with open(path, "rb") as f:
-                reader = _CountingReader(f, size, progress)
-                obj = _RestrictedUnpickler(io.BufferedReader(reader, 1 << 20)).load()
-        except pickle.UnpicklingError as e:
-            msg = str(e)
-            if msg.startswith("refused"):
-                raise SkpipeError(f"{path}: {msg}") from None
-            raise SkpipeError(f"{path}: not a valid pickle ({msg})") from None
-        except EOFError:
-            raise SkpipeError(f"{path}: truncated pickle (unexpected end of file)") from None
-        except PermissionError:
-            raise SkpipeError(f"{path}: permission denied") from None
-        except (ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, LookupError,
-                OverflowError, RecursionError, UnicodeError) as e:
-            raise SkpipeError(f"{path}: not a valid pickle ({type(e).__name__}: "
-                              f"{short_repr(str(e), 120)})") from None
-        return obj, size, digest.result()
+    try:
+        hasher = hashlib.sha256()
+        with open(path, "rb") as f:  # one pass: opcodes checked, bytes hashed, progress shown
+            scan = io.BufferedReader(_CountingReader(f, size, progress, hasher), 1 << 20)
+            check_structure(scan)
+            while scan.read(1 << 24):  # anything after STOP is part of the file's identity
+                pass
+        with open(path, "rb") as f:
+            obj = _RestrictedUnpickler(io.BufferedReader(f, 1 << 20)).load()
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if msg.startswith("refused"):
+            raise SkpipeError(f"{path}: {msg}") from None
+        raise SkpipeError(f"{path}: not a valid pickle ({msg})") from None
+    except EOFError:
+        raise SkpipeError(f"{path}: truncated pickle (unexpected end of file)") from None
+    except PermissionError:
+        raise SkpipeError(f"{path}: permission denied") from None
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, LookupError,
+            OverflowError, RecursionError, UnicodeError) as e:
+        raise SkpipeError(f"{path}: not a valid pickle ({type(e).__name__}: "
+                          f"{short_repr(str(e), 120)})") from None
+    return obj, size, hasher.hexdigest()
 
 
 def _where(i: int, ann: Any) -> str:

@@ -157,3 +157,39 @@ def test_object_arrays_and_unknown_codecs_are_refused(tmp_path):
     path.write_bytes(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x08\x00\x00\x00nocodec!\x86R.")
     with pytest.raises(SkpipeError, match="not a valid pickle"):
         read_raw(path)
+
+
+def test_deep_nesting_is_refused_before_the_unpickler_builds_it(tmp_path):
+    """A 10^6-deep tuple used as a dict key crashed the C unpickler (C stack overflow while
+    hashing it). The opcode pre-scan refuses it in one line; run in a child, so that a
+    regression shows as a failed test rather than a dead test run."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "deep.pkl"
+    n = 10**6  # PROTO 4, EMPTY_DICT, BININT1 0, TUPLE1 x n, BININT1 1, SETITEM, STOP
+    path.write_bytes(b"\x80\x04}K\x00" + b"\x85" * n + b"K\x01s.")
+    code = ("import sys; from pipeline.raw import read_raw\n"
+            "try: read_raw(sys.argv[1])\nexcept Exception as e: print(e)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"crashed: {out.returncode} {out.stderr[-500:]}"
+    assert "refused containers nested 100+ deep" in out.stdout and len(out.stdout.splitlines()) == 1
+
+
+def test_bytearrays_and_out_of_band_buffers_are_refused(tmp_path):
+    path = write_pickle(tmp_path / "ba.pkl", [make_ann()])
+    path.write_bytes(pickle.dumps({"annotations": [make_ann()], "x": bytearray(b"0" * 64)}, protocol=5))
+    with pytest.raises(SkpipeError, match=r"refused a bytearray \(BYTEARRAY8\)"):
+        read_raw(path)
+
+
+def test_ordinary_nesting_loads_and_the_hash_covers_the_whole_file(tmp_path):
+    from pipeline.raw import file_sha256, load_pickle
+
+    nested: list = []
+    for _ in range(60):
+        nested = [nested, (1, 2)]
+    path = tmp_path / "n.pkl"
+    path.write_bytes(pickle.dumps(nested, protocol=4) + b"trailing bytes after STOP")
+    obj, size, digest = load_pickle(path)
+    assert obj == nested and size == path.stat().st_size and digest == file_sha256(path)
