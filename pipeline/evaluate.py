@@ -23,7 +23,7 @@ from pipeline.cache import Cache
 from pipeline.dataset import LoaderConfig, SkeletonDataset
 from pipeline.inference import clip_probs, load_run_model, prefetch
 from pipeline.location import Location
-from pipeline.run import Run, open_run
+from pipeline.run import Run, eval_dir, open_run
 from pipeline.runtime import CPU, inference_precision, resolve_device
 from pipeline.splits import SUBSETS
 
@@ -84,7 +84,7 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
     clips = clips if clips is not None else run.config.train.test_clips
     if clips < 1:
         raise SkpipeError(f"--clips must be >= 1, got {clips}")
-    out = run.directory / "eval" / subset
+    out = eval_dir(run.directory, subset)
     if (out / "report.json").exists() and not force:
         raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
     cache = run.open_cache(cache_dir)

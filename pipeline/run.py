@@ -28,6 +28,27 @@ CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
 
 
+def checkpoint_file(run_dir: Path, name: str) -> Path:
+    """RUN/checkpoints/NAME.pt: best, last, epoch_NNN."""
+    return Path(run_dir) / "checkpoints" / f"{name}.pt"
+
+
+def eval_dir(run_dir: Path, subset: str) -> Path:
+    return Path(run_dir) / "eval" / subset
+
+
+def metrics_file(run_dir: Path) -> Path:
+    return Path(run_dir) / METRICS_NAME
+
+
+def curves_file(run_dir: Path) -> Path:
+    return Path(run_dir) / "curves.png"
+
+
+def tensorboard_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "tb"
+
+
 @dataclass(frozen=True)
 class ModelArgs:
     """What `models.build_model` needs; also stored in every checkpoint, so one copied out of
@@ -105,14 +126,10 @@ class Run:
 
     def checkpoint(self, name: str) -> Path:
         """`best` / `last` in the run's checkpoints, or any path."""
-        return self.directory / "checkpoints" / f"{name}.pt" if name in ("best", "last") else Path(name)
+        return checkpoint_file(self.directory, name) if name in ("best", "last") else Path(name)
 
     def report(self, subset: str) -> Path:
-        return self.directory / "eval" / subset / "report.json"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.directory / METRICS_NAME
+        return eval_dir(self.directory, subset) / "report.json"
 
     def open_cache(self, cache_dir: Location | None = None) -> Cache:
         """The run's cache (or `cache_dir`), refused if it was rebuilt since the run."""
@@ -165,7 +182,7 @@ def write_config(run_dir: Path, config: RunConfig) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / METRICS_NAME
+    path = metrics_file(run_dir)
     if not path.exists():
         return []
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]

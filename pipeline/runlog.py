@@ -20,7 +20,7 @@ import torch
 
 from pipeline import SkpipeError, __version__
 from pipeline.atomic import atomic_write_text
-from pipeline.run import read_metrics
+from pipeline.run import curves_file, metrics_file, read_metrics
 
 
 def library_versions() -> dict[str, str]:
@@ -88,7 +88,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def write_epoch(run_dir: Path, row: dict[str, Any], writer: Any) -> None:
-    with open(run_dir / "metrics.jsonl", "a") as f:
+    with open(metrics_file(run_dir), "a") as f:
         f.write(json.dumps(row) + "\n")
     for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "samples_per_s"):
         writer.add_scalar(k.replace("_", "/", 1), row[k], row["epoch"])
@@ -129,6 +129,6 @@ def plot_curves(run_dir: Path) -> Path:
         a.legend()
     fig.suptitle(Path(run_dir).name)
     fig.tight_layout()
-    out = Path(run_dir) / "curves.png"
+    out = curves_file(run_dir)
     fig.savefig(out, dpi=100)
     return out

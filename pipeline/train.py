@@ -40,7 +40,17 @@ from pipeline.distributed import (
 )
 from pipeline.inference import clip_logits, model_state
 from pipeline.options import DEFAULT_EPOCHS, RESUME_RUNTIME, TrainConfig
-from pipeline.run import ModelArgs, RunConfig, create_run, is_run, open_run, write_config
+from pipeline.run import (
+    ModelArgs,
+    RunConfig,
+    checkpoint_file,
+    create_run,
+    is_run,
+    metrics_file,
+    open_run,
+    tensorboard_dir,
+    write_config,
+)
 from pipeline.runlog import (
     library_versions,
     load_checkpoint,
@@ -170,7 +180,7 @@ def _resume_state(run_dir: Path, model_name: str, cache: Cache) -> tuple[TrainCo
         raise SkpipeError(f"{run_dir} is a {run.model} run, not {model_name}")
     if not cache.built_as(run.config.manifest_hash):
         raise SkpipeError(f"{run_dir} was trained on another cache (manifest hash differs)")
-    return run.config.train, load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    return run.config.train, load_checkpoint(checkpoint_file(run_dir, "last"))
 
 
 def _record_state(net: nn.Module, d: DistInfo, epoch: int) -> None:
@@ -290,7 +300,7 @@ class _Session:
             torch.set_rng_state(rng[d.rank % len(rng)] if isinstance(rng, list) else rng)
             state = ckpt["state"]
             if d.main:
-                truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
+                truncate_metrics(metrics_file(run_dir), state["epoch"])
         else:
             run_dir = broadcast(create_run(cfg.out, cfg.model, cfg.split) if d.main else None, d)
             if d.main:
@@ -313,10 +323,10 @@ class _Session:
             write_config(run_dir, config)
             from torch.utils.tensorboard import SummaryWriter
 
-            s.writer = SummaryWriter(str(run_dir / "tb"), purge_step=state["epoch"] + 1)
+            s.writer = SummaryWriter(str(tensorboard_dir(run_dir)), purge_step=state["epoch"] + 1)
         rngs = gather(torch.get_rng_state(), d)
         if ckpt is None and d.main:
-            s.checkpoint("last.pt", rngs)  # epoch 0: an interrupted first epoch resumes from scratch
+            s.checkpoint("last", rngs)  # epoch 0: an interrupted first epoch resumes from scratch
         return s
 
     @property
@@ -331,7 +341,7 @@ class _Session:
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": rngs if self.d.distributed else rngs[0], "state": dict(self.state),
             "manifest_hash": self.config.manifest_hash, "config": asdict(self.cfg)},
-            self.run_dir / "checkpoints" / name)
+            checkpoint_file(self.run_dir, name))
 
     def epoch(self, epoch: int, emit: Event) -> dict[str, Any]:
         """Train one epoch, validate, step the plateau schedule, write and checkpoint (rank 0)."""
@@ -359,10 +369,10 @@ class _Session:
         if d.main:
             write_epoch(self.run_dir, row, self.writer)
             if improved:
-                self.checkpoint("best.pt", rngs)
+                self.checkpoint("best", rngs)
             if epoch % cfg.checkpoint_every == 0:
-                self.checkpoint(f"epoch_{epoch:03d}.pt", rngs)
-            self.checkpoint("last.pt", rngs)
+                self.checkpoint(f"epoch_{epoch:03d}", rngs)
+            self.checkpoint("last", rngs)
             plot_curves(self.run_dir)
         return row
 
