@@ -10,19 +10,20 @@ from __future__ import annotations
 import collections
 import hashlib
 import io
+import mmap
 import pickle
-import pickletools
 import re
 import reprlib
-import types
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from pipeline import SkpipeError
+from pipeline.pickle_scan import check_structure
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -79,83 +80,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
-MAX_NESTING = 100  # containers in containers; a PYSKL pickle nests about 8 deep
-_REFUSED_OPS = {"BYTEARRAY8": "a bytearray", "NEXT_BUFFER": "an out-of-band buffer",
-                "READONLY_BUFFER": "an out-of-band buffer", "PERSID": "a persistent id",
-                "BINPERSID": "a persistent id", "INST": "an old-style instance",
-                "OBJ": "an old-style instance"}
-_MUTATE = {"APPEND": 1, "SETITEM": 2, "BUILD": 1}  # pop this many, update the container below
-_MUTATE_MARKED = ("APPENDS", "SETITEMS", "ADDITEMS")
-
-
-def check_structure(f: IO[bytes], limit: int = MAX_NESTING) -> None:
-    """Walk the pickle's opcodes without building anything, and refuse what the unpickler must
-    never see: containers nested deeper than `limit` (the C unpickler hashes a tuple used as a
-    key recursively, and a 10^6-deep one overflows the C stack: a crash, not an error), and
-    opcodes no skeleton pickle uses (a bytearray, out-of-band buffers, persistent ids).
-
-    The depth of every stack item is tracked as the unpickler's stack would hold it: a new
-    object is one deeper than the deepest item it takes, and APPEND / SETITEM(S) / BUILD deepen
-    the container below them."""
-    stack: list[int] = []  # depth of each item on the unpickler's stack
-    marks: list[int] = []  # stack heights at each MARK
-    memo: dict[int, int] = {}
-    reader = types.SimpleNamespace(read=f.read, readline=f.readline)  # no tell(): no positions
-    for op, arg, _pos in pickletools.genops(reader):  # type: ignore[arg-type]
-        name = op.name
-        if name in _REFUSED_OPS:
-            raise pickle.UnpicklingError(f"refused {_REFUSED_OPS[name]} ({name}): no skeleton "
-                                         "pickle holds one")
-        if name == "MARK":
-            marks.append(len(stack))
-            continue
-        if name == "STOP":
-            return
-        if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-            memo[len(memo) if name == "MEMOIZE" else int(arg or 0)] = stack[-1] if stack else 0
-            continue
-        if name in ("GET", "BINGET", "LONG_BINGET"):
-            stack.append(memo.get(int(arg or 0), 0))
-            continue
-        if name in _MUTATE or name in _MUTATE_MARKED:
-            at = marks.pop() if name in _MUTATE_MARKED else len(stack) - _MUTATE[name]
-            items, stack[at:] = stack[at:], []
-            if stack:
-                stack[-1] = max(stack[-1], 1 + max(items, default=-1))
-                depth = stack[-1]
-            else:
-                depth = 0
-        else:
-            at = marks.pop() if any(b is pickletools.markobject for b in op.stack_before) \
-                else len(stack) - len(op.stack_before)
-            items, stack[max(at, 0):] = stack[max(at, 0):], []
-            depth = 1 + max(items) if items else 0
-            stack.extend([depth] * len(op.stack_after))
-        if depth > limit:
-            raise pickle.UnpicklingError(f"refused containers nested {limit}+ deep: no skeleton "
-                                         "pickle nests so deep")
-
-
-class _CountingReader(io.RawIOBase):
-    """File wrapper that hashes what is read and reports how many bytes that is."""
-
-    def __init__(self, f: io.BufferedReader, size: int, progress: ProgressFn | None,
-                 hasher: Any) -> None:
-        self._f, self._size, self._progress, self.hasher = f, size, progress, hasher
-        self.done = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        n = self._f.readinto(b)
-        self.hasher.update(memoryview(b)[:n])
-        self.done += n
-        if self._progress is not None:
-            self._progress("read", self.done >> 20, max(1, self._size >> 20))
-        return n
-
-
 @dataclass(frozen=True)
 class RawData:
     """A loaded pickle: its annotations, its named splits, and where it came from."""
@@ -180,8 +104,8 @@ def file_sha256(path: Path) -> str:
 def load_pickle(path: Path, progress: ProgressFn | None = None) -> tuple[Any, int, str]:
     """Unpickle `path` with the restricted unpickler; return (object, size, sha256).
 
-    A first pass over the file checks its opcodes (`check_structure`) and hashes it; only then
-    does the unpickler run, on a file whose structure is known to be safe to build.
+    The file is mapped and its opcodes checked (`pipeline.pickle_scan`) while a second thread
+    hashes it; only then does the unpickler run, on a file whose structure is safe to build.
     """
     path = Path(path)
     if not path.exists():
@@ -192,13 +116,14 @@ def load_pickle(path: Path, progress: ProgressFn | None = None) -> tuple[Any, in
     if size == 0:
         raise SkpipeError(f"{path}: empty file, not a pickle")
     try:
-        hasher = hashlib.sha256()
-        with open(path, "rb") as f:  # one pass: opcodes checked, bytes hashed, progress shown
-            scan = io.BufferedReader(_CountingReader(f, size, progress, hasher), 1 << 20)
-            check_structure(scan)
-            while scan.read(1 << 24):  # anything after STOP is part of the file's identity
-                pass
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data, \
+                ThreadPoolExecutor(1) as pool:
+            digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())  # releases the GIL
+            mib = max(1, size >> 20)
+            check_structure(data, progress=None if progress is None else
+                            lambda done: progress("read", done >> 20, mib))
+            sha256 = digest.result()
+        with open(path, "rb") as f:  # only now is anything built
             obj = _RestrictedUnpickler(io.BufferedReader(f, 1 << 20)).load()
     except pickle.UnpicklingError as e:
         msg = str(e)
@@ -213,7 +138,7 @@ def load_pickle(path: Path, progress: ProgressFn | None = None) -> tuple[Any, in
             OverflowError, RecursionError, UnicodeError) as e:
         raise SkpipeError(f"{path}: not a valid pickle ({type(e).__name__}: "
                           f"{short_repr(str(e), 120)})") from None
-    return obj, size, hasher.hexdigest()
+    return obj, size, sha256
 
 
 def _where(i: int, ann: Any) -> str:

@@ -193,3 +193,27 @@ def test_ordinary_nesting_loads_and_the_hash_covers_the_whole_file(tmp_path):
     path.write_bytes(pickle.dumps(nested, protocol=4) + b"trailing bytes after STOP")
     obj, size, digest = load_pickle(path)
     assert obj == nested and size == path.stat().st_size and digest == file_sha256(path)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+@pytest.mark.parametrize("kind", ["list", "tuple", "dict", "set"])
+def test_nesting_bound_in_every_protocol(tmp_path, protocol, kind):
+    """Below the bound everything loads; above it each container kind is refused, whatever the
+    protocol's argument encoding (protocol 0: newline-terminated arguments and memo keys)."""
+    from pipeline.raw import load_pickle
+
+    def nest(depth):
+        obj = 0
+        for i in range(depth):
+            obj = [obj, "x"] if kind == "list" else {"k": obj} if kind == "dict" else (obj, i)
+        return {obj} if kind == "set" else obj  # a deep tuple hashed as a set element
+
+    ok, deep = tmp_path / "ok.pkl", tmp_path / "deep.pkl"
+    ok.write_bytes(pickle.dumps(nest(40), protocol=protocol))
+    deep.write_bytes(pickle.dumps(nest(150), protocol=protocol))
+    assert load_pickle(ok)[0] == nest(40)
+    with pytest.raises(SkpipeError, match="nested 100\\+ deep"):
+        load_pickle(deep)
+    ok.write_bytes(ok.read_bytes()[:-1])  # no STOP: truncated
+    with pytest.raises(SkpipeError, match="truncated|not a valid pickle"):
+        load_pickle(ok)
