@@ -43,6 +43,9 @@ class Manifest:
     class_names: list[str]
     source_splits: dict[str, int] = field(default_factory=dict)  # split name -> clips
     tables: dict[str, str] = field(default_factory=dict)  # Parquet file -> sha256 of its bytes
+    # CRC-32 of each chunk's decoded array (C order, the cache dtype): a chunk file moved or
+    # swapped passes its own crc32c but not this. Empty in caches built before it existed.
+    chunk_crc32: list[int] = field(default_factory=list)
 
     @property
     def num_samples(self) -> int:

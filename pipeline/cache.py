@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import io
 import time
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -138,23 +139,25 @@ def ingest(
         block = config.chunk * max(1, 1024 // config.chunk)  # write many whole chunks at once
         bufs = [np.zeros((min(block, n), t_max, NUM_JOINTS, NUM_FEATURES), np.float32)
                 for _ in range(2)]  # (B, T, V, C) x 2: fill one while the other is written
-        pending: Future[None] | None = None
+        pending: Future[list[int]] | None = None
+        crcs: list[int] = []
         with ThreadPoolExecutor(1) as writer:  # zarr encodes (zstd, GIL released) meanwhile
             for b, start in enumerate(range(0, n, block)):
                 stop, buf = min(start + block, n), bufs[b % 2]
                 rows.extend(_convert_block(start, anns[start:stop], names, labels, buf, t_max))
                 if pending is not None:
-                    pending.result()
-                pending = writer.submit(_write_block, arr, start, buf[: stop - start], config.dtype)
+                    crcs += pending.result()
+                pending = writer.submit(_write_block, arr, start, buf[: stop - start], config.dtype,
+                                        config.chunk)
                 if progress is not None:
                     progress("convert", stop, n)
             if pending is not None:
-                pending.result()
+                crcs += pending.result()
         index = _index_frame(rows)
         index.to_parquet(tmp / INDEX_NAME, index=False)
         _source_splits_frame(raw, frame_dirs).to_parquet(tmp / SOURCE_SPLITS_NAME, index=False)
         tables = {name: file_sha256(tmp / name) for name in (INDEX_NAME, SOURCE_SPLITS_NAME)}
-        manifest = _build_manifest(raw, config, arr, index, names, tables)
+        manifest = _build_manifest(raw, config, arr, index, names, tables, crcs)
         write_manifest(tmp, manifest)
         size = _dir_bytes(tmp)
     n_persons = index["n_persons"].to_numpy()
@@ -192,8 +195,16 @@ def _convert_block(start: int, anns: list[dict[str, Any]], names: list[str], lab
     return rows
 
 
-def _write_block(arr: Any, start: int, block: np.ndarray, dtype: str) -> None:
-    arr[start : start + len(block)] = block.astype(dtype)  # (B, T, V, C)
+def _write_block(arr: Any, start: int, block: np.ndarray, dtype: str, chunk: int) -> list[int]:
+    """Write whole chunks (B, T, V, C) from `start`; return each chunk's CRC-32 as stored."""
+    stored = block.astype(dtype)
+    arr[start : start + len(stored)] = stored
+    return [chunk_crc(stored[i : i + chunk]) for i in range(0, len(stored), chunk)]
+
+
+def chunk_crc(block: np.ndarray) -> int:
+    """CRC-32 of a chunk's decoded array (C order, as stored)."""
+    return zlib.crc32(np.ascontiguousarray(block).data)
 
 
 def _index_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -213,7 +224,7 @@ def _source_splits_frame(raw: RawData, frame_dirs: list[str]) -> pd.DataFrame:
 
 def _build_manifest(
     raw: RawData, config: IngestConfig, arr: Any, index: pd.DataFrame, names: list[str],
-    tables: dict[str, str],
+    tables: dict[str, str], crcs: list[int],
 ) -> Manifest:
     return Manifest(
         schema_version=SCHEMA_VERSION,
@@ -231,6 +242,7 @@ def _build_manifest(
         class_names=names,
         source_splits={name: len(m) for name, m in raw.splits.items()},
         tables=tables,
+        chunk_crc32=crcs,
     )
 
 
@@ -322,6 +334,10 @@ def read_chunk(cache: Cache, arr: Any, c: int) -> np.ndarray:
     someone = cache.index["n_persons"].to_numpy()[lo:hi] > 0
     if (someone & ~block.reshape(hi - lo, -1).any(axis=1)).any():
         raise SkpipeError(f"{where} is missing or zeroed; rebuild with `skpipe ingest --force`")
+    crcs = cache.manifest.chunk_crc32
+    if crcs and (c >= len(crcs) or chunk_crc(block) != crcs[c]):
+        raise SkpipeError(f"{where} does not hold what was written there (moved, swapped or "
+                          "edited); rebuild with `skpipe ingest --force`")
     if not np.isfinite(block).all():
         raise SkpipeError(f"{where} holds non-finite values; rebuild with `skpipe ingest --force`")
     return block

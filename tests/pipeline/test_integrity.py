@@ -88,3 +88,30 @@ def test_reingesting_the_same_pickle_keeps_runs_valid(tmp_path):
     first = open_cache(tmp_path / "c").manifest_hash
     ingest(tmp_path / "raw.pkl", tmp_path / "c", force=True)
     assert open_cache(tmp_path / "c").manifest_hash == first
+
+
+def test_swapped_chunks_are_caught(cache):
+    """Each chunk file passes its own crc32c; the manifest's CRC-32 of what was written at each
+    position does not."""
+    a, b = chunk_file(cache, 0), chunk_file(cache, 2)
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    problems = verify_cache(open_cache(cache))
+    assert len(problems) == 2 and all("moved, swapped or edited" in p for p in problems)
+    assert "chunk 0 " in problems[0] and "chunk 2 " in problems[1]
+    with pytest.raises(SkpipeError, match="does not hold what was written there"):
+        read_all(cache)
+
+
+def test_a_cache_without_chunk_checksums_still_reads(cache):
+    """Caches built before the per-chunk CRC-32 keep working (and keep their identity)."""
+    from data_manifest import manifest_hash, read_manifest, write_manifest
+
+    m = read_manifest(cache)
+    assert len(m.chunk_crc32) == 5  # 36 clips in chunks of 8
+    from dataclasses import replace
+
+    write_manifest(cache, replace(m, chunk_crc32=[]))
+    assert verify_cache(open_cache(cache)) == []
+    assert manifest_hash(read_manifest(cache)) != manifest_hash(m)
