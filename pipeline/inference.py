@@ -36,20 +36,24 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(entry: tuple[str, Any]) -> bool:
+        """Hand over `entry`; False once the consumer has stopped (the thread then ends)."""
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        box.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(("item", item)):
                     return
-            box.put(("end", None))
+            put(("end", None))
         except BaseException as e:  # handed to the consumer, raised there
-            box.put(("error", e))
+            put(("error", e))
 
     thread = threading.Thread(target=work, daemon=True, name="skpipe-prefetch")
     thread.start()
