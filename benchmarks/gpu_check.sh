@@ -3,15 +3,7 @@
 # on JHMDB split 1 for three seeds, trained and evaluated on the GPU, one evaluated on the CPU too,
 # predict and export. Needs the zarr wheels in .whl and jhmdb14_gt_coco17.pkl in .gpudata
 # (see BENCHMARKS.md). Writes its log to $OUT/gpu.log when OUT is set.
-set -uo pipefail
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
-exec > >(tee "$OUT/gpu.log") 2>&1
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-export PYTHONUNBUFFERED=1 COLUMNS=110
-S="python3 -m cli.main"
+source "$(dirname "$0")/gpu_env.sh" gpu.log
 W=/tmp/gpuw; rm -rf $W; mkdir -p $W
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, zarr, numpy; print('torch', torch.__version__, 'zarr', zarr.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"

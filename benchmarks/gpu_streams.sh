@@ -3,15 +3,8 @@
 # their 2-stream fusion over seeds (split 1), then the joint stream on splits 2 and 3; every run
 # trained and evaluated with --device cuda. Needs the zarr wheels in .whl and
 # jhmdb14_gt_coco17.pkl in .gpudata (BENCHMARKS.md). DEADLINE (s) skips what would not fit.
-set -uo pipefail
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
-exec > >(tee "$OUT/streams.log") 2>&1
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-export PYTHONUNBUFFERED=1 COLUMNS=110
-S="python3 -m cli.main"; W=/tmp/gpus; rm -rf $W; mkdir -p $W
+source "$(dirname "$0")/gpu_env.sh" streams.log
+W=/tmp/gpus; rm -rf $W; mkdir -p $W
 nvidia-smi --query-gpu=name --format=csv,noheader
 $S ingest .gpudata/jhmdb14_gt_coco17.pkl --cache $W/jh >/dev/null && $S build-splits --cache $W/jh >/dev/null || exit 1
 one() {  # split seed feats
