@@ -8,7 +8,7 @@ W=/tmp/gpuw; rm -rf $W; mkdir -p $W
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, zarr, numpy; print('torch', torch.__version__, 'zarr', zarr.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
 nproc
-echo "== CUDA tests"; python3 -m pytest -p no:cacheprovider tests/pipeline/test_cuda.py -q -rs 2>&1 | tail -5
+echo "== CUDA tests"; python3 -m pytest -p no:cacheprovider tests/pipeline/train/test_cuda.py -q -rs 2>&1 | tail -5
 echo "== JHMDB ingest"; $S ingest .gpudata/jhmdb14_gt_coco17.pkl --cache $W/jh >/dev/null && $S build-splits --cache $W/jh >/dev/null || exit 1
 for seed in 0 1 2; do
   if [ "$SECONDS" -gt "${DEADLINE:-400}" ]; then echo "deadline: seed $seed and later skipped"; break; fi

@@ -24,7 +24,7 @@ from pathlib import Path
 what, raw, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 t = time.perf_counter()
 if what != "load":
-    from pipeline.cache import IngestConfig, ingest
+    from pipeline.data.cache import IngestConfig, ingest
 imports = time.perf_counter() - t
 t = time.perf_counter()
 if what == "load":
@@ -58,7 +58,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     raw = work / "ucf101_synth_full.pkl"
     if not raw.exists():
-        from pipeline.synth import SynthConfig, write_synth
+        from pipeline.source.synth import SynthConfig, write_synth
 
         t = time.perf_counter()
         write_synth(raw, SynthConfig(full=True))
@@ -72,7 +72,7 @@ def main() -> None:
     f16 = best("float16", work / "cache16")
     f32 = best("float32", work / "cache32")
     b16, b32 = dir_bytes(work / "cache16"), dir_bytes(work / "cache32")
-    from pipeline.cache import open_cache
+    from pipeline.data.cache import open_cache
 
     n = open_cache(work / "cache16").manifest.num_samples
     raw32 = n * 300 * 17 * 3 * 4
@@ -82,7 +82,7 @@ def main() -> None:
           f"   cache {b16 / 1e6:.0f} MB")
     print(f"ingest float32        {f32['seconds']:6.2f} s   peak RSS {f32['peak_rss'] / 1e6:7.0f} MB"
           f"   cache {b32 / 1e6:.0f} MB")
-    print(f"(importing pipeline.cache: {f16['imports']:.2f} s once per process, not in the times above)")
+    print(f"(importing pipeline.data.cache: {f16['imports']:.2f} s once per process, not in the times above)")
     print(f"ratio ingest(f16) / pickle.load time : {f16['seconds'] / load['seconds']:.2f}  (target <= 4)")
     print(f"ratio ingest(f16) peak RSS / file    : {f16['peak_rss'] / size:.2f}  (target <= 3)")
     print(f"ratio cache f16 / float32 array      : {b16 / raw32:.3f}  (target <= 0.25)")

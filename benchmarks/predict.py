@@ -24,7 +24,7 @@ import resource, subprocess, sys
 subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
 """
-READ_ONLY = "import sys; from pipeline.raw import read_raw; read_raw(sys.argv[1])"
+READ_ONLY = "import sys; from pipeline.source.raw import read_raw; read_raw(sys.argv[1])"
 
 
 def peak_rss(argv: list[str]) -> int:
@@ -36,10 +36,10 @@ def peak_rss(argv: list[str]) -> int:
 def build(work: Path, clips: int, model: str, frames: int) -> tuple[Path, Path, Path]:
     """Synthetic pickles of `clips` and of 100 clips, a cache of the large one, and a run
     trained on it for one epoch (the weights do not change the cost)."""
-    from pipeline.cache import ingest, open_cache
-    from pipeline.splits import SplitConfig, write_splits
-    from pipeline.synth import SynthConfig, write_synth
-    from pipeline.train import TrainConfig, fit
+    from pipeline.data.cache import ingest, open_cache
+    from pipeline.data.splits import SplitConfig, write_splits
+    from pipeline.source.synth import SynthConfig, write_synth
+    from pipeline.train.fit import TrainConfig, fit
 
     big, small = work / f"raw{clips}.pkl", work / "raw100.pkl"
     if not big.exists():
@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    from pipeline.runtime import configure_cpu
+    from pipeline.run.runtime import configure_cpu
 
     configure_cpu(2)
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -75,8 +75,8 @@ def main() -> None:
         "predict_100": peak_rss([*cli, str(small), "--json"]),
         "predict_big": peak_rss([*cli, str(big), "--json"]),
     }
-    from pipeline.evaluate import evaluate_run
-    from pipeline.predict import iter_predictions
+    from pipeline.infer.evaluate import evaluate_run
+    from pipeline.infer.predict import iter_predictions
 
     pred, ev = [], []
     for _ in range(args.repeat):  # alternated, so outside load hits both alike

@@ -23,12 +23,12 @@ from typing import Any
 
 import torch
 
-from pipeline.cache import ingest, open_cache
-from pipeline.evaluate import ensemble_runs, evaluate_run
-from pipeline.recipes import recipe_options
-from pipeline.runtime import configure_cpu
-from pipeline.splits import SplitConfig, write_splits
-from pipeline.train import TrainConfig, fit, saved_config
+from pipeline.data.cache import ingest, open_cache
+from pipeline.data.splits import SplitConfig, write_splits
+from pipeline.infer.evaluate import ensemble_runs, evaluate_run
+from pipeline.run.recipes import recipe_options
+from pipeline.run.runtime import configure_cpu
+from pipeline.train.fit import TrainConfig, fit, saved_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {  # name: (pickle, build-splits options)
@@ -67,12 +67,12 @@ def run_one(work: Path, key: str, data: str, split: str, model: str, recipe: str
     s = fit(cfg)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     row: dict[str, Any] = {"key": key, "data": data, "split": split, "model": model, "recipe": recipe,
-                           "seed": seed, "options": options, "run": str(s["run_dir"]),
-                           "epochs": s["epochs"], "cpu_min": cpu / 60, "wall_min": wall / 60,
-                           "best_val_acc": s["best_val_acc"]}
+                           "seed": seed, "options": options, "run": str(s.run_dir),
+                           "epochs": s.epochs, "cpu_min": cpu / 60, "wall_min": wall / 60,
+                           "best_val_acc": s.best_val_acc}
     for subset in subsets:
         t0 = time.perf_counter()
-        r = evaluate_run(s["run_dir"], subset, force=True)["report"]
+        r = evaluate_run(s.run_dir, subset, force=True)["report"]
         row[f"{subset}_acc"] = r["accuracy"]
         row[f"{subset}_clips_per_s"] = r["samples"] * r["clips"] / (time.perf_counter() - t0)
     with open(work / "results.jsonl", "a") as f:

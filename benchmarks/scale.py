@@ -24,7 +24,7 @@ import pandas as pd
 
 RSS_CHILD = r"""
 import json, sys
-from pipeline.train import TrainConfig, fit
+from pipeline.train.fit import TrainConfig, fit
 cfg = TrainConfig(model="lstm", cache=sys.argv[1], epochs=1, frames=16, batch_size=64,
                   loader=sys.argv[2], out=sys.argv[3], threads=2)
 fit(cfg)
@@ -38,9 +38,9 @@ def replicate(src: Path, dst: Path, times: int) -> None:
     import zarr
     from zarr.codecs import ZstdCodec
 
-    from data_manifest import manifest_hash, read_manifest
-    from pipeline.cache import open_cache
-    from pipeline.raw import file_sha256
+    from data_manifest import manifest_hash
+    from pipeline.data.cache import open_cache, read_manifest
+    from pipeline.source.raw import file_sha256
 
     if (dst / "manifest.json").exists():
         return

@@ -26,7 +26,7 @@ from pathlib import Path
 
 FLOOR = r"""
 import json, sys, time
-from pipeline.runtime import configure_cpu
+from pipeline.run.runtime import configure_cpu
 alloc, name, frames, prec, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 import os
 if alloc != "mallopt":
@@ -67,7 +67,7 @@ def loop_rate(name: str, frames: int, prec: str, batches, steps: int) -> float:
     import torch
 
     from models import build_model
-    from pipeline.train import train_one_epoch
+    from pipeline.train.fit import train_one_epoch
 
     torch.manual_seed(0)
     m = build_model(name, 101)
@@ -81,7 +81,7 @@ def eval_rate(name: str, frames: int, prec: str, batches, steps: int) -> float:
     import torch
 
     from models import build_model
-    from pipeline.train import evaluate
+    from pipeline.train.fit import evaluate
 
     m = build_model(name, 101)
     evaluate(m, itertools.islice(iter(batches), 1), prec)
@@ -104,12 +104,12 @@ class NaiveDataset:
         import numpy as np
         import torch
 
-        from pipeline.preprocess import preprocess
+        from pipeline.data.preprocess import preprocess
 
         a = copy.deepcopy(self.anns[i])
         x, info = preprocess(a["keypoint"], a["keypoint_score"], tuple(a["img_shape"]))
         if self.frames < 300:
-            from pipeline.transforms import take_frames, uniform_indices
+            from pipeline.inputs.transforms import take_frames, uniform_indices
 
             idx = uniform_indices(np.array([info.valid_frames]), self.frames, np.random.default_rng(i))
             x = take_frames(x[None], idx)[0]
@@ -126,11 +126,11 @@ def main() -> None:
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     raw, cache_dir = work / "ucf101_synth_full.pkl", work / "cache16"
-    from pipeline.cache import ingest, open_cache
-    from pipeline.splits import write_splits
+    from pipeline.data.cache import ingest, open_cache
+    from pipeline.data.splits import write_splits
 
     if not raw.exists():
-        from pipeline.synth import SynthConfig, write_synth
+        from pipeline.source.synth import SynthConfig, write_synth
 
         write_synth(raw, SynthConfig(full=True))
     if not (cache_dir / "manifest.json").exists():
@@ -140,9 +140,9 @@ def main() -> None:
         write_splits(cache)
     import torch
 
-    from pipeline.dataset import LoaderConfig, SkeletonDataset
-    from pipeline.raw import read_raw
-    from pipeline.runtime import configure_cpu
+    from pipeline.inputs.dataset import LoaderConfig, SkeletonDataset
+    from pipeline.run.runtime import configure_cpu
+    from pipeline.source.raw import read_raw
 
     configure_cpu(2)
     anns = read_raw(raw).annotations

@@ -27,7 +27,7 @@ cache_option = click.option(
 @user_errors
 def synth(out: Path, classes: int, per_class: int, seed: int, full: bool, force: bool) -> None:
     """Write a synthetic skeleton pickle in the real PYSKL UCF101 format to OUT."""
-    from pipeline.synth import SynthConfig, write_synth
+    from pipeline.source.synth import SynthConfig, write_synth
 
     cfg = SynthConfig(classes=classes, per_class=per_class, seed=seed, full=full)
     with console.status("Generating synthetic clips"):
@@ -50,8 +50,8 @@ def synth(out: Path, classes: int, per_class: int, seed: int, full: bool, force:
 def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path | None,
            force: bool) -> None:
     """Validate and preprocess RAW (a PYSKL 2D pickle) into the tensor cache, once."""
-    from pipeline.cache import IngestConfig
-    from pipeline.cache import ingest as run_ingest
+    from pipeline.data.cache import IngestConfig
+    from pipeline.data.cache import ingest as run_ingest
 
     if "://" in cache_dir:
         raise SkpipeError("ingest writes a local cache (atomically); copy it to shared storage after")
@@ -95,9 +95,9 @@ def build_splits(cache_dir: str, protocols: tuple[str, ...], group_by: str | Non
     Protocols come from the pickle's split keys: train{k}/test{k} -> "k", {p}_train/{p}_val|test
     -> "p", train/test|val -> "default". Only a pickle with no split at all gets UCF101's test
     groups or a seeded stratified draw, named "1", "2", "3"."""
-    from pipeline.cache import open_cache
-    from pipeline.protocols import parse_protocol_option
-    from pipeline.splits import SplitConfig, write_splits
+    from pipeline.data.cache import open_cache
+    from pipeline.data.protocols import parse_protocol_option
+    from pipeline.data.splits import SplitConfig, write_splits
 
     cfg = SplitConfig(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                       group_by=group_by, protocols=tuple(parse_protocol_option(p) for p in protocols))
@@ -109,7 +109,7 @@ def build_splits(cache_dir: str, protocols: tuple[str, ...], group_by: str | Non
 
 def protocol_table(meta, title: str) -> Table:  # type: ignore[no-untyped-def]
     """Protocols with how each was made, their key pair, and clips per subset."""
-    from pipeline.splits import SUBSETS, protocol_summary
+    from pipeline.data.splits import SUBSETS, protocol_summary
 
     methods = {p.method for p in meta.protocols}
     made = ("the pickle's own split lists" if methods == {"official"} else
@@ -133,8 +133,8 @@ def protocol_table(meta, title: str) -> Table:  # type: ignore[no-untyped-def]
 @user_errors
 def info(cache_dir: str, no_hash: bool, verify: bool, all_classes: bool) -> None:
     """Show what is in the cache, its protocols, its classes, and whether it is stale."""
-    from pipeline.cache import open_cache, source_status, verify_cache
-    from pipeline.splits import read_splits_meta
+    from pipeline.data.cache import open_cache, source_status, verify_cache
+    from pipeline.data.splits import read_splits_meta
 
     cache = open_cache(cache_dir)
     m = cache.manifest

@@ -28,7 +28,7 @@ run_dir_arg = click.argument("run_dir", type=click.Path(file_okay=False, path_ty
 def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cache_dir: str | None,
              device: str, force: bool) -> None:
     """Evaluate a trained run on a subset of its split; write RUN_DIR/eval/<subset>/."""
-    from pipeline.evaluate import evaluate_run
+    from pipeline.infer.evaluate import evaluate_run
 
     configure_process()
     with console.status(f"Evaluating {run_dir} on {subset}"):
@@ -90,8 +90,8 @@ def _seed_table(stats: Any, title: str) -> Table:
 def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_path: Path | None,
             split: str | None, force: bool) -> None:
     """Compare evaluated runs in one table (model, accuracy, F1, parameters, time)."""
-    from pipeline.atomic import atomic_write_text, check_target
-    from pipeline.compare import compare_runs, seed_statistics, to_markdown
+    from pipeline.files.atomic import atomic_write_text, check_target
+    from pipeline.infer.compare import compare_runs, seed_statistics, to_markdown
 
     for target in (markdown, csv_path):
         if target is not None:
@@ -124,7 +124,7 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
              checkpoint: str, out: Path | None, device: str, force: bool) -> None:
     """Fuse the class probabilities of runs on one cache and protocol (e.g. joint + bone streams)."""
     from pipeline import SkpipeError
-    from pipeline.evaluate import ensemble_runs
+    from pipeline.infer.evaluate import ensemble_runs
 
     w = None
     if weights is not None:
@@ -159,7 +159,7 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
 @user_errors
 def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, force: bool) -> None:
     """Write the run's model as TorchScript or ONNX, checked against PyTorch on real clips."""
-    from pipeline.export import TOLERANCE, export_run
+    from pipeline.infer.export import TOLERANCE, export_run
 
     configure_process()
     with console.status(f"Exporting {run_dir} as {fmt}"):
@@ -188,7 +188,7 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, force: bo
 def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | None, batch_size: int,
             window: int | None, stride: int | None, as_json: bool, device: str) -> None:
     """Top classes for every clip of RAW (a dict, a list, or one annotation), as ingest sees it."""
-    from pipeline.predict import iter_predictions
+    from pipeline.infer.predict import iter_predictions
 
     configure_process()
     results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size, window, stride, device)

@@ -31,7 +31,7 @@ class EpochView:
 
     def __call__(self, name: str, info: dict[str, Any]) -> None:
         if name == "start":
-            c = info["config"]  # pipeline.run.RunConfig
+            c = info["config"]  # pipeline.run.config.RunConfig
             t = c.train
             console.print(f"[bold]{t.model}[/bold] · {c.parameters:,} parameters · split "
                           f"{escape(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
@@ -56,13 +56,13 @@ class EpochView:
         elif name == "step":
             self.bar.update(self.task, completed=info["step"], loss=info["loss"], acc=info["acc"],
                             sps=info["samples_per_s"])
-        elif name == "epoch_end":
+        elif name == "epoch_end":  # a pipeline.run.metrics.EpochRow
             self.rows.append(info)
-            star = " *" if info["best"] else ""
+            star = " *" if info.best else ""
             self.bar.console.print(
-                f"epoch {info['epoch']:3d}  loss {info['train_loss']:.3f}/{info['val_loss']:.3f}  "
-                f"acc {info['train_acc']:6.1%}/{info['val_acc']:6.1%}  lr {info['lr']:.0e}  "
-                f"{info['seconds']:.0f} s  {info['samples_per_s']:.0f}/s{star}")
+                f"epoch {info.epoch:3d}  loss {info.train_loss:.3f}/{info.val_loss:.3f}  "
+                f"acc {info.train_acc:6.1%}/{info.val_acc:6.1%}  lr {info.lr:.0e}  "
+                f"{info.seconds:.0f} s  {info.samples_per_s:.0f}/s{star}")
         elif name == "early_stop":
             self.bar.console.print(f"early stop: no better val accuracy for {info['patience']} epochs")
 
@@ -70,6 +70,16 @@ class EpochView:
         if self.started:  # a display that never started would still print a blank line
             self.bar.stop()
             self.started = False
+
+
+def explicit_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options the user gave on the command line or through the environment, never click's
+    defaults: only these may differ from a resumed run's."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return {k: v for k, v in options.items() if ctx.get_parameter_source(k) in given}
 
 
 def without_option(argv: list[str], name: str) -> list[str]:
@@ -143,21 +153,20 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
     import os
     import sys
 
-    from pipeline.distributed import env_rank, launch
-    from pipeline.recipes import recipe_options
-    from pipeline.train import TrainConfig, fit, resume_config, saved_world_size
+    from pipeline.run.recipes import recipe_options
+    from pipeline.train.distributed import env_rank, launch
+    from pipeline.train.fit import TrainConfig, fit
+    from pipeline.train.resume import resume_options, saved_world_size
 
     if resume is not None and nproc == 1 and "LOCAL_RANK" not in os.environ:
         nproc = saved_world_size(resume)  # a distributed run resumes on as many processes
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         # relaunch the same command, minus --nproc, under torchrun
         raise SystemExit(launch(nproc, without_option(sys.argv[1:], "--nproc")))
-    if options["epochs"] is not None and options["epochs"] < 1:
+    if options["epochs"] is not None and options["epochs"] < 1:  # 0 means "the model's default" inside
         raise SkpipeError(f"--epochs must be >= 1, got {options['epochs']}")
     if resume is not None:
-        cfg, applied = resume_config(resume, options)
-        if model is not None and model != cfg.model:
-            raise SkpipeError(f"{resume} is a {cfg.model} run, not {model}")
+        cfg, applied = resume_options(resume, {"model": model, **explicit_options(options)})
         if applied and env_rank() == 0:
             console.print("resuming with " + ", ".join(f"--{k} {getattr(cfg, k)}" for k in applied))
     elif model is None:
@@ -173,13 +182,13 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
         s = fit(cfg, resume=resume, event=view)
     finally:
         view.close()
-    if s["interrupted"]:
-        console.print(f"[yellow]Interrupted: checkpoints/last.pt holds epoch {s['epochs']}.[/yellow]")
-        console.print(f"continue: skpipe train --resume {escape(str(s['run_dir']))}", soft_wrap=True)
+    if s.interrupted:
+        console.print(f"[yellow]Interrupted: checkpoints/last.pt holds epoch {s.epochs}.[/yellow]")
+        console.print(f"continue: skpipe train --resume {escape(str(s.run_dir))}", soft_wrap=True)
         raise SystemExit(130)
-    console.print(f"best val accuracy {s['best_val_acc']:.2%} at epoch {s['best_epoch']} of {s['epochs']} "
+    console.print(f"best val accuracy {s.best_val_acc:.2%} at epoch {s.best_epoch} of {s.epochs} "
                   "(checkpoints/best.pt)")
-    console.print(f"next: skpipe evaluate {escape(str(s['run_dir']))}", soft_wrap=True)
+    console.print(f"next: skpipe evaluate {escape(str(s.run_dir))}", soft_wrap=True)
 
 
 @click.command()
@@ -188,8 +197,8 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
 def models(cache_dir: str) -> None:
     """List the models and their parameter counts for the cache's classes (101 without one)."""
     from models import MODELS, build_model, count_parameters
-    from pipeline.cache import open_cache
-    from pipeline.location import exists, join
+    from pipeline.data.cache import open_cache
+    from pipeline.files.location import exists, join
 
     classes, where = 101, "no cache: UCF101's 101 classes"
     if exists(join(cache_dir, "manifest.json")):

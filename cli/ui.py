@@ -87,6 +87,6 @@ def configure_process(threads: int | None = None) -> str:
     shared between this machine's processes of a distributed run."""
     import os
 
-    from pipeline.runtime import configure_cpu, default_threads
+    from pipeline.run.runtime import configure_cpu, default_threads
 
     return configure_cpu(threads or default_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))

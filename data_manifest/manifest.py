@@ -1,32 +1,33 @@
-"""manifest.json: schema, provenance and validation of a skpipe cache.
+"""manifest.json: the schema of a skpipe cache: what it was built from, how, and what it holds.
 
-Every later stage reads the manifest through `read_manifest`, which refuses a file of another
-schema version or with fields missing, and records `manifest_hash` so that a run can tell when
-the cache under it was rebuilt.
+The contract between `ingest` and every later stage. This package depends on nothing of
+`pipeline`: it turns manifest text into a checked `Manifest` and back, and hashes it. Reading and
+writing the file in a cache directory is `pipeline.data.cache`'s job (`read_manifest`,
+`write_manifest`), which turns a `ManifestError` into a one-line user error.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-
-from pipeline import SkpipeError
-from pipeline.atomic import atomic_write_text
-from pipeline.location import Location, exists, join, read_bytes
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 ARRAY_NAME = "skeletons.zarr"
 INDEX_NAME = "index.parquet"
 SOURCE_SPLITS_NAME = "source_splits.parquet"
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest holds one CRC per chunk: far below this for any real cache
 
 INDEX_COLUMNS = (
     "sample", "frame_dir", "label", "class_name", "group", "clip", "total_frames", "frames",
     "valid_frames", "n_persons", "person", "mean_score", "nonfinite", "img_h", "img_w",
 )
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read as this schema (the message says why, in one line)."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,47 @@ class Manifest:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        """Parse and type-check manifest text; a wrong version, field or type is a ManifestError."""
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ManifestError("unreadable manifest (nested too deeply)") from None
+        except ValueError as e:
+            raise ManifestError(f"unreadable manifest ({e})") from None
+        if not isinstance(data, dict):
+            raise ManifestError("manifest is not a JSON object")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ManifestError(f"cache schema version {version}, this skpipe reads {SCHEMA_VERSION}; "
+                                "re-run `skpipe ingest --force`")
+        try:
+            manifest = cls(**data)
+        except TypeError as e:
+            raise ManifestError(f"malformed manifest ({e})") from None
+        manifest.check()
+        return manifest
 
-def write_manifest(directory: Path, manifest: Manifest) -> None:
-    atomic_write_text(Path(directory) / MANIFEST_NAME, manifest.to_json())
+    def check(self) -> None:
+        """Every field of the type the later stages use, before any of them allocates from it."""
+        kinds = {"skpipe_version": str, "created": str, "source": dict, "preprocessing": dict,
+                 "array": dict, "counts": dict, "class_names": list, "source_splits": dict,
+                 "tables": dict, "chunk_crc32": list}
+        for f in fields(self):
+            if f.name in kinds and not isinstance(getattr(self, f.name), kinds[f.name]):
+                raise ManifestError(f"malformed manifest ({f.name} is not a {kinds[f.name].__name__})")
+        if not all(isinstance(c, str) for c in self.class_names):
+            raise ManifestError("malformed manifest (class_names must be strings)")
+        shape, chunks = self.array.get("shape"), self.array.get("chunks")
+        for name, value in (("shape", shape), ("chunks", chunks)):
+            if (not isinstance(value, list) or not value
+                    or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value)):
+                raise ManifestError(f"malformed manifest (array {name} must be a list of counts)")
+        if not isinstance(self.array.get("dtype"), str):
+            raise ManifestError("malformed manifest (array dtype must be a string)")
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in self.chunk_crc32):
+            raise ManifestError("malformed manifest (chunk_crc32 must be integers)")
 
 
 def manifest_hash(manifest: Manifest) -> str:
@@ -72,31 +111,6 @@ def manifest_hash(manifest: Manifest) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def legacy_manifest_hash(directory: Location) -> str:
+def legacy_manifest_hash(text: bytes) -> str:
     """sha256 of manifest.json's bytes: what skpipe 0.1 recorded in its runs."""
-    return hashlib.sha256(read_bytes(join(directory, MANIFEST_NAME))).hexdigest()
-
-
-def read_manifest(directory: Location) -> Manifest:
-    """Read and check the manifest of the cache in `directory` (a path or an fsspec URL)."""
-    path = join(directory, MANIFEST_NAME)
-    if not exists(directory):
-        raise SkpipeError(f"no cache at {directory} (run `skpipe ingest RAW.pkl` first)")
-    if not exists(path):
-        raise SkpipeError(f"{directory} is not a skpipe cache: {MANIFEST_NAME} is missing")
-    try:
-        data = json.loads(read_bytes(path))
-    except (OSError, ValueError) as e:
-        raise SkpipeError(f"{path}: unreadable manifest ({e})") from None
-    if not isinstance(data, dict):
-        raise SkpipeError(f"{path}: manifest is not a JSON object")
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise SkpipeError(
-            f"{path}: cache schema version {version}, this skpipe reads {SCHEMA_VERSION}; "
-            "re-run `skpipe ingest --force`"
-        )
-    try:
-        return Manifest(**data)
-    except TypeError as e:
-        raise SkpipeError(f"{path}: malformed manifest ({e})") from None
+    return hashlib.sha256(text).hexdigest()

@@ -15,13 +15,13 @@ from typing import Any
 import pandas as pd
 
 from pipeline import SkpipeError
-from pipeline.cache import ingest, open_cache
-from pipeline.compare import compare_runs, to_markdown
-from pipeline.evaluate import evaluate_run
-from pipeline.raw import file_sha256
-from pipeline.splits import write_splits
-from pipeline.synth import SynthConfig, write_synth
-from pipeline.train import TrainConfig, fit
+from pipeline.data.cache import ingest, open_cache
+from pipeline.data.splits import write_splits
+from pipeline.infer.compare import compare_runs, to_markdown
+from pipeline.infer.evaluate import evaluate_run
+from pipeline.source.raw import file_sha256
+from pipeline.source.synth import SynthConfig, write_synth
+from pipeline.train.fit import TrainConfig, fit
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -88,9 +88,9 @@ def run_demo(cfg: DemoConfig, event: Event | None = None) -> tuple[pd.DataFrame,
         tcfg = TrainConfig(model=model, cache=str(cache_dir), split=cfg.split, epochs=epochs[model],
                            frames=cfg.frames, batch_size=cfg.batch_size, out=str(work / "runs"))
         s = fit(tcfg, event=emit)
-        if s["interrupted"]:
+        if s.interrupted:
             raise KeyboardInterrupt
-        runs.append(s["run_dir"])
+        runs.append(s.run_dir)
     for run in runs:
         clips = cfg.clips if cfg.frames < 300 else 1
         emit("stage", {"name": "evaluate", "detail": f"{run.name} on test, {clips} clip(s)"})

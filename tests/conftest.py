@@ -53,9 +53,9 @@ def tiny_pickle(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def synth_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic cache with splits, shared by the tests that only read it."""
-    from pipeline.cache import ingest, open_cache
-    from pipeline.splits import write_splits
-    from pipeline.synth import SynthConfig, write_synth
+    from pipeline.data.cache import ingest, open_cache
+    from pipeline.data.splits import write_splits
+    from pipeline.source.synth import SynthConfig, write_synth
 
     d = tmp_path_factory.mktemp("synth")
     write_synth(d / "raw.pkl", SynthConfig(classes=5, per_class=30, seed=1))

@@ -100,7 +100,7 @@ def test_commands_refuse_missing_cache(tmp_path):
 
 def test_sigterm_during_ingest_leaves_nothing(tmp_path, monkeypatch):
     raw = write_pickle(tmp_path / "raw.pkl", [make_ann(f"v_A_g01_c{i:02d}", seed=i) for i in range(40)])
-    import pipeline.cache as cache_mod
+    import pipeline.data.cache as cache_mod
 
     real = cache_mod.preprocess_batch
 

@@ -63,13 +63,14 @@ def test_models_table():
 
 
 def test_a_distributed_run_resumes_on_as_many_processes(tmp_path, monkeypatch):
-    from pipeline.run import RunConfig, write_config
-    from pipeline.train import TrainConfig, saved_world_size
+    from pipeline.run.config import RunConfig, write_config
+    from pipeline.train.fit import TrainConfig
+    from pipeline.train.resume import saved_world_size
 
     write_config(tmp_path, RunConfig(TrainConfig("lstm"), "cache", "h", 2, ("a", "b"), world_size=2))
     assert saved_world_size(tmp_path) == 2 and saved_world_size(tmp_path / "none") == 1
     launched = []
-    monkeypatch.setattr("pipeline.distributed.launch", lambda n, argv: launched.append((n, argv)) or 0)
+    monkeypatch.setattr("pipeline.train.distributed.launch", lambda n, argv: launched.append((n, argv)) or 0)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     r = CliRunner().invoke(main, ["train", "--resume", str(tmp_path)])
     assert r.exit_code == 0 and launched and launched[0][0] == 2

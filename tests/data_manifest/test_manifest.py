@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from data_manifest import read_manifest
 from pipeline import SkpipeError
+from pipeline.data.cache import read_manifest
 
 
 def test_refuses_missing_and_malformed(tmp_path):

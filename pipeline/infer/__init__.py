@@ -1,0 +1,1 @@
+"""Infer: trained runs applied: evaluate, ensemble, compare, predict, export."""

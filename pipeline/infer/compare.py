@@ -1,0 +1,92 @@
+"""`skpipe compare`: one table of evaluated runs (model, accuracy, F1, parameters, time);
+runs on other caches, protocols or clip counts are named, never mixed silently."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline import SkpipeError
+from pipeline.run.config import open_run
+from pipeline.run.metrics import read_metrics
+
+COLUMNS = ["run", "model", "feats", "recipe", "seed", "epochs", "accuracy", "weighted_f1", "macro_f1",
+           "parameters", "train_s_per_epoch", "split", "subset", "clips", "config"]
+# options that do not change what is learned: runs differing only in these (and the seed) are
+# seeds of one config
+RUNTIME_OPTIONS = ("seed", "out", "threads", "workers", "loader", "device", "cache", "patience")
+
+
+def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None = None
+                 ) -> tuple[pd.DataFrame, list[str]]:
+    """One row per run, and warnings for runs on different splits or caches. With `split`,
+    only the runs of that protocol (the others are named in a warning)."""
+    if not run_dirs:
+        raise SkpipeError("give at least one run directory")
+    rows: list[dict[str, Any]] = []
+    caches: dict[str, list[str]] = {}
+    skipped: list[str] = []
+    for d in run_dirs:
+        run = open_run(d)
+        if split is not None and run.split != str(split):
+            skipped.append(f"{run.directory.name} ({run.split})")
+            continue
+        report_path = run.report(subset)
+        if not report_path.exists():
+            raise SkpipeError(f"{run.directory} has no {subset} evaluation "
+                              f"(run `skpipe evaluate {run.directory} --subset {subset}` first)")
+        rep = json.loads(report_path.read_text())
+        metrics = read_metrics(run.directory)
+        secs = [m.seconds for m in metrics]
+        train = run.config.train
+        config = {k: v for k, v in asdict(train).items() if k not in RUNTIME_OPTIONS}
+        rows.append({
+            "run": run.directory.name, "model": run.model, "feats": train.feats,
+            "recipe": train.recipe, "seed": train.seed, "epochs": len(metrics),
+            "accuracy": rep["accuracy"], "weighted_f1": rep["weighted"]["f1"],
+            "macro_f1": rep["macro"]["f1"], "parameters": rep["parameters"],
+            "train_s_per_epoch": sum(secs) / len(secs) if secs else float("nan"),
+            "split": run.split, "subset": subset, "clips": rep["clips"],
+            "config": json.dumps({**config, "manifest_hash": run.config.manifest_hash,
+                                  "clips": rep["clips"]}, sort_keys=True),
+        })
+        caches.setdefault(run.config.manifest_hash, []).append(run.directory.name)
+    if not rows:
+        raise SkpipeError(f"no run on protocol {split!r} among: {', '.join(skipped)}")
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    warnings = [f"left out, other protocols: {', '.join(skipped)}"] if skipped else []
+    if df["split"].nunique() > 1:
+        warnings.append("runs use different splits ("
+                        + ", ".join(f"{r}: {s}" for r, s in zip(df["run"], df["split"], strict=True))
+                        + "): their accuracies are not comparable")
+    if len(caches) > 1:
+        warnings.append("runs were trained on different caches: "
+                        + "; ".join(", ".join(v) for v in caches.values()))
+    if df["clips"].nunique() > 1:
+        warnings.append("runs were evaluated with different --clips ("
+                        + ", ".join(f"{r}: {c}" for r, c in zip(df["run"], df["clips"], strict=True)) + ")")
+    return df, warnings
+
+
+def seed_statistics(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per config (runs that differ only in --seed and runtime options): the number of
+    seeds and the mean and sample standard deviation of accuracy, in the order first seen."""
+    g = df.groupby("config", sort=False)
+    out = g.agg(model=("model", "first"), feats=("feats", "first"), recipe=("recipe", "first"),
+                split=("split", "first"), seeds=("seed", "nunique"), runs=("run", "size"),
+                accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+                weighted_f1_mean=("weighted_f1", "mean"))
+    return out.reset_index(drop=True)
+
+
+def to_markdown(df: pd.DataFrame, warnings: list[str]) -> str:
+    head = "| model | epochs | accuracy | weighted F1 | macro F1 | parameters | s / epoch | run |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in df.itertuples():
+        lines.append(f"| {r.model} | {r.epochs} | {r.accuracy:.2%} | {r.weighted_f1:.4f} | "
+                     f"{r.macro_f1:.4f} | {r.parameters:,} | {r.train_s_per_epoch:.1f} | {r.run} |")
+    return "\n".join(lines + [""] + [f"> **Warning:** {w}" for w in warnings]) + "\n"

@@ -1,0 +1,223 @@
+"""`skpipe evaluate`: metrics of a trained run on one subset of its split, written once.
+
+Every figure comes from scikit-learn. With `clips` K > 1, softmax probabilities are averaged
+over K fixed temporal clips per sample, as PYSKL / MMAction2 report skeleton results.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn import metrics as skm
+
+from models import count_parameters
+from pipeline import SkpipeError
+from pipeline.data.cache import Cache
+from pipeline.data.splits import SUBSETS
+from pipeline.files.atomic import atomic_write_bytes, atomic_write_text
+from pipeline.files.location import Location
+from pipeline.infer.inference import clip_probs, load_run_model, prefetch
+from pipeline.inputs.dataset import LoaderConfig, SkeletonDataset
+from pipeline.run.config import Run, eval_dir, open_run
+from pipeline.run.runtime import CPU, inference_precision, resolve_device
+
+
+def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, clips: int = 1,
+                   device: torch.device = CPU, batch_size: int = 64
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probs (N, C), labels (N,), samples (N,)): one pass over the subset, each sample's `clips`
+    temporal clips folded into its batch; computed on `device` (the model is moved there)."""
+    t = run.config.train
+    model = model.to(device).eval()
+    precision = inference_precision(t.precision, device)
+    cfg = LoaderConfig(split=run.split, subset=subset, batch_size=batch_size, frames=t.frames,
+                       train=False, num_clips=clips, feats=t.feats, normalize=t.normalize)
+    probs, labels, samples = [], [], []
+    for x, y, lengths, s in prefetch(SkeletonDataset(cache, cfg)):  # x (B * clips, T, V, C)
+        probs.append(clip_probs(model, x, lengths, clips, device, precision))  # (B, classes)
+        labels.append(y.numpy())
+        samples.append(s.numpy())
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(samples)
+
+
+def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """Every figure of the report, from scikit-learn. Averages over sklearn's default labels
+    (the classes present in y_true or y_pred); per-class rows for every class."""
+    num = len(class_names)
+    labels = np.arange(num)
+    y_pred = probs.argmax(1)
+    p, r, f, support = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    avg = {}
+    for kind in ("macro", "weighted"):
+        ap, ar, af, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=kind, zero_division=0)
+        avg[kind] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
+    # with 5 classes or fewer every label is in the top 5
+    top5 = skm.top_k_accuracy_score(y_true, probs, k=5, labels=labels) if num > 5 else 1.0
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "top5_accuracy": float(top5),
+        "mean_class_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
+        "macro": avg["macro"], "weighted": avg["weighted"],
+        "per_class": pd.DataFrame({
+            "class": class_names, "support": support, "precision": p, "recall": r, "f1": f,
+            "accuracy": r,  # per-class accuracy is the class's recall
+        }),
+        "confusion": skm.confusion_matrix(y_true, y_pred, labels=labels),
+    }
+
+
+def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int | None = None,
+                 cache_dir: Location | None = None, force: bool = False, device: str = "cpu",
+                 batch_size: int = 64) -> dict[str, Any]:
+    """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...}."""
+    if subset not in SUBSETS:
+        raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
+    dev = resolve_device(device)  # --device cuda without a GPU: refused before any work
+    run = open_run(run_dir)
+    clips = clips if clips is not None else run.config.train.test_clips
+    if clips < 1:
+        raise SkpipeError(f"--clips must be >= 1, got {clips}")
+    out = eval_dir(run.directory, subset)
+    if (out / "report.json").exists() and not force:
+        raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
+    cache = run.open_cache(cache_dir)
+    model, ckpt_path = load_run_model(run, checkpoint)
+    probs, y, samples = predict_subset(model, cache, run, subset, clips, dev, batch_size)
+    names = run.class_names
+    m = compute_metrics(y, probs, names)
+    t = run.config.train
+    report = {
+        "run": str(run.directory), "model": run.model, "split": run.split, "subset": subset,
+        "checkpoint": str(ckpt_path), "clips": clips, "samples": int(len(y)),
+        "parameters": count_parameters(model), "manifest_hash": run.config.manifest_hash,
+        "device": str(dev), "frames": t.frames, "feats": t.feats,
+        **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
+    }
+    write_report(out, report, m, names, f"{run.directory.name} · {subset}")
+    return {"report": report, "per_class": m["per_class"], "out": out}
+
+
+def write_report(out: Path, report: dict[str, Any], m: dict[str, Any], names: list[str], title: str) -> None:
+    """report.json, per_class.csv, confusion.csv and confusion.png in `out`; report.json last, so
+    its presence means the evaluation is complete."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "per_class.csv", m["per_class"].to_csv(index=False))
+    conf = pd.DataFrame(m["confusion"], index=names, columns=names)
+    atomic_write_text(out / "confusion.csv", conf.to_csv())
+    atomic_write_bytes(out / "confusion.png", confusion_png(m["confusion"], names, title))
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+
+
+def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subset: str = "test",
+                  clips: int | None = None, out: Path | None = None, force: bool = False,
+                  checkpoint: str = "best", device: str = "cpu") -> dict[str, Any]:
+    """Fuse the softmax probabilities of runs on one cache and protocol (PYSKL's 2- and 4-stream
+    fusion): a weighted mean, evaluated and written like `evaluate`."""
+    if len(run_dirs) < 2:
+        raise SkpipeError("ensemble needs at least two runs")
+    weights = list(weights) if weights is not None else [1.0] * len(run_dirs)
+    if len(weights) != len(run_dirs):
+        raise SkpipeError(f"--weights has {len(weights)} values for {len(run_dirs)} runs")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise SkpipeError("--weights must be >= 0 and not all 0")
+    if subset not in SUBSETS:
+        raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
+    dev = resolve_device(device)
+    runs = [open_run(d) for d in run_dirs]
+    first = runs[0]
+    cache = first.open_cache()
+    for r in runs[1:]:
+        for what, same in (("cache", cache.built_as(r.config.manifest_hash)),
+                           ("protocol", r.split == first.split),
+                           ("classes", r.class_names == first.class_names)):
+            if not same:
+                raise SkpipeError(f"{r.directory} and {first.directory} differ in {what}: "
+                                  "only runs on the same cache, protocol and classes can be fused")
+    out = out or first.directory.parent / ("ensemble-" + "+".join(r.directory.name for r in runs))[:200]
+    if (out / "report.json").exists() and not force:
+        raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
+    models = [load_run_model(r, checkpoint) for r in runs]  # refuses a run without a checkpoint first
+    fused: np.ndarray | None = None
+    labels = samples = None
+    for run, (model, _), w in zip(runs, models, weights, strict=True):
+        k = clips if clips is not None else run.config.train.test_clips
+        p, y, s = predict_subset(model, cache, run, subset, k, dev)
+        if samples is not None and not np.array_equal(s, samples):
+            raise SkpipeError(f"{run.directory} saw other {subset} clips than {first.directory}")
+        labels, samples = y, s
+        fused = w * p if fused is None else fused + w * p
+    assert fused is not None and labels is not None
+    fused /= sum(weights)
+    names = first.class_names
+    m = compute_metrics(labels, fused, names)
+    report = {
+        "runs": [str(r.directory) for r in runs], "weights": weights, "split": first.split,
+        "subset": subset, "samples": int(len(labels)), "manifest_hash": first.config.manifest_hash,
+        "feats": [r.config.train.feats for r in runs], "device": str(dev),
+        **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
+    }
+    write_report(out, report, m, names, f"ensemble of {len(runs)} runs · {subset}")
+    return {"report": report, "per_class": m["per_class"], "out": out, "probs": fused}
+
+
+def worst_pairs(confusion: np.ndarray, k: int = 10) -> list[tuple[int, int, float]]:
+    """The k largest off-diagonal row-normalized cells: (true, predicted, fraction)."""
+    rows = confusion.sum(1, keepdims=True)
+    norm = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    np.fill_diagonal(norm, 0)
+    flat = np.argsort(norm, axis=None)[::-1][:k]
+    pairs = [(int(i), int(j), float(norm[i, j])) for i, j in zip(*np.unravel_index(flat, norm.shape),
+                                                                    strict=True)]
+    return [p for p in pairs if p[2] > 0]
+
+
+def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
+    """Row-normalized heatmap readable at 101 classes; the ten worst confusions boxed and listed."""
+    from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
+    from matplotlib.patches import Rectangle
+
+    n = len(names)
+    rows = confusion.sum(1, keepdims=True)
+    norm = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    side = max(6.0, 0.19 * n + 3)  # inches: ~0.19 in a class keeps 101 names legible at 100 dpi
+    fontsize = 10 if n <= 20 else 7.5 if n <= 50 else 6
+    fig = Figure(figsize=(side + 5.5, side + 1.8), layout="constrained")  # + rotated names
+    grid = fig.add_gridspec(1, 2, width_ratios=[side + 0.9, 5.0])
+    ax, tax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    cax = ax.inset_axes((1.02, 0.0, 0.025, 1.0))  # in the matrix's own box: exactly its height
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")  # white = 0
+    ax.set_xticks(range(n), names, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(n), names, fontsize=fontsize)
+    if n > 20:  # faint guides every 10 classes, to follow a row or a column by eye
+        for k in range(10, n, 10):
+            ax.axhline(k - 0.5, color="0.85", linewidth=0.5)
+            ax.axvline(k - 0.5, color="0.85", linewidth=0.5)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.suptitle(f"{title}\nconfusion matrix, each row normalized to 1", fontsize=12)
+    pairs = worst_pairs(confusion)
+    for i, j, _ in pairs:
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=8,
+                            color="black" if norm[i, j] < 0.6 else "white")
+    fig.colorbar(im, cax=cax, label="share of the true class")
+    lines = ["Worst confusions", "(red boxes; true → predicted,", " share of the true class)", ""]
+    lines += [f"{k + 1:2d}. {names[i]}\n    → {names[j]}: {f:.0%} ({confusion[i, j]})"
+              for k, (i, j, f) in enumerate(pairs)]
+    tax.axis("off")
+    tax.text(0.0, 1.0, "\n".join(lines) if pairs else "No confusions", va="top", ha="left",
+             fontsize=11, family="monospace", transform=tax.transAxes)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()

@@ -1,0 +1,114 @@
+"""`skpipe predict`: a trained run on clips from any pickle, through ingest's own preprocessing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline import SkpipeError
+from pipeline.data.preprocess import NUM_FEATURES, preprocess_batch
+from pipeline.infer.inference import clip_probs, load_run_model, prefetch
+from pipeline.inputs.features import InputSpec, clips_input, model_input
+from pipeline.run.config import open_run
+from pipeline.run.runtime import inference_precision, resolve_device
+from pipeline.source.raw import read_raw
+
+
+def prepare(anns: list[dict[str, Any]], max_frames: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Annotations -> (N, max_frames, V, 3) as stored in a cache of `dtype`, and valid lengths."""
+    out = np.zeros((len(anns), max_frames, 17, NUM_FEATURES), np.float32)  # (N, T, V, C)
+    clips = [(a["keypoint"], a["keypoint_score"], tuple(int(v) for v in a["img_shape"])) for a in anns]
+    infos = preprocess_batch(clips, out, max_frames)  # type: ignore[arg-type]
+    out = out.astype(dtype).astype(np.float32)  # the cache's rounding, as training saw it
+    return out, np.array([i.valid_frames for i in infos], np.int64)
+
+
+def predict_file(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
+                 clips: int | None = None, batch_size: int = 64, window: int | None = None,
+                 stride: int | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+    """Top-`top` classes with probabilities for every clip of `raw_path`."""
+    return list(iter_predictions(run_dir, raw_path, top, checkpoint, clips, batch_size, window, stride,
+                                 device))
+
+
+def window_starts(valid: int, window: int, stride: int) -> list[int]:
+    """First frames of the windows of `window` frames every `stride` frames over `valid` frames;
+    the last window ends at the clip's last frame, so every frame is covered."""
+    if valid <= window:
+        return [0]
+    starts = list(range(0, valid - window + 1, stride))
+    return starts if starts[-1] == valid - window else [*starts, valid - window]
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every batch of a prediction needs from the run."""
+
+    model: torch.nn.Module
+    spec: InputSpec
+    device: torch.device
+    precision: str
+    names: list[str]
+    dtype: str
+    top: int
+
+
+def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
+                     clips: int | None = None, batch_size: int = 64, window: int | None = None,
+                     stride: int | None = None, device: str = "cpu") -> Iterator[dict[str, Any]]:
+    """One result per clip, computed `batch_size` clips at a time: the preprocessed tensors and
+    the model's activations never grow with the number of clips. With `window`, also the top
+    classes of each window of `window` frames every `stride` frames, over the whole clip."""
+    if batch_size < 1:
+        raise SkpipeError(f"--batch-size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
+    run = open_run(run_dir)
+    t = run.config.train
+    if window is not None and not 1 <= window <= t.frames:
+        raise SkpipeError(f"--window must be in 1..{t.frames} (the run's frames), got {window}")
+    if stride is not None and stride < 1:
+        raise SkpipeError(f"--stride must be >= 1, got {stride}")
+    clips = clips or t.test_clips
+    model, _ = load_run_model(run, checkpoint)
+    raw = read_raw(Path(raw_path))
+    setup = _Setup(model.to(dev), run.config.input_spec(), dev, inference_precision(t.precision, dev),
+                   run.class_names, run.config.cache_dtype, top)
+    batches = (raw.annotations[lo : lo + batch_size] for lo in range(0, len(raw.annotations), batch_size))
+    for anns, (xk, lengths) in prefetch(((a, _inputs(a, setup, clips)) for a in batches), depth=2):
+        probs = clip_probs(setup.model, xk, lengths, clips, dev, setup.precision)  # (B, classes)
+        for a, p in zip(anns, probs, strict=True):
+            result = {"frame_dir": a["frame_dir"], "label": int(a["label"]), "top": _top(p, setup)}
+            if window is not None:
+                result["windows"] = _windows(setup, a, window, stride or max(1, window // 4))
+            yield result
+
+
+def _inputs(anns: list[dict[str, Any]], setup: _Setup, clips: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of annotations as the model's input: (B * clips, frames, V, C), lengths (B * clips,)."""
+    x, valid = prepare(anns, 300, setup.dtype)  # (B, 300, V, C)
+    xk, lengths = clips_input(x, valid, setup.spec, clips)  # (B * clips, frames, V, C)
+    return torch.from_numpy(np.ascontiguousarray(xk)), torch.from_numpy(lengths)
+
+
+def _top(p: np.ndarray, setup: _Setup) -> list[dict[str, Any]]:
+    return [{"class": setup.names[i], "label": int(i), "probability": float(p[i])}
+            for i in np.argsort(-p)[: setup.top]]
+
+
+def _windows(setup: _Setup, ann: dict[str, Any], window: int, stride: int) -> list[dict[str, Any]]:
+    """Top classes of each window over the clip's whole length (not cut at the cache's 300)."""
+    x, valid = prepare([ann], int(ann["keypoint"].shape[1]), setup.dtype)  # (1, T_clip, V, C)
+    starts = window_starts(int(valid[0]), window, stride)
+    xs = np.stack([x[0, s : s + window] if s + window <= x.shape[1] else
+                   np.pad(x[0, s:], ((0, s + window - x.shape[1]), (0, 0), (0, 0))) for s in starts])
+    lengths = np.array([min(window, int(valid[0]) - s) for s in starts])  # (W,)
+    xw, lw = model_input(xs, lengths, setup.spec, None)  # (W, frames, V, C)
+    p = clip_probs(setup.model, torch.from_numpy(np.ascontiguousarray(xw)), torch.from_numpy(lw), 1,
+                   setup.device, setup.precision)  # (W, classes)
+    return [{"start": s, "end": s + int(n) - 1, "top": _top(q, setup)}
+            for s, n, q in zip(starts, lengths, p, strict=True)]

@@ -1,0 +1,1 @@
+"""Inputs: what feeds a model from the cache: frame sampling, streams, augmentation, batches."""

@@ -1,0 +1,176 @@
+"""A run directory and its config.json: created, opened and resumed here, and nowhere else.
+
+`RunConfig` is the typed contract of config.json: the train options as they ran, the cache it
+was trained on (resolved location and manifest hash), the model's arguments, class names, and
+the environment. Light on purpose (json, pathlib, dataclasses): `compare` reads runs without
+importing torch. Checkpoints and TensorBoard are written by `pipeline.run.runlog`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline import SkpipeError
+from pipeline.files.atomic import atomic_write_text
+from pipeline.inputs.features import InputSpec
+from pipeline.run.options import TrainConfig
+
+if TYPE_CHECKING:
+    from pipeline.data.cache import Cache
+    from pipeline.files.location import Location
+
+CONFIG_NAME = "config.json"
+
+
+def checkpoint_file(run_dir: Path, name: str) -> Path:
+    """RUN/checkpoints/NAME.pt: best, last, epoch_NNN."""
+    return Path(run_dir) / "checkpoints" / f"{name}.pt"
+
+
+def eval_dir(run_dir: Path, subset: str) -> Path:
+    return Path(run_dir) / "eval" / subset
+
+
+def curves_file(run_dir: Path) -> Path:
+    return Path(run_dir) / "curves.png"
+
+
+def tensorboard_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "tb"
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    """What `models.build_model` needs; also stored in every checkpoint, so one copied out of
+    its run directory still loads."""
+
+    name: str
+    num_classes: int
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    train: TrainConfig  # the options as they ran (epochs and threads resolved)
+    cache: str  # the cache, resolved when the run started: a resume works from any directory
+    manifest_hash: str
+    num_classes: int
+    class_names: tuple[str, ...]
+    cache_dtype: str = "float16"
+    parameters: int = 0
+    loader_mode: str = ""
+    device: str = "cpu"
+    world_size: int = 1
+    effective_batch_size: int = 0
+    effective_lr: float = 0.0
+    train_samples: int = 0
+    val_samples: int = 0
+    allocator: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.train.cache != self.cache:  # one cache: the resolved one
+            object.__setattr__(self, "train", replace(self.train, cache=self.cache))
+
+    @property
+    def model_args(self) -> ModelArgs:
+        return ModelArgs(self.train.model, self.num_classes, self.train.dropout)
+
+    def input_spec(self) -> InputSpec:
+        """How evaluation and prediction feed the model: no augmentation."""
+        return self.train.input_spec(train=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        """Parse config.json; fields missing from older skpipe versions take their defaults."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
+            raise ValueError("no train options")
+        known = {f.name for f in fields(cls)}
+        train = TrainConfig(**data["train"])
+        return cls(**{"cache": train.cache, **{k: v for k, v in data.items() if k in known},
+                      "train": train, "class_names": tuple(data["class_names"])})
+
+
+@dataclass(frozen=True)
+class Run:
+    """A training run directory: its config and the names of its files."""
+
+    directory: Path
+    config: RunConfig
+
+    @property
+    def model(self) -> str:
+        return self.config.train.model
+
+    @property
+    def split(self) -> str:
+        return self.config.train.split
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.class_names)
+
+    def checkpoint(self, name: str) -> Path:
+        """`best` / `last` in the run's checkpoints, or any path."""
+        return checkpoint_file(self.directory, name) if name in ("best", "last") else Path(name)
+
+    def report(self, subset: str) -> Path:
+        return eval_dir(self.directory, subset) / "report.json"
+
+    def open_cache(self, cache_dir: Location | None = None) -> Cache:
+        """The run's cache (or `cache_dir`), refused if it was rebuilt since the run."""
+        from pipeline.data.cache import open_cache
+
+        cache = open_cache(cache_dir or self.config.cache)
+        if not cache.built_as(self.config.manifest_hash):
+            raise SkpipeError(f"the cache at {cache.directory} changed since {self.directory} was "
+                              "trained (manifest hash differs); use the cache it was trained on")
+        return cache
+
+
+def is_run(path: Path) -> bool:
+    return (Path(path) / CONFIG_NAME).exists()
+
+
+def open_run(run_dir: Path) -> Run:
+    """The run in `run_dir`, its config.json parsed and validated (one line if it is not)."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_NAME
+    if not path.exists():
+        raise SkpipeError(f"{run_dir} is not a skpipe run ({CONFIG_NAME} missing)")
+    try:
+        config = RunConfig.from_json(path.read_text())
+    except SkpipeError as e:
+        raise SkpipeError(f"{path}: {e}") from None
+    except (ValueError, TypeError, KeyError, OSError):
+        raise SkpipeError(f"{path}: malformed run config") from None
+    return Run(run_dir, config)
+
+
+def create_run(out: str | Path, model: str, split: str) -> Path:
+    """A new, empty run directory `OUT/MODEL-SPLIT-STAMP` (suffixed when the name is taken)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"split{split}" if split.isdigit() else re.sub(r"[^A-Za-z0-9_.-]", "_", split)
+    base = Path(out) / f"{model}-{name}-{stamp}"
+    run, n = base, 1
+    while run.exists():
+        n += 1
+        run = base.with_name(f"{base.name}-{n}")
+    try:
+        (run / "checkpoints").mkdir(parents=True)
+    except OSError as e:
+        raise SkpipeError(f"cannot create the run directory {run}: {e.strerror or e}") from None
+    return run
+
+
+def write_config(run_dir: Path, config: RunConfig) -> None:
+    atomic_write_text(Path(run_dir) / CONFIG_NAME, config.to_json())

@@ -1,0 +1,96 @@
+"""`skpipe train`'s options as one frozen, validated dataclass: the `train` block of a run's
+config.json (owned by `pipeline.run.config`).
+
+Plain Python (no torch), so that reading a run directory, as `compare` does, stays light.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from models import MODELS
+from pipeline import SkpipeError
+from pipeline.inputs.augment import Augment
+from pipeline.inputs.features import InputSpec
+
+DEFAULT_EPOCHS = {"lstm": 50, "stgcn": 100, "stgcnpp": 80}
+PRECISIONS = ("fp32", "bf16", "fp16")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("plateau", "cosine")
+LOADERS = ("auto", "memory", "stream")
+DEVICES = ("auto", "cpu", "cuda")
+RESUME_RUNTIME = ("device", "threads", "workers", "loader")  # what a resumed run may change
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    cache: str = "cache"
+    split: str = "1"  # protocol name: "1".."3", "xsub", "xview", "default", ...
+    epochs: int = 0  # 0: the model's default (50 lstm, 100 stgcn)
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.5
+    frames: int = 300
+    precision: str = "fp32"
+    threads: int = 0  # applied by the CLI (0: every usable core); a run records the threads that ran
+    workers: int = 0
+    seed: int = 0
+    patience: int = 0  # early stop after this many epochs without a better val acc; 0: off
+    lr_patience: int = 5  # ReduceLROnPlateau
+    lr_factor: float = 0.5
+    loader: str = "auto"
+    checkpoint_every: int = 10
+    out: str = "runs"
+    device: str = "auto"
+    lr_scaling: str = "linear"  # distributed: lr x world size (the effective batch grows as much)
+    # beyond the seed (each one recorded in the run; the seed recipe leaves them as here)
+    feats: str = "j"  # input stream: j, b, jm, bm
+    normalize: str = "none"  # none | pyskl | body
+    flip: float = 0.0
+    rotate: float = 0.0
+    scale: float = 0.0
+    shift: float = 0.0
+    optimizer: str = "adam"  # adam | sgd (Nesterov momentum)
+    momentum: float = 0.9
+    schedule: str = "plateau"  # plateau | cosine (per step, after `warmup` epochs of linear warm-up)
+    warmup: int = 0
+    label_smoothing: float = 0.0
+    test_clips: int = 1  # temporal clips `evaluate` averages by default
+    recipe: str = "seed"
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise SkpipeError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
+        object.__setattr__(self, "split", str(self.split))  # runs of skpipe <= 0.1 stored an int
+        if not self.split:
+            raise SkpipeError("--split must name a protocol (see `skpipe info`)")
+        for name, allowed in (("precision", PRECISIONS), ("optimizer", OPTIMIZERS),
+                              ("schedule", SCHEDULES), ("loader", LOADERS), ("device", DEVICES),
+                              ("lr_scaling", ("linear", "none"))):
+            if getattr(self, name) not in allowed:
+                raise SkpipeError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
+                                  f"got {getattr(self, name)!r}")
+        for name, ok, rule in (
+            ("epochs", self.epochs >= 0, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"), ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("dropout", 0 <= self.dropout < 1, "in [0, 1)"), ("frames", self.frames >= 1, ">= 1"),
+            ("threads", self.threads >= 0, ">= 0"), ("workers", self.workers >= 0, ">= 0"),
+            ("patience", self.patience >= 0, ">= 0"), ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("warmup", self.warmup >= 0, ">= 0"), ("test_clips", self.test_clips >= 1, ">= 1"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"),
+        ):
+            if not ok:
+                raise SkpipeError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}")
+        self.input_spec()  # refuses an unknown stream, normalisation or augmentation range
+
+    def input_spec(self, train: bool = True) -> InputSpec:
+        aug = Augment(self.flip, self.rotate, self.scale, self.shift) if train else Augment()
+        return InputSpec(self.frames, self.feats, self.normalize, aug)
+
+    def resolved(self) -> TrainConfig:
+        threads = self.threads or len(os.sched_getaffinity(0))
+        return replace(self, epochs=self.epochs or DEFAULT_EPOCHS[self.model], threads=threads)

@@ -1,0 +1,1 @@
+"""Source: raw PYSKL pickles, read safely (opcode scan, restricted unpickler) or made (`synth`)."""

@@ -1,0 +1,1 @@
+"""Train: `skpipe train` (fit, resume, distributed data parallel)."""

@@ -1,0 +1,73 @@
+"""Checkpoints never run code: every format torch.save writes, and a bare pickle, are refused."""
+
+import os
+import pickle
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli.main import main
+from pipeline import SkpipeError
+from pipeline.run.checkpoint import load_checkpoint
+from pipeline.train.fit import TrainConfig, fit
+
+
+class Payload:
+    """Unpickling this calls os.system, which would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _write(path, obj, fmt):
+    if fmt == "zip":
+        torch.save(obj, path)
+    elif fmt == "legacy":
+        torch.save(obj, path, _use_new_zipfile_serialization=False)
+    else:
+        path.write_bytes(pickle.dumps(obj))
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(out), epochs=1, frames=8,
+                           threads=1)).run_dir
+
+
+@pytest.mark.parametrize("fmt", ["zip", "legacy", "bare"])
+def test_malicious_checkpoint_is_refused_without_running(tmp_path, fmt, trained_run):
+    marker = tmp_path / "pwned"
+    good = torch.load(trained_run / "checkpoints" / "best.pt", weights_only=True)
+    for obj in (Payload(marker), {**good, "extra": Payload(marker)}):
+        path = tmp_path / f"evil-{fmt}.pt"
+        _write(path, obj, fmt)
+        with pytest.raises(SkpipeError, match="refused|unreadable"):
+            load_checkpoint(path)
+        r = CliRunner().invoke(main, ["evaluate", str(trained_run), "--checkpoint", str(path), "--force"])
+        assert r.exit_code != 0 and "Traceback" not in r.output
+        assert not marker.exists(), "the checkpoint ran code"
+
+
+def test_replaced_last_pt_is_refused_on_resume(tmp_path, synth_cache):
+    run = fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(tmp_path), epochs=1, frames=8,
+                          threads=1)).run_dir
+    marker = tmp_path / "pwned"
+    good = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    torch.save({**good, "extra": Payload(marker)}, run / "checkpoints" / "last.pt")
+    r = CliRunner().invoke(main, ["train", "lstm", "--cache", str(synth_cache), "--resume", str(run),
+                                  "--epochs", "2"])
+    assert r.exit_code != 0 and "refused" in r.output and "Traceback" not in r.output
+    assert not marker.exists()
+
+
+def test_our_checkpoints_load_with_weights_only(trained_run):
+    ckpt = load_checkpoint(trained_run / "checkpoints" / "last.pt")
+    assert isinstance(ckpt.rng, torch.Tensor) and ckpt.args.name == "lstm"
+    with pytest.raises(SkpipeError, match="not a skpipe checkpoint"):
+        torch.save({"weights": torch.zeros(1)}, trained_run / "other.pt")
+        load_checkpoint(trained_run / "other.pt")
