@@ -84,7 +84,7 @@ def main() -> None:
         n_pred = sum(1 for _ in iter_predictions(run, big))
         pred.append(n_pred / (time.perf_counter() - t0))
         t0 = time.perf_counter()
-        n_eval = evaluate_run(run, "train", force=True)["report"]["samples"]
+        n_eval = evaluate_run(run, "train", force=True).report.samples
         ev.append(n_eval / (time.perf_counter() - t0))
     mib = {k: v / 2**20 for k, v in mem.items()}
     result = {

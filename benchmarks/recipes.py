@@ -26,9 +26,10 @@ import torch
 from pipeline.data.cache import ingest, open_cache
 from pipeline.data.splits import SplitConfig, write_splits
 from pipeline.infer.evaluate import ensemble_runs, evaluate_run
+from pipeline.run.config import open_run
 from pipeline.run.recipes import recipe_options
 from pipeline.run.runtime import configure_cpu
-from pipeline.train.fit import TrainConfig, fit, saved_config
+from pipeline.train.fit import TrainConfig, fit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {  # name: (pickle, build-splits options)
@@ -72,9 +73,9 @@ def run_one(work: Path, key: str, data: str, split: str, model: str, recipe: str
                            "best_val_acc": s.best_val_acc}
     for subset in subsets:
         t0 = time.perf_counter()
-        r = evaluate_run(s.run_dir, subset, force=True)["report"]
-        row[f"{subset}_acc"] = r["accuracy"]
-        row[f"{subset}_clips_per_s"] = r["samples"] * r["clips"] / (time.perf_counter() - t0)
+        r = evaluate_run(s.run_dir, subset, force=True).report
+        row[f"{subset}_acc"] = r.scores.accuracy
+        row[f"{subset}_clips_per_s"] = r.samples * r.clips / (time.perf_counter() - t0)
     with open(work / "results.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{key}: val {row.get('val_acc', float('nan')):.3f} test {row.get('test_acc', float('nan')):.3f} "
@@ -134,7 +135,7 @@ def reusable(have: dict[str, dict[str, Any]], data: str, split: str, model: str,
     for r in have.values():
         if not r["key"].startswith("select/") or (r["data"], r["split"]) != (data, split):
             continue
-        used = asdict(saved_config(Path(r["run"])))
+        used = asdict(open_run(Path(r["run"])).config.train)
         if all(used[k] == v for k, v in want.items() if k not in ignore):
             return r
     return None
@@ -142,9 +143,10 @@ def reusable(have: dict[str, dict[str, Any]], data: str, split: str, model: str,
 
 def add_test(work: Path, key: str, earlier: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    r = evaluate_run(Path(earlier["run"]), "test", force=True)["report"]
-    row = {**earlier, "key": key, "options": {"feats": "j", **earlier["options"]}, "test_acc": r["accuracy"],
-           "test_clips_per_s": r["samples"] * r["clips"] / (time.perf_counter() - t0)}
+    rep = evaluate_run(Path(earlier["run"]), "test", force=True).report
+    row = {**earlier, "key": key, "options": {"feats": "j", **earlier["options"]},
+           "test_acc": rep.scores.accuracy,
+           "test_clips_per_s": rep.samples * rep.clips / (time.perf_counter() - t0)}
     with open(work / "results.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{key}: reused {earlier['key']}; test {row['test_acc']:.3f}", flush=True)
@@ -168,7 +170,7 @@ def fuse(work: Path, have: dict[str, dict[str, Any]], data: str, split: str, see
         for subset in ("val", "test"):
             r = ensemble_runs(runs, subset=subset, out=work / "ensembles" / f"{data}-{split}-{name}-{seed}"
                               / subset, force=True)
-            row[f"{subset}_acc"] = r["report"]["accuracy"]
+            row[f"{subset}_acc"] = r.report.scores.accuracy
         with open(work / "results.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         have[key] = row

@@ -33,18 +33,14 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cac
     configure_process()
     with console.status(f"Evaluating {run_dir} on {subset}"):
         r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force, device=device)
-    rep = r["report"]
-    t = Table(title=f"{rep['model']} · split {escape(str(rep['split']))} · {subset}", show_header=False)
-    t.add_row("clips", f"{rep['samples']:,}, {rep['clips']} temporal clip(s) each, "
-              f"{Path(rep['checkpoint']).name}")
-    t.add_row("top-1 accuracy", f"{rep['accuracy']:.2%}")
-    t.add_row("top-5 accuracy", f"{rep['top5_accuracy']:.2%}")
-    t.add_row("mean class accuracy", f"{rep['mean_class_accuracy']:.2%}")
-    for kind in ("macro", "weighted"):
-        a = rep[kind]
-        t.add_row(f"{kind} P / R / F1", f"{a['precision']:.4f} / {a['recall']:.4f} / {a['f1']:.4f}")
+    rep = r.report
+    t = Table(title=f"{rep.model} · split {escape(str(rep.split))} · {subset}", show_header=False)
+    t.add_row("clips", f"{rep.samples:,}, {rep.clips} temporal clip(s) each, {Path(rep.checkpoint).name}")
+    _score_rows(t, rep.scores)
+    for kind, a in (("macro", rep.scores.macro), ("weighted", rep.scores.weighted)):
+        t.add_row(f"{kind} P / R / F1", f"{a.precision:.4f} / {a.recall:.4f} / {a.f1:.4f}")
     console.print(t)
-    pc = r["per_class"]
+    pc = r.per_class
     weak = pc[pc["support"] > 0].sort_values(["f1", "support"]).head(10)
     w = Table(title="Ten weakest classes (by F1)")
     for col in ("class", "support", "precision", "recall", "F1"):
@@ -52,8 +48,14 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cac
     for row in weak.itertuples():
         w.add_row(row._1, str(row.support), f"{row.precision:.2f}", f"{row.recall:.2f}", f"{row.f1:.2f}")
     console.print(w)
-    console.print(f"written: {escape(str(r['out']))}/report.json, per_class.csv, confusion.csv, "
+    console.print(f"written: {escape(str(r.out))}/report.json, per_class.csv, confusion.csv, "
                   "confusion.png", soft_wrap=True)
+
+
+def _score_rows(t: Table, scores: Any) -> None:
+    t.add_row("top-1 accuracy", f"{scores.accuracy:.2%}")
+    t.add_row("top-5 accuracy", f"{scores.top5_accuracy:.2%}")
+    t.add_row("mean class accuracy", f"{scores.mean_class_accuracy:.2%}")
 
 
 def _compare_table(df: Any, warnings: list[str], title: str) -> Table:
@@ -135,16 +137,14 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
     configure_process()
     with console.status(f"Fusing {len(run_dirs)} runs on {subset}"):
         r = ensemble_runs(list(run_dirs), w, subset, clips, out, force, checkpoint, device)
-    rep = r["report"]
-    t = Table(title=f"Ensemble of {len(run_dirs)} runs · split {rep['split']} · {subset} · "
-              f"{rep['samples']:,} clips", show_header=False)
-    for run, wt, feats in zip(rep["runs"], rep["weights"], rep["feats"], strict=True):
-        t.add_row(f"{Path(run).name}", f"stream {feats}, weight {wt:g}")
-    t.add_row("top-1 accuracy", f"{rep['accuracy']:.2%}")
-    t.add_row("top-5 accuracy", f"{rep['top5_accuracy']:.2%}")
-    t.add_row("mean class accuracy", f"{rep['mean_class_accuracy']:.2%}")
+    rep = r.report
+    t = Table(title=f"Ensemble of {len(run_dirs)} runs · split {escape(rep.split)} · {subset} · "
+              f"{rep.samples:,} clips", show_header=False)
+    for run, wt, feats in zip(rep.runs, rep.weights, rep.feats, strict=True):
+        t.add_row(escape(Path(run).name), f"stream {feats}, weight {wt:g}")
+    _score_rows(t, rep.scores)
     console.print(t)
-    console.print(f"written: {escape(str(r['out']))}/report.json, per_class.csv, confusion.csv, "
+    console.print(f"written: {escape(str(r.out))}/report.json, per_class.csv, confusion.csv, "
                   "confusion.png", soft_wrap=True)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline import SkpipeError
+from pipeline.infer.report import Report, read_report
 from pipeline.run.config import open_run
 from pipeline.run.metrics import read_metrics
 
@@ -39,7 +40,7 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
         if not report_path.exists():
             raise SkpipeError(f"{run.directory} has no {subset} evaluation "
                               f"(run `skpipe evaluate {run.directory} --subset {subset}` first)")
-        rep = json.loads(report_path.read_text())
+        rep = read_report(report_path, Report)
         metrics = read_metrics(run.directory)
         secs = [m.seconds for m in metrics]
         train = run.config.train
@@ -47,12 +48,12 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
         rows.append({
             "run": run.directory.name, "model": run.model, "feats": train.feats,
             "recipe": train.recipe, "seed": train.seed, "epochs": len(metrics),
-            "accuracy": rep["accuracy"], "weighted_f1": rep["weighted"]["f1"],
-            "macro_f1": rep["macro"]["f1"], "parameters": rep["parameters"],
+            "accuracy": rep.scores.accuracy, "weighted_f1": rep.scores.weighted.f1,
+            "macro_f1": rep.scores.macro.f1, "parameters": rep.parameters,
             "train_s_per_epoch": sum(secs) / len(secs) if secs else float("nan"),
-            "split": run.split, "subset": subset, "clips": rep["clips"],
+            "split": run.split, "subset": subset, "clips": rep.clips,
             "config": json.dumps({**config, "manifest_hash": run.config.manifest_hash,
-                                  "clips": rep["clips"]}, sort_keys=True),
+                                  "clips": rep.clips}, sort_keys=True),
         })
         caches.setdefault(run.config.manifest_hash, []).append(run.directory.name)
     if not rows:

@@ -7,7 +7,7 @@ over K fixed temporal clips per sample, as PYSKL / MMAction2 report skeleton res
 from __future__ import annotations
 
 import io
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from pipeline.data.splits import SUBSETS
 from pipeline.files.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.files.location import Location
 from pipeline.infer.inference import clip_probs, load_run_model, prefetch
+from pipeline.infer.report import REPORT_NAME, Averages, EnsembleReport, Report, Scores, to_json
 from pipeline.inputs.dataset import LoaderConfig, SkeletonDataset
 from pipeline.run.config import Run, eval_dir, open_run
 from pipeline.run.runtime import CPU, inference_precision, resolve_device
@@ -73,9 +74,25 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str
     }
 
 
+def scores_of(m: dict[str, Any]) -> Scores:
+    return Scores(m["accuracy"], m["top5_accuracy"], m["mean_class_accuracy"], Averages(**m["macro"]),
+                  Averages(**m["weighted"]))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate_run` and `ensemble_runs` return: the report as written, the per-class
+    table, where they were written, and (for an ensemble) the fused probabilities (N, classes)."""
+
+    report: Report | EnsembleReport
+    per_class: pd.DataFrame
+    out: Path
+    probs: np.ndarray | None = None
+
+
 def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int | None = None,
                  cache_dir: Location | None = None, force: bool = False, device: str = "cpu",
-                 batch_size: int = 64) -> dict[str, Any]:
+                 batch_size: int = 64) -> Evaluation:
     """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...}."""
     if subset not in SUBSETS:
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
@@ -85,26 +102,25 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
     if clips < 1:
         raise SkpipeError(f"--clips must be >= 1, got {clips}")
     out = eval_dir(run.directory, subset)
-    if (out / "report.json").exists() and not force:
-        raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
+    if (out / REPORT_NAME).exists() and not force:
+        raise SkpipeError(f"{out / REPORT_NAME} already exists (use --force to replace it)")
     cache = run.open_cache(cache_dir)
     model, ckpt_path = load_run_model(run, checkpoint)
     probs, y, samples = predict_subset(model, cache, run, subset, clips, dev, batch_size)
     names = run.class_names
     m = compute_metrics(y, probs, names)
     t = run.config.train
-    report = {
-        "run": str(run.directory), "model": run.model, "split": run.split, "subset": subset,
-        "checkpoint": str(ckpt_path), "clips": clips, "samples": int(len(y)),
-        "parameters": count_parameters(model), "manifest_hash": run.config.manifest_hash,
-        "device": str(dev), "frames": t.frames, "feats": t.feats,
-        **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
-    }
+    report = Report(
+        run=str(run.directory), model=run.model, split=run.split, subset=subset,
+        checkpoint=str(ckpt_path), clips=clips, samples=int(len(y)), parameters=count_parameters(model),
+        manifest_hash=run.config.manifest_hash, device=str(dev), frames=t.frames, feats=t.feats,
+        scores=scores_of(m))
     write_report(out, report, m, names, f"{run.directory.name} · {subset}")
-    return {"report": report, "per_class": m["per_class"], "out": out}
+    return Evaluation(report, m["per_class"], out)
 
 
-def write_report(out: Path, report: dict[str, Any], m: dict[str, Any], names: list[str], title: str) -> None:
+def write_report(out: Path, report: Report | EnsembleReport, m: dict[str, Any], names: list[str],
+                 title: str) -> None:
     """report.json, per_class.csv, confusion.csv and confusion.png in `out`; report.json last, so
     its presence means the evaluation is complete."""
     out.mkdir(parents=True, exist_ok=True)
@@ -112,12 +128,12 @@ def write_report(out: Path, report: dict[str, Any], m: dict[str, Any], names: li
     conf = pd.DataFrame(m["confusion"], index=names, columns=names)
     atomic_write_text(out / "confusion.csv", conf.to_csv())
     atomic_write_bytes(out / "confusion.png", confusion_png(m["confusion"], names, title))
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / REPORT_NAME, to_json(report))
 
 
 def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subset: str = "test",
                   clips: int | None = None, out: Path | None = None, force: bool = False,
-                  checkpoint: str = "best", device: str = "cpu") -> dict[str, Any]:
+                  checkpoint: str = "best", device: str = "cpu") -> Evaluation:
     """Fuse the softmax probabilities of runs on one cache and protocol (PYSKL's 2- and 4-stream
     fusion): a weighted mean, evaluated and written like `evaluate`."""
     if len(run_dirs) < 2:
@@ -141,8 +157,8 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
                 raise SkpipeError(f"{r.directory} and {first.directory} differ in {what}: "
                                   "only runs on the same cache, protocol and classes can be fused")
     out = out or first.directory.parent / ("ensemble-" + "+".join(r.directory.name for r in runs))[:200]
-    if (out / "report.json").exists() and not force:
-        raise SkpipeError(f"{out / 'report.json'} already exists (use --force to replace it)")
+    if (out / REPORT_NAME).exists() and not force:
+        raise SkpipeError(f"{out / REPORT_NAME} already exists (use --force to replace it)")
     models = [load_run_model(r, checkpoint) for r in runs]  # refuses a run without a checkpoint first
     fused: np.ndarray | None = None
     labels = samples = None
@@ -157,14 +173,12 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
     fused /= sum(weights)
     names = first.class_names
     m = compute_metrics(labels, fused, names)
-    report = {
-        "runs": [str(r.directory) for r in runs], "weights": weights, "split": first.split,
-        "subset": subset, "samples": int(len(labels)), "manifest_hash": first.config.manifest_hash,
-        "feats": [r.config.train.feats for r in runs], "device": str(dev),
-        **{k: m[k] for k in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted")},
-    }
+    report = EnsembleReport(
+        runs=[str(r.directory) for r in runs], weights=weights, split=first.split, subset=subset,
+        samples=int(len(labels)), manifest_hash=first.config.manifest_hash,
+        feats=[r.config.train.feats for r in runs], device=str(dev), scores=scores_of(m))
     write_report(out, report, m, names, f"ensemble of {len(runs)} runs · {subset}")
-    return {"report": report, "per_class": m["per_class"], "out": out, "probs": fused}
+    return Evaluation(report, m["per_class"], out, fused)
 
 
 def worst_pairs(confusion: np.ndarray, k: int = 10) -> list[tuple[int, int, float]]:

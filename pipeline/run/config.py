@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pipeline.files.location import Location
 
 CONFIG_NAME = "config.json"
+REPORT_NAME = "report.json"  # an evaluation's summary: its contract is pipeline.infer.report
 
 
 def checkpoint_file(run_dir: Path, name: str) -> Path:
@@ -124,7 +125,7 @@ class Run:
         return checkpoint_file(self.directory, name) if name in ("best", "last") else Path(name)
 
     def report(self, subset: str) -> Path:
-        return eval_dir(self.directory, subset) / "report.json"
+        return eval_dir(self.directory, subset) / REPORT_NAME
 
     def open_cache(self, cache_dir: Location | None = None) -> Cache:
         """The run's cache (or `cache_dir`), refused if it was rebuilt since the run."""

@@ -11,7 +11,8 @@ import pytest
 from pipeline import SkpipeError
 from pipeline.data.cache import ingest, open_cache
 from pipeline.files.atomic import atomic_write_text, recover_replaced
-from pipeline.run.checkpoint import save_checkpoint
+from pipeline.run.checkpoint import Checkpoint, save_checkpoint
+from pipeline.run.config import ModelArgs
 from pipeline.run.runlog import run_lock
 
 
@@ -60,7 +61,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch):
 def test_checkpoint_write_failure_leaves_no_temporary(tmp_path):
     (tmp_path / "ro").mkdir()
     with pytest.raises(SkpipeError, match="cannot write"):
-        save_checkpoint({"model": {}}, tmp_path / "ro" / "missing-dir" / "last.pt")
+        save_checkpoint(Checkpoint(ModelArgs("lstm", 2), {}), tmp_path / "ro" / "missing-dir" / "last.pt")
     assert list((tmp_path / "ro").iterdir()) == []
 
 

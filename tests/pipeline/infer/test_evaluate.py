@@ -13,6 +13,7 @@ from pipeline import SkpipeError
 from pipeline.infer.compare import compare_runs, to_markdown
 from pipeline.infer.evaluate import compute_metrics, confusion_png, evaluate_run, worst_pairs
 from pipeline.infer.predict import predict_file, prepare
+from pipeline.infer.report import Report, read_report, to_json
 from pipeline.source.raw import read_raw
 from pipeline.train.fit import TrainConfig, fit
 from tests.conftest import TEST_DATA
@@ -86,7 +87,8 @@ def test_report_files_and_refusals(synth_cache, tmp_path):
     r = evaluate_run(run_dir, "test", clips=2)
     out = run_dir / "eval" / "test"
     rep = json.loads((out / "report.json").read_text())
-    assert rep["clips"] == 2 and rep == r["report"] and rep["samples"] > 0
+    assert rep["clips"] == 2 and rep == json.loads(to_json(r.report)) and rep["samples"] > 0
+    assert read_report(out / "report.json", Report) == r.report  # the contract round-trips
     for key in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted", "parameters",
                 "checkpoint"):
         assert key in rep

@@ -55,9 +55,9 @@ def test_ensemble_is_the_weighted_mean_of_its_runs(two_streams, tmp_path):
         p, y, _ = predict_subset(model, run.open_cache(), run, "test", 2)
         probs.append(p)
     r = ensemble_runs(two_streams, [3.0, 1.0], "test", clips=2, out=tmp_path / "ens")
-    np.testing.assert_allclose(r["probs"], (3 * probs[0] + probs[1]) / 4, rtol=1e-5)
+    np.testing.assert_allclose(r.probs, (3 * probs[0] + probs[1]) / 4, rtol=1e-5)
     rep = json.loads((tmp_path / "ens" / "report.json").read_text())
-    assert rep["accuracy"] == pytest.approx(float((r["probs"].argmax(1) == y).mean()))
+    assert rep["accuracy"] == pytest.approx(float((r.probs.argmax(1) == y).mean()))
     assert rep["feats"] == ["j", "b"] and (tmp_path / "ens" / "confusion.png").exists()
 
 

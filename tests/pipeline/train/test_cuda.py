@@ -1,12 +1,15 @@
 """The CUDA path: training (bf16, fp16 with loss scaling), evaluation, prediction and resume on a
 GPU agree with the CPU path. Skipped where no GPU is present (CI); run on a GPU machine."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from pipeline.infer.evaluate import evaluate_run
 from pipeline.infer.predict import predict_file
+from pipeline.infer.report import to_json
 from pipeline.run.config import open_run
 from pipeline.run.metrics import read_metrics
 from pipeline.train.fit import TrainConfig, fit
@@ -28,8 +31,8 @@ def test_trains_on_the_gpu(cuda_run):
 
 
 def test_evaluation_on_gpu_and_cpu_agree(cuda_run):
-    gpu = evaluate_run(cuda_run, "test", device="cuda")["report"]
-    cpu = evaluate_run(cuda_run, "test", device="cpu", force=True)["report"]
+    gpu = json.loads(to_json(evaluate_run(cuda_run, "test", device="cuda").report))
+    cpu = json.loads(to_json(evaluate_run(cuda_run, "test", device="cpu", force=True).report))
     assert gpu["device"].startswith("cuda") and cpu["device"] == "cpu"
     assert gpu["samples"] == cpu["samples"]
     assert abs(gpu["accuracy"] - cpu["accuracy"]) <= 1 / gpu["samples"] + 1e-9  # TF32: one tie may flip
@@ -50,8 +53,8 @@ def test_fp16_with_loss_scaling(synth_cache, tmp_path):
     s = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path), epochs=2, frames=16,
                         device="cuda", precision="fp16"))
     assert all(np.isfinite(r.train_loss) for r in read_metrics(s.run_dir))
-    rep = evaluate_run(s.run_dir, "val", device="cpu")["report"]  # fp16 run, evaluated in fp32 on CPU
-    assert 0 <= rep["accuracy"] <= 1
+    rep = evaluate_run(s.run_dir, "val", device="cpu").report  # fp16 run, evaluated in fp32 on CPU
+    assert 0 <= rep.scores.accuracy <= 1
 
 
 def test_a_cpu_run_resumes_on_the_gpu(synth_cache, tmp_path):

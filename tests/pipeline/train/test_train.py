@@ -107,6 +107,6 @@ def test_train_and_evaluate_from_an_fsspec_url(synth_cache, tmp_path):
     assert cache.manifest_hash == open_cache(synth_cache).manifest_hash
     s = fit(TrainConfig(model="lstm", cache=url, out=str(tmp_path), **{**TINY, "epochs": 1}))
     assert json.loads((s.run_dir / "config.json").read_text())["cache"] == url
-    assert evaluate_run(s.run_dir, "test")["report"]["samples"] > 0
+    assert evaluate_run(s.run_dir, "test").report.samples > 0
     file_url = f"file://{synth_cache}"
     assert open_cache(file_url).manifest.num_samples == cache.manifest.num_samples

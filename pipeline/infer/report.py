@@ -1,0 +1,113 @@
+"""report.json, an evaluation's summary: written and read here, and nowhere else.
+
+`Report` is `evaluate`'s, `EnsembleReport` is `ensemble`'s; both carry the same `Scores`. The file
+is flat JSON (the scores at the top level, as skpipe 0.1 wrote it), so pandas or jq read it as
+they did. Light (json, dataclasses): `compare` reads reports without importing torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pipeline import SkpipeError
+from pipeline.files.location import MAX_JSON_BYTES, read_bytes
+from pipeline.run.config import REPORT_NAME
+
+__all__ = ["REPORT_NAME", "Averages", "EnsembleReport", "Report", "Scores", "read_report", "to_json"]
+
+
+@dataclass(frozen=True)
+class Averages:
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Every figure of an evaluation, from scikit-learn (`pipeline.infer.evaluate.compute_metrics`)."""
+
+    accuracy: float
+    top5_accuracy: float
+    mean_class_accuracy: float
+    macro: Averages
+    weighted: Averages
+
+
+@dataclass(frozen=True)
+class Report:
+    """One run evaluated on one subset of its protocol."""
+
+    run: str
+    model: str
+    split: str
+    subset: str
+    checkpoint: str
+    clips: int
+    samples: int
+    parameters: int
+    manifest_hash: str
+    device: str
+    frames: int
+    feats: str
+    scores: Scores
+
+
+@dataclass(frozen=True)
+class EnsembleReport:
+    """Runs fused on one subset: their weighted mean of class probabilities."""
+
+    runs: list[str]
+    weights: list[float]
+    split: str
+    subset: str
+    samples: int
+    manifest_hash: str
+    feats: list[str]
+    device: str
+    scores: Scores
+
+
+R = TypeVar("R", Report, EnsembleReport)
+
+
+def to_json(report: Report | EnsembleReport) -> str:
+    """Flat JSON: the scores beside the report's other fields; NaN is refused (not JSON)."""
+    data = asdict(report)
+    data.update(data.pop("scores"))
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def from_json(cls: type[R], text: str | bytes) -> R:
+    """A report of `cls` from its flat JSON; ValueError for anything else."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    try:
+        parsed: Scores = Scores(data["accuracy"], data["top5_accuracy"], data["mean_class_accuracy"],
+                        Averages(**data["macro"]), Averages(**data["weighted"]))
+        rest = {f.name: data[f.name] for f in fields(cls) if f.name != "scores"}
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"a field is missing or malformed ({e})") from None
+    numbers = [parsed.accuracy, parsed.top5_accuracy, parsed.mean_class_accuracy,
+               *asdict(parsed.macro).values(), *asdict(parsed.weighted).values()]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+        raise ValueError("a score is not a finite number")
+    kwargs: dict[str, Any] = {**rest, "scores": parsed}
+    return cls(**kwargs)
+
+
+def read_report(path: Path, cls: type[R]) -> R:
+    """The report at `path`, checked; one line naming the file when it is not one."""
+    try:
+        return from_json(cls, read_bytes(path, MAX_JSON_BYTES))
+    except ValueError as e:
+        raise SkpipeError(f"{path}: not a skpipe {cls.__name__.replace('Report', ' report').strip()} "
+                          f"({str(e)[:100]}); evaluate again with --force") from None
