@@ -8,13 +8,10 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from cli.options import cache_option, force_option
 from cli.ui import console, human_bytes, stage_progress, user_errors
 from pipeline import SkpipeError
-
-cache_option = click.option(
-    "--cache", "cache_dir", default="cache", show_default=True, envvar="SKPIPE_CACHE",
-    show_envvar=True, help="Cache directory, or for reading commands any fsspec URL (file://, s3://, ...).",
-)
+from pipeline.data.preprocess import DTYPES
 
 
 @click.command()
@@ -23,7 +20,7 @@ cache_option = click.option(
 @click.option("--per-class", default=40, show_default=True, help="Clips per class.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--full", is_flag=True, help="UCF101-sized: 101 classes, 13,320 clips.")
-@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@force_option("OUT if it exists")
 @user_errors
 def synth(out: Path, classes: int, per_class: int, seed: int, full: bool, force: bool) -> None:
     """Write a synthetic skeleton pickle in the real PYSKL UCF101 format to OUT."""
@@ -41,11 +38,11 @@ def synth(out: Path, classes: int, per_class: int, seed: int, full: bool, force:
 @click.command()
 @click.argument("raw", type=click.Path(path_type=Path))
 @cache_option
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPES), default=DTYPES[0], show_default=True)
 @click.option("--chunk", default=64, show_default=True, help="Samples per Zarr chunk.")
 @click.option("--class-names", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Text file with one class name per line, in label order.")
-@click.option("--force", is_flag=True, help="Replace an existing cache.")
+@force_option("an existing cache")
 @user_errors
 def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path | None,
            force: bool) -> None:
@@ -86,7 +83,7 @@ def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path 
 @click.option("--test-fraction", default=0.3, show_default=True,
               help="Test fraction of the stratified fallback (no split in the pickle, no groups).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--force", is_flag=True, help="Replace existing splits.")
+@force_option("existing splits")
 @user_errors
 def build_splits(cache_dir: str, protocols: tuple[str, ...], group_by: str | None, val_fraction: float,
                  test_fraction: float, seed: int, force: bool) -> None:

@@ -10,31 +10,41 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from cli.ui import configure_process, console, user_errors
-
-run_dir_arg = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+from cli.options import (
+    checkpoint_option,
+    clips_option,
+    device_option,
+    force_option,
+    run_cache_option,
+    run_dir_argument,
+    run_dirs_argument,
+    subset_option,
+    threads_option,
+)
+from cli.ui import configure_process, console, shown, user_errors
+from pipeline.infer.formats import FORMATS
 
 
 @click.command()
-@run_dir_arg
-@click.option("--subset", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
-@click.option("--checkpoint", default="best", show_default=True, help="best, last, or a .pt path.")
-@click.option("--clips", type=int,
-              help="Average softmax over K fixed temporal clips (default: the run's --test-clips).")
-@click.option("--cache", "cache_dir", help="The run's cache (path or URL), if it moved; the same build.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--force", is_flag=True, help="Replace an existing evaluation.")
+@run_dir_argument
+@subset_option()
+@checkpoint_option
+@clips_option
+@run_cache_option
+@device_option("cpu")
+@threads_option
+@force_option("an existing evaluation")
 @user_errors
 def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cache_dir: str | None,
-             device: str, force: bool) -> None:
+             device: str, threads: int | None, force: bool) -> None:
     """Evaluate a trained run on a subset of its split; write RUN_DIR/eval/<subset>/."""
     from pipeline.infer.evaluate import evaluate_run
 
-    configure_process()
+    configure_process(threads)
     with console.status(f"Evaluating {run_dir} on {subset}"):
         r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force, device=device)
     rep = r.report
-    t = Table(title=f"{rep.model} · split {escape(str(rep.split))} · {subset}", show_header=False)
+    t = Table(title=f"{rep.model} · split {shown(rep.split)} · {subset}", show_header=False)
     t.add_row("clips", f"{rep.samples:,}, {rep.clips} temporal clip(s) each, {Path(rep.checkpoint).name}")
     _score_rows(t, rep.scores)
     for kind, a in (("macro", rep.scores.macro), ("weighted", rep.scores.weighted)):
@@ -46,7 +56,8 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cac
     for col in ("class", "support", "precision", "recall", "F1"):
         w.add_column(col, justify="left" if col == "class" else "right")
     for row in weak.itertuples():
-        w.add_row(row._1, str(row.support), f"{row.precision:.2f}", f"{row.recall:.2f}", f"{row.f1:.2f}")
+        w.add_row(shown(row._1), str(row.support), f"{row.precision:.2f}", f"{row.recall:.2f}",
+                  f"{row.f1:.2f}")
     console.print(w)
     console.print(f"written: {escape(str(r.out))}/report.json, per_class.csv, confusion.csv, "
                   "confusion.png", soft_wrap=True)
@@ -82,12 +93,12 @@ def _seed_table(stats: Any, title: str) -> Table:
 
 
 @click.command()
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--subset", default="test", show_default=True)
+@run_dirs_argument
+@subset_option()
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Also write Markdown.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV.")
 @click.option("--split", help="Only the runs of this protocol.")
-@click.option("--force", is_flag=True, help="Replace existing --markdown / --csv files.")
+@force_option("existing --markdown / --csv files")
 @user_errors
 def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_path: Path | None,
             split: str | None, force: bool) -> None:
@@ -112,18 +123,21 @@ def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_
 
 
 @click.command()
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@run_dirs_argument
 @click.option("--weights", help="Comma-separated weight per run (default: equal), e.g. 1,1,0.5,0.5.")
-@click.option("--subset", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
-@click.option("--clips", type=click.IntRange(min=1), help="Temporal clips (default: each run's own).")
-@click.option("--checkpoint", default="best", show_default=True, help="best or last, in every run.")
+@subset_option()
+@clips_option
+@checkpoint_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Report directory (default: beside the first run, named after the runs).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--force", is_flag=True, help="Replace an existing report.")
+@run_cache_option
+@device_option("cpu")
+@threads_option
+@force_option("an existing report")
 @user_errors
 def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips: int | None,
-             checkpoint: str, out: Path | None, device: str, force: bool) -> None:
+             checkpoint: str, out: Path | None, cache_dir: str | None, device: str, threads: int | None,
+             force: bool) -> None:
     """Fuse the class probabilities of runs on one cache and protocol (e.g. joint + bone streams)."""
     from pipeline import SkpipeError
     from pipeline.infer.evaluate import ensemble_runs
@@ -134,9 +148,10 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
             w = [float(v) for v in weights.split(",")]
         except ValueError:
             raise SkpipeError(f"--weights must be numbers separated by commas, got {weights!r}") from None
-    configure_process()
+    configure_process(threads)
     with console.status(f"Fusing {len(run_dirs)} runs on {subset}"):
-        r = ensemble_runs(list(run_dirs), w, subset, clips, out, force, checkpoint, device)
+        r = ensemble_runs(list(run_dirs), w, subset, clips, out, force, checkpoint, device,
+                          cache_dir=cache_dir)
     rep = r.report
     t = Table(title=f"Ensemble of {len(run_dirs)} runs · split {escape(rep.split)} · {subset} · "
               f"{rep.samples:,} clips", show_header=False)
@@ -149,21 +164,23 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
 
 
 @click.command()
-@run_dir_arg
-@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript",
-              show_default=True)
+@run_dir_argument
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="torchscript", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write (default: RUN_DIR/export/model.pt or model.onnx).")
-@click.option("--checkpoint", default="best", show_default=True, help="best, last, or a .pt path.")
-@click.option("--force", is_flag=True, help="Replace an existing file.")
+@checkpoint_option
+@run_cache_option
+@threads_option
+@force_option("an existing file")
 @user_errors
-def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, force: bool) -> None:
+def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir: str | None,
+           threads: int | None, force: bool) -> None:
     """Write the run's model as TorchScript or ONNX, checked against PyTorch on real clips."""
     from pipeline.infer.export import TOLERANCE, export_run
 
-    configure_process()
+    configure_process(threads)
     with console.status(f"Exporting {run_dir} as {fmt}"):
-        r = export_run(run_dir, fmt, out, force, checkpoint)
+        r = export_run(run_dir, fmt, out, force, checkpoint, cache_dir=cache_dir)
     console.print(f"wrote {escape(str(r['path']))}: max |logit difference| vs PyTorch "
                   f"{r['max_abs_diff']:.1e} (limit {TOLERANCE:g}) on real clips "
                   f"{', '.join(str(s) for s in r['checked_batches'])}")
@@ -172,25 +189,26 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, force: bo
 
 
 @click.command()
-@run_dir_arg
+@run_dir_argument
 @click.argument("raw", type=click.Path(path_type=Path))
 @click.option("--top", default=1, show_default=True, type=click.IntRange(min=1),
               help="Classes shown per clip.")
-@click.option("--checkpoint", default="best", show_default=True)
-@click.option("--clips", type=click.IntRange(min=1), help="Temporal clips (default: the run's --test-clips).")
+@checkpoint_option
+@clips_option
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
               help="Clips preprocessed and run together; memory does not grow with the pickle.")
 @click.option("--window", type=int, help="Also label each window of W frames along every clip.")
 @click.option("--stride", type=int, help="Frames between windows (default: a quarter window).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per clip (JSON lines).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@device_option("cpu")
+@threads_option
 @user_errors
 def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | None, batch_size: int,
-            window: int | None, stride: int | None, as_json: bool, device: str) -> None:
+            window: int | None, stride: int | None, as_json: bool, device: str, threads: int | None) -> None:
     """Top classes for every clip of RAW (a dict, a list, or one annotation), as ingest sees it."""
     from pipeline.infer.predict import iter_predictions
 
-    configure_process()
+    configure_process(threads)
     results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size, window, stride, device)
     if as_json:  # JSON lines, streamed
         for r in results:
@@ -237,7 +255,7 @@ def timeline(windows: list[dict[str, Any]]) -> str:
 @click.option("--raw", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A real ucf101_2d.pkl: T = 300, batch 32, 50 LSTM / 100 ST-GCN epochs.")
 @click.option("--split", default="1", show_default=True, help="The protocol to train and test on.")
-@click.option("--force", is_flag=True, help="Rebuild a demo cache built from another pickle.")
+@force_option("a demo cache built from another pickle")
 @user_errors
 def demo(workdir: Path, quick: bool, raw: Path | None, split: str, force: bool) -> None:
     """Generate data, ingest, split, train both models, evaluate on test, compare."""

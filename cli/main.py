@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
 
 from cli.data import build_splits, info, ingest, synth
 from cli.evaluate import compare, demo, ensemble, evaluate, export, predict
 from cli.train import models, train
+from cli.ui import plain
 from pipeline import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Every error in one line, usage mistakes included: `Error: <what>` and no usage block, with
+    anything that came from the user's input shown escaped (`cli.ui.plain`)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        except click.ClickException as e:
+            hint = ""
+            if isinstance(e, click.UsageError) and e.ctx is not None:
+                hint = f" (see `{e.ctx.command_path} --help`)"
+            click.echo(f"Error: {plain(e.format_message())}{hint}", err=True)
+            sys.exit(e.exit_code)
+        sys.exit(0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="skpipe")
 def main() -> None:
     """skpipe: skeleton action recognition from a PYSKL 2D pickle, via a Zarr tensor cache."""

@@ -10,9 +10,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.data import cache_option
+from cli.options import cache_option, device_option, model_argument, threads_option
 from cli.ui import configure_process, console, user_errors
 from pipeline import SkpipeError
+from pipeline.inputs.augment import NORMALIZATIONS
+from pipeline.inputs.features import FEATS
+from pipeline.run.options import LOADERS, LR_SCALINGS, OPTIMIZERS, PRECISIONS, SCHEDULES
+from pipeline.run.recipes import RECIPES
 
 
 class EpochView:
@@ -96,9 +100,9 @@ def without_option(argv: list[str], name: str) -> list[str]:
 
 
 @click.command()
-@click.argument("model", type=click.Choice(["lstm", "stgcn", "stgcnpp"]), required=False)
+@model_argument
 @cache_option
-@click.option("--recipe", type=click.Choice(["seed", "recommended"]), default="seed", show_default=True,
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="seed", show_default=True,
               help="seed: the study's table; recommended: the best val accuracy per CPU-minute "
                    "measured on real data (README). Options given here override it.")
 @click.option("--split", default="1", show_default=True,
@@ -110,32 +114,31 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--dropout", type=float, help="Default: 0.5.")
 @click.option("--frames", type=int,
               help="Frames fed to the model (default 300); fewer are sampled uniformly over valid frames.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
+@click.option("--precision", type=click.Choice(PRECISIONS),
               help="Default fp32. bf16: autocast (CPU or CUDA); fp16: CUDA only, with loss scaling.")
-@click.option("--feats", type=click.Choice(["j", "b", "jm", "bm"]),
+@click.option("--feats", type=click.Choice(FEATS),
               help="Input stream: joints (default), bones, joint motion, bone motion.")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]),
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS),
               help="Default adam; sgd: Nesterov momentum 0.9.")
-@click.option("--schedule", type=click.Choice(["plateau", "cosine"]),
+@click.option("--schedule", type=click.Choice(SCHEDULES),
               help="Default plateau (on val loss); cosine: per step, after --warmup epochs.")
 @click.option("--warmup", type=int, help="Epochs of linear warm-up before the cosine (default 0).")
 @click.option("--label-smoothing", type=float, help="Default 0.")
-@click.option("--normalize", type=click.Choice(["none", "pyskl", "body"]),
+@click.option("--normalize", type=click.Choice(NORMALIZATIONS),
               help="Default none (x / width, y / height); pyskl: to [-1, 1]; body: centred on the body.")
 @click.option("--flip", type=float, help="Train-time horizontal flip probability (left/right swapped).")
 @click.option("--rotate", type=float, help="Train-time random rotation, degrees.")
 @click.option("--scale", type=float, help="Train-time random scale, +- this fraction.")
 @click.option("--shift", type=float, help="Train-time random shift, +- this (normalized units).")
 @click.option("--test-clips", type=int, help="Temporal clips `evaluate` averages by default (1).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Default auto (CUDA when present).")
+@device_option(None)
 @click.option("--nproc", default=1, show_default=True,
               help="Processes on this machine (DDP through torchrun's launcher).")
-@click.option("--lr-scaling", type=click.Choice(["linear", "none"]),
+@click.option("--lr-scaling", type=click.Choice(LR_SCALINGS),
               help="Distributed: multiply --lr by the number of processes (the effective batch grows).")
-@click.option("--threads", type=int, help="Torch threads (default: all usable cores).")
+@threads_option
 @click.option("--workers", type=int, help="DataLoader worker processes (default 0).")
-@click.option("--loader", type=click.Choice(["auto", "memory", "stream"]),
+@click.option("--loader", type=click.Choice(LOADERS),
               help="Hold the subset in memory, or stream chunks (default auto).")
 @click.option("--seed", type=int, help="Default 0.")
 @click.option("--patience", type=int, help="Early stop after N epochs without a better val accuracy "
@@ -197,11 +200,10 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
 def models(cache_dir: str) -> None:
     """List the models and their parameter counts for the cache's classes (101 without one)."""
     from models import MODELS, build_model, count_parameters
-    from pipeline.data.cache import open_cache
-    from pipeline.files.location import exists, join
+    from pipeline.data.cache import is_cache, open_cache
 
     classes, where = 101, "no cache: UCF101's 101 classes"
-    if exists(join(cache_dir, "manifest.json")):
+    if is_cache(cache_dir):
         classes, where = open_cache(cache_dir).manifest.num_classes, f"cache {cache_dir}"
     t = Table(title=f"Models at {classes} classes ({where})",
               caption="input (B, T, V=17, C=3); GFLOP: one clip's forward pass at T = 100 frames "

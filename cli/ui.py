@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -36,6 +38,22 @@ console = _Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 STAGE_LABELS = {"read": "Reading pickle (MiB)", "convert": "Preprocessing clips"}
+
+
+# C0 and C1 controls, DEL, line and paragraph separators, bidi overrides: what could move the
+# cursor, recolour the terminal, forge a second line or reorder text
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: str) -> str:
+    """`text` with every control character shown as its escape (`\\x1b`, `\\n`): whatever a file
+    held, it prints as one line and paints nothing."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def shown(text: object) -> str:
+    """A value from a file, for rich: controls escaped (`plain`) and markup escaped."""
+    return escape(plain(str(text)))
 
 
 def user_errors(fn: F) -> F:

@@ -15,11 +15,10 @@ from typing import Any
 import pandas as pd
 
 from pipeline import SkpipeError
-from pipeline.data.cache import ingest, open_cache
-from pipeline.data.splits import write_splits
+from pipeline.data.cache import ingest, is_cache, open_cache, source_status
+from pipeline.data.splits import SPLITS_NAME, write_splits
 from pipeline.infer.compare import compare_runs, to_markdown
 from pipeline.infer.evaluate import evaluate_run
-from pipeline.source.raw import file_sha256
 from pipeline.source.synth import SynthConfig, write_synth
 from pipeline.train.fit import TrainConfig, fit
 
@@ -53,9 +52,8 @@ def demo_config(workdir: str, quick: bool = False, raw: str | None = None, force
 
 def _cache(cfg: DemoConfig, raw: Path, event: Event) -> Path:
     cache_dir = Path(cfg.workdir) / "cache"
-    if (cache_dir / "manifest.json").exists():
-        src = open_cache(cache_dir).manifest.source
-        if src["size"] == raw.stat().st_size and src["sha256"] == file_sha256(raw):
+    if is_cache(cache_dir):
+        if source_status(open_cache(cache_dir).manifest, path=raw)[0] == "ok":
             event("stage", {"name": "cache", "detail": f"reusing {cache_dir} (built from {raw})"})
             return cache_dir
         if not cfg.force:
@@ -78,8 +76,8 @@ def run_demo(cfg: DemoConfig, event: Event | None = None) -> tuple[pd.DataFrame,
         raw = Path(cfg.raw)
     cache_dir = _cache(cfg, raw, emit)
     cache = open_cache(cache_dir)
-    if not (cache_dir / "splits.parquet").exists():
-        emit("stage", {"name": "build-splits", "detail": str(cache_dir / "splits.parquet")})
+    if not (cache_dir / SPLITS_NAME).exists():
+        emit("stage", {"name": "build-splits", "detail": str(cache_dir / SPLITS_NAME)})
         write_splits(cache)
     runs = []
     epochs = cfg.epochs or {"lstm": 15, "stgcn": 15}

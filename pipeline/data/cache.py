@@ -37,7 +37,14 @@ from data_manifest.manifest import (
     SOURCE_SPLITS_NAME,
 )
 from pipeline import SkpipeError, __version__
-from pipeline.data.preprocess import NUM_FEATURES, NUM_JOINTS, PreprocessConfig, preprocess_batch
+from pipeline.data.preprocess import (
+    DTYPES,
+    NUM_FEATURES,
+    NUM_JOINTS,
+    PreprocessConfig,
+    RawClip,
+    preprocess_batch,
+)
 from pipeline.files.atomic import atomic_dir, atomic_write_text, check_target, recover_replaced
 from pipeline.files.location import (
     MAX_TABLE_BYTES,
@@ -45,12 +52,10 @@ from pipeline.files.location import (
     exists,
     is_url,
     join,
-    normalize,
     read_bytes,
+    resolve,
 )
 from pipeline.source.raw import ProgressFn, RawData, file_sha256, parse_frame_dir, read_raw
-
-DTYPES = ("float16", "float32")
 
 
 @dataclass(frozen=True)
@@ -186,11 +191,11 @@ def ingest(
 def _convert_block(start: int, anns: list[dict[str, Any]], names: list[str], labels: np.ndarray,
                    out: np.ndarray, t_max: int) -> list[dict[str, Any]]:
     """Preprocess a block of annotations into `out` (B, T, V, C); return their index rows."""
-    shapes = [tuple(int(v) for v in a["img_shape"]) for a in anns]
-    clips = [(a["keypoint"], a["keypoint_score"], hw) for a, hw in zip(anns, shapes, strict=True)]
-    infos = preprocess_batch(clips, out, t_max)  # type: ignore[arg-type]
+    clips = [RawClip.of(a) for a in anns]
+    infos = preprocess_batch(clips, out, t_max)
     rows = []
-    for j, (ann, info, (h, w)) in enumerate(zip(anns, infos, shapes, strict=True)):
+    for j, (ann, info, clip_arrays) in enumerate(zip(anns, infos, clips, strict=True)):
+        h, w = clip_arrays.img_shape
         i = start + j
         _, group, clip = parse_frame_dir(ann["frame_dir"])
         tf = ann.get("total_frames", info.frames)
@@ -298,6 +303,11 @@ class Cache:
         return zarr.open_array(str(self.path(ARRAY_NAME)), mode="r")
 
 
+def is_cache(directory: Location) -> bool:
+    """Whether `directory` holds a cache (its manifest), without reading it."""
+    return exists(join(directory, MANIFEST_NAME))
+
+
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     atomic_write_text(Path(directory) / MANIFEST_NAME, manifest.to_json())
 
@@ -318,7 +328,7 @@ def read_manifest(directory: Location) -> Manifest:
 
 def open_cache(cache_dir: Location) -> Cache:
     """Open the cache at `cache_dir`, refusing one whose files disagree with its manifest."""
-    cache_dir = normalize(cache_dir)
+    cache_dir = resolve(cache_dir)
     if not is_url(cache_dir):
         recover_replaced(Path(cache_dir))  # an ingest --force that died between its two renames
     manifest = read_manifest(cache_dir)
@@ -387,12 +397,13 @@ def verify_cache(cache: Cache, progress: ProgressFn | None = None) -> list[str]:
     return problems
 
 
-def source_status(manifest: Manifest, check_hash: bool = True) -> tuple[str, str]:
-    """('ok'|'changed'|'missing', detail): whether the source pickle still matches the cache."""
+def source_status(manifest: Manifest, check_hash: bool = True, path: Path | None = None) -> tuple[str, str]:
+    """('ok'|'changed'|'missing', detail): whether the source pickle (or the pickle at `path`)
+    holds what the cache was built from."""
     from pipeline.source.raw import file_sha256
 
     src = manifest.source
-    path = Path(src["path"])
+    path = Path(path if path is not None else src["path"])
     if not path.exists():
         return "missing", f"source {path} not found (moved or deleted)"
     size = path.stat().st_size

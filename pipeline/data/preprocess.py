@@ -2,7 +2,7 @@
 
 For each annotation, in this order (DESIGN.md):
 1. person: the slot with the highest mean score over all T x V (ties: lowest slot);
-2. normalize: x / width, y / height from img_shape (not clipped);
+2. scale to the image: x / width, y / height from img_shape (not clipped);
 3. truncate to the first `max_frames` frames, or zero-pad at the end;
 4. features (x, y, score).
 Non-finite values become 0 with score 0, and are counted.
@@ -11,12 +11,31 @@ Non-finite values become 0 with score 0, and are counted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from models.graph import NUM_JOINTS  # V
+
+__all__ = ["DTYPES", "MAX_FRAMES", "NUM_FEATURES", "NUM_JOINTS", "RawClip", "preprocess_batch"]
+
 MAX_FRAMES = 300
-NUM_JOINTS = 17  # V
 NUM_FEATURES = 3  # C: x, y, score
+DTYPES = ("float16", "float32")  # the cache's: float16 is the source's own precision
+
+
+class RawClip(NamedTuple):
+    """One annotation's arrays as preprocessing reads them."""
+
+    keypoint: np.ndarray  # (M, T, V, 2) pixels
+    score: np.ndarray  # (M, T, V)
+    img_shape: tuple[int, int]  # (height, width)
+
+    @classmethod
+    def of(cls, ann: dict[str, Any]) -> RawClip:
+        """From a validated PYSKL annotation dict."""
+        h, w = (int(v) for v in ann["img_shape"])
+        return cls(ann["keypoint"], ann["keypoint_score"], (h, w))
 
 
 @dataclass(frozen=True)
@@ -48,7 +67,7 @@ def choose_person(score: np.ndarray) -> int:
     return int(np.argmax(person_means(score)))  # argmax: the lowest slot on ties
 
 
-def normalize(xy: np.ndarray, img_shape: tuple[int, int]) -> np.ndarray:
+def scale_to_image(xy: np.ndarray, img_shape: tuple[int, int]) -> np.ndarray:
     """(T, V, 2) pixels -> (T, V, 2) float32 as x / width, y / height; values past the edge kept."""
     h, w = img_shape
     return xy.astype(np.float32) / np.array([w, h], dtype=np.float32)
@@ -98,7 +117,7 @@ def preprocess(
     """One annotation -> (max_frames, V, 3) float32 features and its SampleInfo.
 
     keypoint: (M, T, V, 2) pixels; keypoint_score: (M, T, V). The same numbers as
-    choose_person -> normalize -> fit_frames -> to_features, computed straight into `out`
+    choose_person -> scale_to_image -> fit_frames -> to_features, computed straight into `out`
     (allocated when None), since ingest runs this once per clip of a 13k-clip pickle.
     """
     m_count, t_count, v_count = keypoint.shape[:3]
@@ -125,7 +144,7 @@ def preprocess(
 
 
 def preprocess_batch(
-    clips: list[tuple[np.ndarray, np.ndarray, tuple[int, int]]],
+    clips: list[RawClip],
     out: np.ndarray,
     max_frames: int = MAX_FRAMES,
 ) -> list[SampleInfo]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline import SkpipeError
 
+SUBSETS = ("train", "val", "test")  # of every protocol; val is always carved out of train
 _NUMBERED = (re.compile(r"^train(\d+)$"), re.compile(r"^test(\d+)$"))
 _PREFIXED = (re.compile(r"^(.+)_train$"), re.compile(r"^(.+)_(?:val|test)$"))
 UCF_GROUP_RE = re.compile(r"_g(\d+)_c\d+$")

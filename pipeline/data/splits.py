@@ -25,7 +25,7 @@ import pandas as pd
 
 from pipeline import SkpipeError
 from pipeline.data.cache import Cache
-from pipeline.data.protocols import Grouping, KeyPair, clip_groups, name_protocols
+from pipeline.data.protocols import SUBSETS, Grouping, KeyPair, clip_groups, name_protocols
 from pipeline.files.atomic import atomic_write_bytes, atomic_write_text, check_target
 from pipeline.files.location import MAX_JSON_BYTES, MAX_TABLE_BYTES, exists, is_url, read_bytes
 
@@ -33,7 +33,6 @@ SPLITS_NAME = "splits.parquet"
 SPLITS_META_NAME = "splits.json"
 SPLITS_SCHEMA = 2  # 1: splits numbered 1-3 (int8); 2: protocols by name (str), groups
 FALLBACK_NAMES = ("1", "2", "3")
-SUBSETS = ("train", "val", "test")
 COLUMNS = ["sample", "frame_dir", "label", "split", "subset", "group"]
 
 

@@ -73,7 +73,7 @@ def read_bytes(loc: Location, limit: int) -> bytes:
     return data
 
 
-def normalize(loc: Location) -> Location:
+def resolve(loc: Location) -> Location:
     """A URL stays a string (Path would fold its '//'); anything else becomes an absolute Path,
     so a run records where its cache is whatever directory it is read from later."""
     return str(loc) if is_url(loc) else Path(loc).resolve()

@@ -24,7 +24,7 @@ from pipeline.files.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.files.location import Location
 from pipeline.infer.inference import clip_probs, load_run_model, prefetch
 from pipeline.infer.report import REPORT_NAME, Averages, EnsembleReport, Report, Scores, to_json
-from pipeline.inputs.dataset import LoaderConfig, SkeletonDataset
+from pipeline.inputs.dataset import SkeletonDataset
 from pipeline.run.config import Run, eval_dir, open_run
 from pipeline.run.runtime import CPU, inference_precision, resolve_device
 
@@ -37,8 +37,7 @@ def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, 
     t = run.config.train
     model = model.to(device).eval()
     precision = inference_precision(t.precision, device)
-    cfg = LoaderConfig(split=run.split, subset=subset, batch_size=batch_size, frames=t.frames,
-                       train=False, num_clips=clips, feats=t.feats, normalize=t.normalize)
+    cfg = t.loader_config(subset, batch_size=batch_size, clips=clips)
     probs, labels, samples = [], [], []
     for x, y, lengths, s in prefetch(SkeletonDataset(cache, cfg)):  # x (B * clips, T, V, C)
         probs.append(clip_probs(model, x, lengths, clips, device, precision))  # (B, classes)
@@ -133,7 +132,8 @@ def write_report(out: Path, report: Report | EnsembleReport, m: dict[str, Any], 
 
 def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subset: str = "test",
                   clips: int | None = None, out: Path | None = None, force: bool = False,
-                  checkpoint: str = "best", device: str = "cpu") -> Evaluation:
+                  checkpoint: str = "best", device: str = "cpu", cache_dir: Location | None = None
+                  ) -> Evaluation:
     """Fuse the softmax probabilities of runs on one cache and protocol (PYSKL's 2- and 4-stream
     fusion): a weighted mean, evaluated and written like `evaluate`."""
     if len(run_dirs) < 2:
@@ -148,7 +148,7 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
     dev = resolve_device(device)
     runs = [open_run(d) for d in run_dirs]
     first = runs[0]
-    cache = first.open_cache()
+    cache = first.open_cache(cache_dir)
     for r in runs[1:]:
         for what, same in (("cache", cache.built_as(r.config.manifest_hash)),
                            ("protocol", r.split == first.split),

@@ -22,23 +22,24 @@ import torch
 
 from pipeline import SkpipeError
 from pipeline.files.atomic import check_target
+from pipeline.files.location import Location
+from pipeline.infer.formats import FORMATS
 from pipeline.infer.inference import load_run_model
-from pipeline.inputs.dataset import LoaderConfig, SkeletonDataset
+from pipeline.inputs.dataset import SkeletonDataset
 from pipeline.run.config import open_run
 
-FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 TOLERANCE = 1e-3  # max |logit difference|: float32 kernels of two engines, summed over ~10 layers
 
 
-def real_inputs(run_dir: Path, clips: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def real_inputs(run_dir: Path, clips: int = 8, cache_dir: Location | None = None
+                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of real clips from the run's own cache, as the run feeds them: the first `clips`
     test (else val) clips at the run's frame count, and half of them at half the frames."""
     run = open_run(run_dir)
-    cache = run.open_cache()
+    cache = run.open_cache(cache_dir)
     t = run.config.train
     for subset in ("test", "val"):
-        cfg = LoaderConfig(split=t.split, subset=subset, batch_size=clips, frames=t.frames,
-                           train=False, feats=t.feats, normalize=t.normalize)
+        cfg = t.loader_config(subset, batch_size=clips)
         try:
             x, _, lengths, _ = next(iter(SkeletonDataset(cache, cfg)))
         except SkpipeError:
@@ -76,7 +77,8 @@ def _write(model: torch.nn.Module, fmt: str, example: tuple[torch.Tensor, torch.
 
 
 def export_run(run_dir: Path, fmt: str = "torchscript", out: Path | None = None, force: bool = False,
-               checkpoint: str = "best", tolerance: float = TOLERANCE) -> dict[str, Any]:
+               checkpoint: str = "best", tolerance: float = TOLERANCE, cache_dir: Location | None = None
+               ) -> dict[str, Any]:
     """Write the run's model as `fmt` to `out` (default RUN/export/model.pt|.onnx) once it agrees
     with PyTorch on real clips; return the path and the largest difference seen."""
     if fmt not in FORMATS:
@@ -92,7 +94,7 @@ def export_run(run_dir: Path, fmt: str = "torchscript", out: Path | None = None,
     model, ckpt = load_run_model(run, checkpoint)  # refuses a run without a checkpoint
     out = Path(out) if out is not None else run.directory / "export" / f"model{FORMATS[fmt]}"
     check_target(out, force, "export")
-    batches = real_inputs(run.directory)
+    batches = real_inputs(run.directory, cache_dir=cache_dir)
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent)
     os.close(fd)
     tmp = Path(name)

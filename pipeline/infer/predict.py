@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pipeline import SkpipeError
-from pipeline.data.preprocess import NUM_FEATURES, preprocess_batch
+from pipeline.data.preprocess import NUM_FEATURES, NUM_JOINTS, RawClip, preprocess_batch
 from pipeline.infer.inference import clip_probs, load_run_model, prefetch
 from pipeline.inputs.features import InputSpec, clips_input, model_input
 from pipeline.run.config import open_run
@@ -21,9 +21,8 @@ from pipeline.source.raw import read_raw
 
 def prepare(anns: list[dict[str, Any]], max_frames: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """Annotations -> (N, max_frames, V, 3) as stored in a cache of `dtype`, and valid lengths."""
-    out = np.zeros((len(anns), max_frames, 17, NUM_FEATURES), np.float32)  # (N, T, V, C)
-    clips = [(a["keypoint"], a["keypoint_score"], tuple(int(v) for v in a["img_shape"])) for a in anns]
-    infos = preprocess_batch(clips, out, max_frames)  # type: ignore[arg-type]
+    out = np.zeros((len(anns), max_frames, NUM_JOINTS, NUM_FEATURES), np.float32)  # (N, T, V, C)
+    infos = preprocess_batch([RawClip.of(a) for a in anns], out, max_frames)
     out = out.astype(dtype).astype(np.float32)  # the cache's rounding, as training saw it
     return out, np.array([i.valid_frames for i in infos], np.int64)
 

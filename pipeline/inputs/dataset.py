@@ -18,58 +18,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from data_manifest.manifest import ARRAY_NAME
 from pipeline import SkpipeError
 from pipeline.data.cache import Cache, read_chunk
-from pipeline.data.splits import SUBSETS, read_splits
-from pipeline.inputs.augment import Augment
-from pipeline.inputs.features import InputSpec, clips_input, model_input
+from pipeline.data.splits import read_splits
+from pipeline.inputs.features import clips_input, model_input
+from pipeline.inputs.loader import MODES, LoaderConfig
 
-MODES = ("auto", "memory", "stream")
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # x, y, lengths, sample
 # evaluation batches hold K clips per sample: x (B * K, T, V, C), lengths (B * K,), y and sample (B,)
-
-
-@dataclass(frozen=True)
-class LoaderConfig:
-    split: str = "1"  # protocol name (splits.parquet's `split`)
-    subset: str = "train"
-    batch_size: int = 32
-    frames: int = 300  # T fed to the model; < 300 samples frames uniformly over valid ones
-    train: bool = True  # shuffle and random frame offsets; False: fixed order and offsets
-    seed: int = 0
-    mode: str = "auto"
-    buffer_chunks: int = 16
-    memory_limit: int = 2 << 30  # bytes: `auto` holds a subset up to this size in memory
-    num_clips: int = 1  # evaluation: K fixed temporal clips per sample, folded into the batch
-    rank: int = 0  # DDP: this process's share of the chunks
-    world: int = 1
-    feats: str = "j"  # input stream: j, b, jm, bm
-    normalize: str = "none"
-    augment: Augment = field(default_factory=Augment)  # train only
-
-    def __post_init__(self) -> None:
-        if self.subset not in SUBSETS:
-            raise SkpipeError(f"unknown subset {self.subset!r}; choose from {', '.join(SUBSETS)}")
-        if self.mode not in MODES:
-            raise SkpipeError(f"unknown loader mode {self.mode!r}; choose from {', '.join(MODES)}")
-        if not self.frames >= 1:
-            raise SkpipeError(f"--frames must be >= 1, got {self.frames}")
-        if self.batch_size < 1:
-            raise SkpipeError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.num_clips < 1:
-            raise SkpipeError(f"--clips must be >= 1, got {self.num_clips}")
-        self.spec  # noqa: B018 - refuses an unknown stream or normalisation now
-
-    @property
-    def spec(self) -> InputSpec:
-        return InputSpec(self.frames, self.feats, self.normalize, self.augment)
 
 
 class SkeletonDataset(IterableDataset[Batch]):
@@ -85,7 +48,7 @@ class SkeletonDataset(IterableDataset[Batch]):
                               "(see `skpipe info`; `build-splits --val-fraction` sets val's size)")
         self.cfg = cfg
         self.cache = cache
-        self.array_location = str(cache.path("skeletons.zarr"))
+        self.array_location = str(cache.path(ARRAY_NAME))
         spec = cache.manifest.array
         self.max_frames, self.chunk = int(spec["shape"][1]), int(spec["chunks"][0])
         if cfg.frames > self.max_frames:
@@ -213,3 +176,6 @@ class SkeletonDataset(IterableDataset[Batch]):
         return (torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(self.labels[i]),
                 torch.from_numpy(np.asarray(lengths, np.int64)),
                 torch.from_numpy(samples.astype(np.int64)))
+
+
+__all__ = ["MODES", "Batch", "LoaderConfig", "SkeletonDataset"]

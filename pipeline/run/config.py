@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pipeline.files.location import Location
 
 CONFIG_NAME = "config.json"
+CHECKPOINT_NAMES = ("best", "last")  # best: by val accuracy; last: every epoch (what --resume reads)
 REPORT_NAME = "report.json"  # an evaluation's summary: its contract is pipeline.infer.report
 
 
@@ -122,7 +123,7 @@ class Run:
 
     def checkpoint(self, name: str) -> Path:
         """`best` / `last` in the run's checkpoints, or any path."""
-        return checkpoint_file(self.directory, name) if name in ("best", "last") else Path(name)
+        return checkpoint_file(self.directory, name) if name in CHECKPOINT_NAMES else Path(name)
 
     def report(self, subset: str) -> Path:
         return eval_dir(self.directory, subset) / REPORT_NAME

@@ -13,12 +13,14 @@ from models import MODELS
 from pipeline import SkpipeError
 from pipeline.inputs.augment import Augment
 from pipeline.inputs.features import InputSpec
+from pipeline.inputs.loader import MODES, LoaderConfig
 
 DEFAULT_EPOCHS = {"lstm": 50, "stgcn": 100, "stgcnpp": 80}
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("plateau", "cosine")
-LOADERS = ("auto", "memory", "stream")
+LOADERS = MODES
+LR_SCALINGS = ("linear", "none")
 DEVICES = ("auto", "cpu", "cuda")
 RESUME_RUNTIME = ("device", "threads", "workers", "loader")  # what a resumed run may change
 
@@ -69,7 +71,7 @@ class TrainConfig:
             raise SkpipeError("--split must name a protocol (see `skpipe info`)")
         for name, allowed in (("precision", PRECISIONS), ("optimizer", OPTIMIZERS),
                               ("schedule", SCHEDULES), ("loader", LOADERS), ("device", DEVICES),
-                              ("lr_scaling", ("linear", "none"))):
+                              ("lr_scaling", LR_SCALINGS)):
             if getattr(self, name) not in allowed:
                 raise SkpipeError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
                                   f"got {getattr(self, name)!r}")
@@ -90,6 +92,15 @@ class TrainConfig:
     def input_spec(self, train: bool = True) -> InputSpec:
         aug = Augment(self.flip, self.rotate, self.scale, self.shift) if train else Augment()
         return InputSpec(self.frames, self.feats, self.normalize, aug)
+
+    def loader_config(self, subset: str, *, train: bool = False, batch_size: int | None = None,
+                      clips: int = 1, rank: int = 0, world: int = 1) -> LoaderConfig:
+        """The one way a run's options become a loader: its protocol, frames, stream and
+        normalisation always; augmentation and shuffling only for training."""
+        return LoaderConfig(split=self.split, subset=subset, batch_size=batch_size or self.batch_size,
+                            frames=self.frames, train=train, seed=self.seed, mode=self.loader,
+                            num_clips=clips, rank=rank, world=world, feats=self.feats,
+                            normalize=self.normalize, augment=self.input_spec(train).augment)
 
     def resolved(self) -> TrainConfig:
         threads = self.threads or len(os.sched_getaffinity(0))

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from models.graph import NUM_JOINTS  # V: COCO keypoints
 from pipeline import SkpipeError
 from pipeline.source.pickle_scan import check_structure
 
 ProgressFn = Callable[[str, int, int], None]
 
-NUM_JOINTS = 17  # V: COCO keypoints
 REQUIRED_KEYS = ("frame_dir", "label", "keypoint", "keypoint_score", "img_shape")
 FRAME_DIR_RE = re.compile(r"^v_(?P<cls>.+)_g(?P<group>\d+)_c(?P<clip>\d+)$")
 

@@ -28,7 +28,7 @@ from torch.distributed.algorithms import Join, Joinable
 from models import build_model, count_parameters
 from pipeline import SkpipeError
 from pipeline.data.cache import Cache, open_cache
-from pipeline.inputs.dataset import Batch, LoaderConfig, SkeletonDataset
+from pipeline.inputs.dataset import Batch, SkeletonDataset
 from pipeline.run.checkpoint import Checkpoint, TrainState, load_checkpoint, save_checkpoint
 from pipeline.run.config import (
     ModelArgs,
@@ -119,12 +119,8 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str,
 
 
 def _loaders(cache: Cache, cfg: TrainConfig, d: DistInfo) -> tuple[SkeletonDataset, SkeletonDataset]:
-    base = LoaderConfig(split=cfg.split, batch_size=cfg.batch_size, frames=cfg.frames,
-                        seed=cfg.seed, mode=cfg.loader, rank=d.rank, world=d.world, feats=cfg.feats,
-                        normalize=cfg.normalize)
-    aug = cfg.input_spec(train=True).augment
-    train = SkeletonDataset(cache, replace(base, subset="train", train=True, augment=aug))
-    val = SkeletonDataset(cache, replace(base, subset="val", train=False))
+    train = SkeletonDataset(cache, cfg.loader_config("train", train=True, rank=d.rank, world=d.world))
+    val = SkeletonDataset(cache, cfg.loader_config("val", rank=d.rank, world=d.world))
     return train, val
 
 

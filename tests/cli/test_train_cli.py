@@ -74,3 +74,27 @@ def test_a_distributed_run_resumes_on_as_many_processes(tmp_path, monkeypatch):
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     r = CliRunner().invoke(main, ["train", "--resume", str(tmp_path)])
     assert r.exit_code == 0 and launched and launched[0][0] == 2
+
+
+def test_resume_compares_only_the_options_given(synth_cache, tmp_path):
+    """A run on protocol 2 resumes with no option (no default may stand in for one), an explicit
+    runtime option is recorded in config.json, and a finished run says so in one line."""
+    import json
+
+    r = run("train", "lstm", "--cache", synth_cache, "--out", tmp_path / "runs", "--epochs", 1,
+            "--frames", 8, "--threads", 1, "--split", 2, "--loader", "stream")
+    assert r.exit_code == 0, r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert_one_line_error(run("train", "--resume", run_dir), "finished its 1 epochs; give a larger --epochs")
+    r = run("train", "--resume", run_dir, "--epochs", 2, "--loader", "auto")
+    assert r.exit_code == 0, r.output
+    assert "resuming with --epochs 2, --loader auto" in r.output and "resuming after epoch 1" in r.output
+    saved = json.loads((run_dir / "config.json").read_text())["train"]
+    assert saved["loader"] == "auto" and saved["split"] == "2" and saved["epochs"] == 2
+
+
+def test_usage_mistakes_are_one_line_and_escaped():
+    r = run("evaluate", "nowhere", "--subset", "dev\x1b[31m")
+    assert_one_line_error(r, r"Invalid value for '--subset'.*dev\\x1b\[31m.*evaluate --help")
+    assert "\x1b" not in r.output
+    assert_one_line_error(run("predict", "nowhere", "x.pkl", "--threads", 0), "--threads")

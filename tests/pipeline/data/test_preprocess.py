@@ -5,9 +5,9 @@ import numpy as np
 from pipeline.data.preprocess import (
     choose_person,
     fit_frames,
-    normalize,
     preprocess,
     preprocess_batch,
+    scale_to_image,
     to_features,
 )
 
@@ -39,7 +39,7 @@ def test_choose_person_no_slots_and_nan_scores():
 
 def test_normalize_divides_by_width_and_height_without_clipping():
     xy = np.array([[[340.0, 256.0], [357.0, 358.4], [-17.0, 0.0]]], np.float16)  # (T=1, V=3, 2)
-    out = normalize(xy, (256, 340))
+    out = scale_to_image(xy, (256, 340))
     np.testing.assert_allclose(out[0, 0], [1.0, 1.0])
     np.testing.assert_allclose(out[0, 1], [357 / 340, 358.4 / 256], rtol=1e-3)  # past the edge
     np.testing.assert_allclose(out[0, 2], [-17 / 340, 0.0])

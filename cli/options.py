@@ -1,0 +1,59 @@
+"""Options shared by several commands, each declared once, with its choices taken from the
+library's own constants (never a literal list here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from models import MODELS
+from pipeline.data.protocols import SUBSETS
+from pipeline.run.config import CHECKPOINT_NAMES
+from pipeline.run.options import DEVICES
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+cache_option = click.option(
+    "--cache", "cache_dir", default="cache", show_default=True, envvar="SKPIPE_CACHE",
+    show_envvar=True, help="Cache directory, or for reading commands any fsspec URL (file://, s3://, ...).",
+)
+
+run_cache_option = click.option(
+    "--cache", "cache_dir", default=None,
+    help="The run's cache (path or URL) if it moved since training; it must be the same build.")
+
+run_dir_argument = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+
+run_dirs_argument = click.argument("run_dirs", nargs=-1, required=True,
+                                   type=click.Path(file_okay=False, path_type=Path))
+
+model_argument = click.argument("model", type=click.Choice(list(MODELS)), required=False)
+
+checkpoint_option = click.option("--checkpoint", default="best", show_default=True,
+                                 help=f"{' or '.join(CHECKPOINT_NAMES)} of the run, or a .pt path.")
+
+clips_option = click.option("--clips", type=click.IntRange(min=1),
+                            help="Average softmax over K fixed temporal clips (default: the run's "
+                                 "--test-clips).")
+
+threads_option = click.option("--threads", type=click.IntRange(min=1),
+                              help="Torch threads (default: every usable core).")
+
+
+def device_option(default: str | None) -> Callable[[F], F]:
+    """--device: `auto` picks CUDA when present. Inference defaults to the CPU, training to auto."""
+    return click.option("--device", type=click.Choice(list(DEVICES)), default=default,
+                        show_default=default is not None,
+                        help="auto: CUDA when present." if default else "Default auto (CUDA when present).")
+
+
+def subset_option(default: str = "test") -> Callable[[F], F]:
+    return click.option("--subset", type=click.Choice(list(SUBSETS)), default=default, show_default=True,
+                        help="Which subset of the run's protocol.")
+
+
+def force_option(what: str) -> Callable[[F], F]:
+    return click.option("--force", is_flag=True, help=f"Replace {what}.")
