@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
 from cli.options import cache_option, force_option
-from cli.ui import console, human_bytes, stage_progress, user_errors
+from cli.ui import console, human_bytes, shown, stage_progress, user_errors
+from models.layouts import LAYOUTS
 from pipeline import SkpipeError
 from pipeline.data.preprocess import DTYPES
 
@@ -42,11 +44,17 @@ def synth(out: Path, classes: int, per_class: int, seed: int, full: bool, force:
 @click.option("--chunk", default=64, show_default=True, help="Samples per Zarr chunk.")
 @click.option("--class-names", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Text file with one class name per line, in label order.")
+@click.option("--layout", metavar="NAME|FILE.toml",
+              help=f"The joint layout: {', '.join(LAYOUTS)} or a file of your own (default: the built-in "
+                   "layout with the pickle's number of joints; `skpipe layouts` lists them).")
+@click.option("--persons", type=click.IntRange(1, 2),
+              help="Persons kept per clip, in a fixed order (default 1; 2 for 3D pickles with two).")
 @force_option("an existing cache")
 @user_errors
 def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path | None,
-           force: bool) -> None:
-    """Validate and preprocess RAW (a PYSKL 2D pickle) into the tensor cache, once."""
+           layout: str | None, persons: int | None, force: bool) -> None:
+    """Validate and preprocess RAW (a PYSKL pickle: 2D or 3D, any layout) into the tensor cache,
+    once."""
     from pipeline.data.cache import IngestConfig
     from pipeline.data.cache import ingest as run_ingest
 
@@ -55,11 +63,12 @@ def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path 
     names = None
     if class_names is not None:
         names = [ln.strip() for ln in class_names.read_text().splitlines() if ln.strip()]
-    cfg = IngestConfig(dtype=dtype, chunk=chunk)
+    cfg = IngestConfig(dtype=dtype, chunk=chunk, layout=layout_option(layout), persons=persons)
     with stage_progress() as progress:
         s = run_ingest(raw, Path(cache_dir), cfg, force=force, class_names=names, progress=progress)
     t = Table(title=f"Cache {s.cache_dir}", show_header=False)
     t.add_row("samples", f"{s.samples:,}")
+    t.add_row("skeleton", shown(s.skeleton))
     t.add_row("classes", str(s.classes))
     t.add_row("persons per clip", "  ".join(f"{k}: {v:,}" for k, v in s.persons_hist.items()))
     t.add_row("clips longer than 300 frames", f"{s.longer_than_max:,} (truncated)")
@@ -185,3 +194,59 @@ def _class_table(index, names: list[str], everything: bool) -> Table:  # type: i
         bar = "█" * max(1, round(20 * int(c) / top)) if c else ""
         t.add_row(str(lab), escape(names[lab]), str(int(c)), bar)
     return t
+
+
+def layout_option(value: str | None) -> dict[str, Any] | None:
+    """--layout: a built-in name, or a TOML file of the same keys (checked); None: detect."""
+    from models.layouts import LayoutError, read_layout
+
+    if value is None:
+        return None
+    if value in LAYOUTS:
+        return LAYOUTS[value]
+    if not value.endswith(".toml"):
+        raise SkpipeError(f"--layout {value!r} is neither a built-in layout ({', '.join(LAYOUTS)}) nor "
+                          "a .toml file")
+    try:
+        return read_layout(Path(value))
+    except LayoutError as e:
+        raise SkpipeError(f"--layout {value}: {e}") from None
+
+
+@click.command()
+@click.argument("name", required=False)
+def layouts(name: str | None) -> None:
+    """The built-in joint layouts (or one of them, joint by joint)."""
+    from models.layouts import check_layout
+
+    if name is not None and name not in LAYOUTS:
+        raise click.ClickException(f"no built-in layout {name!r}; choose from {', '.join(LAYOUTS)}")
+    if name is None:
+        t = Table(title="Built-in layouts", caption="`skpipe layouts NAME`: its joints; "
+                  "`ingest --layout FILE.toml`: your own")
+        for col in ("layout", "V", "centre", "used by"):
+            t.add_column(col, justify="right" if col == "V" else "left", no_wrap=col != "used by")
+        for key, d in LAYOUTS.items():
+            t.add_row(key, str(len(d["joints"])), d["joints"][d["center"]], LAYOUT_NOTES.get(key, ""))
+        console.print(t)
+        return
+    d = check_layout(LAYOUTS[name])
+    t = Table(title=f"{name}: joint, parent (bones), left/right twin")
+    for col in ("#", "joint", "parent", "twin"):
+        t.add_column(col, justify="right" if col == "#" else "left")
+    twin = {a: b for a, b in d["pairs"]} | {b: a for a, b in d["pairs"]}
+    for j, joint in enumerate(d["joints"]):
+        parent = "(root)" if d["parents"][j] == j else d["joints"][d["parents"][j]]
+        t.add_row(str(j), joint + (" *" if j == d["center"] else ""), parent,
+                  d["joints"][twin[j]] if j in twin else "")
+    t.caption = "* the centre joint"
+    console.print(t)
+
+
+LAYOUT_NOTES = {
+    "coco17": "PYSKL's 2D releases (default)",
+    "openpose18": "Kinetics-Skeleton",
+    "ntu25": "NTU RGB+D 60/120 (Kinect v2)",
+    "kinect20": "NW-UCLA, UTKinect, MSR (Kinect v1)",
+    "mediapipe33": "MediaPipe pose (videos)",
+}

@@ -184,7 +184,7 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir
     console.print(f"wrote {escape(str(r['path']))}: max |logit difference| vs PyTorch "
                   f"{r['max_abs_diff']:.1e} (limit {TOLERANCE:g}) on real clips "
                   f"{', '.join(str(s) for s in r['checked_batches'])}")
-    console.print(f"input: x (B, T, 17, 3) float32, stream {r['feats']}, normalize {r['normalize']}, "
+    console.print(f"input: x {r['input']} float32, stream {r['feats']}, normalize {r['normalize']}, "
                   f"{r['frames']} frames as trained; lengths (B,) int64. Output: logits (B, classes).")
 
 

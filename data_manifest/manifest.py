@@ -47,6 +47,9 @@ class Manifest:
     # CRC-32 of each chunk's decoded array (C order, the cache dtype): a chunk file moved or
     # swapped passes its own crc32c but not this. Empty in caches built before it existed.
     chunk_crc32: list[int] = field(default_factory=list)
+    # what each sample holds (models.layouts.Skeleton.to_dict): layout, dims, score, persons.
+    # Empty for the seed's COCO-17 2D single-person cache, and in caches built before it existed.
+    skeleton: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_samples(self) -> int:
@@ -85,7 +88,7 @@ class Manifest:
         """Every field of the type the later stages use, before any of them allocates from it."""
         kinds = {"skpipe_version": str, "created": str, "source": dict, "preprocessing": dict,
                  "array": dict, "counts": dict, "class_names": list, "source_splits": dict,
-                 "tables": dict, "chunk_crc32": list}
+                 "tables": dict, "chunk_crc32": list, "skeleton": dict}
         for f in fields(self):
             if f.name in kinds and not isinstance(getattr(self, f.name), kinds[f.name]):
                 raise ManifestError(f"malformed manifest ({f.name} is not a {kinds[f.name].__name__})")
@@ -106,8 +109,9 @@ def manifest_hash(manifest: Manifest) -> str:
     """The identity of a cache build: sha256 of the manifest without its `created` time, so
     re-ingesting the identical pickle the same way keeps every run and split of it valid."""
     content = {k: v for k, v in asdict(manifest).items() if k != "created"}
-    if not content["chunk_crc32"]:  # a cache built before the field keeps the identity it had
-        del content["chunk_crc32"]
+    for key in ("chunk_crc32", "skeleton"):  # a cache built before a field keeps its identity
+        if not content[key]:
+            del content[key]
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
+    from models.layouts import Skeleton
+
 
 def _lstm(**kw: Any) -> nn.Module:
     from models.lstm import BiLSTM
@@ -34,10 +36,13 @@ def _stgcnpp(**kw: Any) -> nn.Module:
 MODELS: dict[str, Callable[..., nn.Module]] = {"lstm": _lstm, "stgcn": _stgcn, "stgcnpp": _stgcnpp}
 
 
-def build_model(name: str, num_classes: int, dropout: float = 0.5) -> nn.Module:
+def build_model(name: str, num_classes: int, dropout: float = 0.5, skeleton: Skeleton | None = None
+                ) -> nn.Module:
+    """The network `name` for `skeleton`'s layout, channels and persons (the seed's COCO-17 2D
+    single person by default, where the parameter counts are the seed's exactly)."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    return MODELS[name](num_classes=num_classes, dropout=dropout)
+    return MODELS[name](num_classes=num_classes, dropout=dropout, skeleton=skeleton)
 
 
 def count_parameters(model: nn.Module) -> int:

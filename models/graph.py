@@ -1,25 +1,23 @@
-"""The COCO-17 skeleton graph and its normalized adjacency, as plain numpy."""
+"""Skeleton graphs from a layout (`models.layouts`), as plain numpy: ST-GCN's normalized
+adjacency and ST-GCN++'s three spatial partitions. The COCO-17 constants below are the default
+layout's, kept under their names."""
 
 from __future__ import annotations
 
 import numpy as np
 
-NUM_JOINTS = 17
-JOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)
-# DESIGN.md: nose-eyes-ears, shoulders-elbows-wrists, hips-knees-ankles, shoulders-hips,
-# shoulder-shoulder, hip-hip, nose-shoulders.
-EDGES: tuple[tuple[int, int], ...] = (
-    (0, 1), (0, 2), (1, 3), (2, 4),  # nose - eyes - ears
-    (5, 7), (7, 9), (6, 8), (8, 10),  # shoulders - elbows - wrists
-    (11, 13), (13, 15), (12, 14), (14, 16),  # hips - knees - ankles
-    (5, 11), (6, 12),  # shoulders - hips
-    (5, 6), (11, 12),  # shoulder - shoulder, hip - hip
-    (0, 5), (0, 6),  # nose - shoulders
-)
+from models.layouts import COCO17, Layout
+
+Pairs = tuple[tuple[int, int], ...]
+
+
+def _pairs(key: str, layout: Layout = COCO17) -> Pairs:
+    return tuple((int(a), int(b)) for a, b in layout[key])
+
+
+NUM_JOINTS = len(COCO17["joints"])
+JOINT_NAMES = tuple(COCO17["joints"])
+EDGES: Pairs = _pairs("edges")  # the seed's ST-GCN graph (DESIGN.md)
 
 
 def adjacency(edges: tuple[tuple[int, int], ...] = EDGES, num_joints: int = NUM_JOINTS) -> np.ndarray:
@@ -38,16 +36,19 @@ def normalized_adjacency(edges: tuple[tuple[int, int], ...] = EDGES,
     return (a * d[:, None] * d[None, :]).astype(np.float32)
 
 
-# PYSKL's COCO layout: edges pointing inward, toward the centre joint (the nose).
-INWARD: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 5), (12, 6), (9, 7), (7, 5), (10, 8), (8, 6),
-    (5, 0), (6, 0), (1, 0), (3, 1), (2, 0), (4, 2),
-)
-# Each joint's parent on that tree, as PYSKL's JointToBone pairs it (the nose is its own parent).
-PARENTS: tuple[int, ...] = (0, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 0, 0, 11, 12, 13, 14)
-# Left / right joint pairs, swapped by a horizontal flip.
-LEFT_RIGHT: tuple[tuple[int, int], ...] = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12),
-                                           (13, 14), (15, 16))
+INWARD: Pairs = _pairs("inward")  # PYSKL's COCO graph: edges toward the centre joint (the nose)
+PARENTS: tuple[int, ...] = tuple(COCO17["parents"])  # as PYSKL's JointToBone pairs them
+LEFT_RIGHT: Pairs = _pairs("pairs")  # swapped by a horizontal flip
+
+
+def layout_adjacency(layout: Layout) -> np.ndarray:
+    """ST-GCN's D^-1/2 (A + I) D^-1/2 over the layout's undirected `edges`: (V, V) float32."""
+    return normalized_adjacency(_pairs("edges", layout), len(layout["joints"]))
+
+
+def layout_partitions(layout: Layout) -> np.ndarray:
+    """ST-GCN++'s (3, V, V) identity / inward / outward partitions over the layout's tree."""
+    return spatial_partitions(_pairs("inward", layout), len(layout["joints"]))
 
 
 def _edge_matrix(edges: tuple[tuple[int, int], ...], num_joints: int) -> np.ndarray:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.layouts import Skeleton
+from models.persons import fold_persons, pool_persons
+
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(B, T, F) -> (B, T, F) with x[b, :L_b] reversed in time and the padding left after it."""
@@ -15,10 +18,12 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
 
 
 class BiLSTM(nn.Module):
-    """(B, T, V, C) -> (B, num_classes) logits.
+    """(B, T, V, C) or (B, M, T, V, C) -> (B, num_classes) logits.
 
-    Frames are flattened to V*C = 51 features. The readout is the final state of each direction
-    over the clip's *valid* frames: the forward state after the last real frame, and the
+    Frames are flattened to V*C features (51 for the default COCO-17 2D skeleton); persons are
+    read one at a time and their final states averaged before the head. The readout is the
+    final state of each direction over the clip's *valid* frames: the forward state after the
+    last real frame, and the
     backward state after running from that frame down to the first. A naive readout of the
     last padded step would read a forward state after up to 271 frames of zeros, and a
     backward state that started in the padding.
@@ -30,10 +35,11 @@ class BiLSTM(nn.Module):
     (layer, direction): 672,357 in all at 101 classes.
     """
 
-    def __init__(self, num_classes: int, in_features: int = 51, hidden: int = 128,
-                 layers: int = 2, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int, dropout: float = 0.5, skeleton: Skeleton | None = None,
+                 hidden: int = 128, layers: int = 2) -> None:
         super().__init__()
-        sizes = [in_features] + [2 * hidden] * (layers - 1)
+        skeleton = skeleton or Skeleton()
+        sizes = [skeleton.num_joints * skeleton.channels] + [2 * hidden] * (layers - 1)
         self.forward_layers = nn.ModuleList(nn.LSTM(s, hidden, batch_first=True) for s in sizes)
         self.backward_layers = nn.ModuleList(nn.LSTM(s, hidden, batch_first=True) for s in sizes)
         self.between = nn.Dropout(dropout)  # between LSTM layers, as nn.LSTM(dropout=...) does
@@ -43,8 +49,9 @@ class BiLSTM(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        x, lengths, m = fold_persons(x, lengths)  # (B * M, T, V, C)
         b, t = x.shape[:2]
-        h = x.reshape(b, t, -1)  # (B, T, V*C)
+        h = x.reshape(b, t, -1)  # (B * M, T, V*C)
         if lengths is None:
             lengths = torch.full((b,), t, dtype=torch.int64, device=x.device)
         lengths = lengths.to(x.device).clamp(1, t)
@@ -58,4 +65,4 @@ class BiLSTM(nn.Module):
         hidden = out_f.shape[2]
         h_f = out_f.gather(1, last.expand(b, 1, hidden))[:, 0]  # (B, H) after frame L-1
         h_b = out_b_rev.gather(1, last.expand(b, 1, hidden))[:, 0]  # (B, H) after frame 0
-        return self.head(torch.cat([h_f, h_b], dim=1))  # (B, num_classes)
+        return self.head(pool_persons(torch.cat([h_f, h_b], dim=1), m))  # (B, num_classes)

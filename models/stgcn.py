@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.graph import normalized_adjacency
+from models.graph import layout_adjacency
+from models.layouts import Skeleton
+from models.persons import fold_persons, pool_persons
 
 
 class GraphConv(nn.Module):
@@ -44,20 +46,24 @@ class STBlock(nn.Module):
 
 
 class STGCN(nn.Module):
-    """(B, T, V, C) -> (B, num_classes) logits."""
+    """(B, T, V, C) or (B, M, T, V, C) -> (B, num_classes) logits; the graph is the skeleton's
+    layout's (the seed's COCO-17 by default)."""
 
     BLOCKS = ((64, 64, 1), (64, 64, 2), (64, 128, 2), (128, 256, 2))
 
-    def __init__(self, num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int, dropout: float = 0.5, skeleton: Skeleton | None = None) -> None:
         super().__init__()
-        a = torch.from_numpy(normalized_adjacency())
+        skeleton = skeleton or Skeleton()
+        in_channels = skeleton.channels
+        a = torch.from_numpy(layout_adjacency(skeleton.layout))
         self.input = nn.Sequential(GraphConv(in_channels, 64, a), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
         self.blocks = nn.Sequential(*(STBlock(i, o, s, a) for i, o, s in self.BLOCKS))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.BLOCKS[-1][1], num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        x = x.permute(0, 3, 1, 2).contiguous()  # (B, T, V, C) -> (B, C, T, V)
-        x = self.blocks(self.input(x))  # (B, 256, T/8, V)
-        x = x.mean(dim=(2, 3))  # (B, 256): global average over T and V
+        x, _, m = fold_persons(x, lengths)  # (B * M, T, V, C)
+        x = x.permute(0, 3, 1, 2).contiguous()  # (B * M, T, V, C) -> (B * M, C, T, V)
+        x = self.blocks(self.input(x))  # (B * M, 256, T/8, V)
+        x = pool_persons(x.mean(dim=(2, 3)), m)  # (B, 256): global average over T, V and M
         return self.fc(self.dropout(x))

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.graph import NUM_JOINTS, spatial_partitions
+from models.graph import layout_partitions
+from models.layouts import Skeleton
+from models.persons import fold_persons, pool_persons
 
 # (kernel, dilation) temporal branches, a max-pool branch and a 1x1 branch: PYSKL's mstcn default
 MS_BRANCHES: tuple[tuple[int, int] | str, ...] = ((3, 1), (3, 2), (3, 3), (3, 4), "max", "1x1")
@@ -95,25 +97,30 @@ class Block(nn.Module):
 
 
 class STGCNPP(nn.Module):
-    """(B, T, V, C) -> (B, num_classes) logits. 1,393,016 parameters at 60 classes (MMAction2
-    reports 1.39 M for its ST-GCN++)."""
+    """(B, T, V, C) or (B, M, T, V, C) -> (B, num_classes) logits, on the skeleton's layout
+    (COCO-17 by default). 1,393,016 parameters at 60 classes on COCO-17 (MMAction2 reports
+    1.39 M for its ST-GCN++)."""
 
     # (in, out, temporal stride) of the ten blocks: PYSKL's base 64, inflate and down at 5 and 8
     BLOCKS = ((64, 64, 1),) * 4 + ((64, 128, 2), (128, 128, 1), (128, 128, 1),
                                    (128, 256, 2), (256, 256, 1), (256, 256, 1))
 
-    def __init__(self, num_classes: int, in_channels: int = 3, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int, dropout: float = 0.0, skeleton: Skeleton | None = None) -> None:
         super().__init__()
-        a = torch.from_numpy(spatial_partitions())  # (3, V, V)
-        self.data_bn = nn.BatchNorm1d(in_channels * NUM_JOINTS)
+        skeleton = skeleton or Skeleton()
+        in_channels = skeleton.channels
+        a = torch.from_numpy(layout_partitions(skeleton.layout))  # (3, V, V)
+        self.data_bn = nn.BatchNorm1d(in_channels * skeleton.num_joints)
         first = Block(in_channels, self.BLOCKS[0][0], a, residual=False)
         self.blocks = nn.Sequential(first, *(Block(i, o, a, s) for i, o, s in self.BLOCKS[1:]))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.BLOCKS[-1][1], num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        x, _, m = fold_persons(x, lengths)  # (B * M, T, V, C)
         b, t, v, c = x.shape
-        x = self.data_bn(x.permute(0, 2, 3, 1).reshape(b, v * c, t))  # (B, V*C, T)
-        x = x.view(b, v, c, t).permute(0, 2, 3, 1).contiguous()  # (B, C, T, V)
-        x = self.blocks(x)  # (B, 256, T/4, V)
-        return self.fc(self.dropout(x.mean(dim=(2, 3))))  # (B, num_classes)
+        x = self.data_bn(x.permute(0, 2, 3, 1).reshape(b, v * c, t))  # (B * M, V*C, T)
+        x = x.view(b, v, c, t).permute(0, 2, 3, 1).contiguous()  # (B * M, C, T, V)
+        x = self.blocks(x)  # (B * M, 256, T/4, V)
+        x = pool_persons(x.mean(dim=(2, 3)), m)  # (B, 256)
+        return self.fc(self.dropout(x))  # (B, num_classes)

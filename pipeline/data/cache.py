@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,14 +36,14 @@ from data_manifest.manifest import (
     SCHEMA_VERSION,
     SOURCE_SPLITS_NAME,
 )
+from models.layouts import LAYOUTS, LayoutError, Skeleton, layouts_for
 from pipeline import SkpipeError, __version__
 from pipeline.data.preprocess import (
     DTYPES,
-    NUM_FEATURES,
-    NUM_JOINTS,
     PreprocessConfig,
     RawClip,
     preprocess_batch,
+    preprocess_skeleton,
 )
 from pipeline.files.atomic import atomic_dir, atomic_write_text, check_target, recover_replaced
 from pipeline.files.location import (
@@ -57,6 +57,9 @@ from pipeline.files.location import (
 )
 from pipeline.source.raw import ProgressFn, RawData, file_sha256, parse_frame_dir, read_raw
 
+if TYPE_CHECKING:
+    from models.layouts import Layout
+
 
 @dataclass(frozen=True)
 class IngestConfig:
@@ -64,8 +67,12 @@ class IngestConfig:
     chunk: int = 64  # samples per Zarr chunk: 64 measured ~45 k samples/s on whole-chunk reads
     zstd_level: int = 1  # measured: same size as level 3 on skeletons (0.217 of float32), faster
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
+    layout: Layout | None = None  # None: the built-in layout with the pickle's number of joints
+    persons: int | None = None  # None: 1, or 2 for a 3D pickle where some clip has two
 
     def __post_init__(self) -> None:
+        if self.persons is not None and self.persons not in (1, 2):
+            raise SkpipeError(f"--persons must be 1 or 2, got {self.persons}")
         if self.dtype not in DTYPES:
             raise SkpipeError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
         if self.chunk < 1:
@@ -75,6 +82,7 @@ class IngestConfig:
 @dataclass(frozen=True)
 class IngestSummary:
     cache_dir: Path
+    skeleton: str  # Skeleton.describe()
     samples: int
     classes: int
     persons_hist: dict[str, int]
@@ -133,7 +141,10 @@ def ingest(
     raw = read_raw(Path(raw_path), progress)
     read_seconds = time.perf_counter() - t0
     anns = raw.annotations
+    skeleton = skeleton_for(raw, config)
     n, t_max = len(anns), config.preprocessing.max_frames
+    persons = (skeleton.persons,) if skeleton.persons > 1 else ()  # (M,) or no person axis
+    row_shape = (*persons, t_max, skeleton.num_joints, skeleton.channels)  # ([M,] T, V, C)
     labels = np.array([int(a["label"]) for a in anns], dtype=np.int64)
     frame_dirs = [a["frame_dir"] for a in anns]
     if class_names is None and raw.classes is not None and len(raw.classes) > labels.max():
@@ -143,23 +154,23 @@ def ingest(
     with atomic_dir(cache_dir, force, "cache") as tmp:
         arr = zarr.create_array(
             store=str(tmp / ARRAY_NAME),
-            shape=(n, t_max, NUM_JOINTS, NUM_FEATURES),
-            chunks=(config.chunk, t_max, NUM_JOINTS, NUM_FEATURES),
+            shape=(n, *row_shape),
+            chunks=(config.chunk, *row_shape),
             dtype=config.dtype,
             # crc32c after zstd: every chunk carries a checksum, checked whenever it is decoded
             compressors=[ZstdCodec(level=config.zstd_level), Crc32cCodec()],
             fill_value=0.0,
-            dimension_names=("N", "T", "V", "C"),
+            dimension_names=("N", "M", "T", "V", "C") if persons else ("N", "T", "V", "C"),
         )
         block = config.chunk * max(1, 1024 // config.chunk)  # write many whole chunks at once
-        bufs = [np.zeros((min(block, n), t_max, NUM_JOINTS, NUM_FEATURES), np.float32)
-                for _ in range(2)]  # (B, T, V, C) x 2: fill one while the other is written
+        bufs = [np.zeros((min(block, n), *row_shape), np.float32)
+                for _ in range(2)]  # (B, [M,] T, V, C) x 2: fill one while the other is written
         pending: Future[list[int]] | None = None
         crcs: list[int] = []
         with ThreadPoolExecutor(1) as writer:  # zarr encodes (zstd, GIL released) meanwhile
             for b, start in enumerate(range(0, n, block)):
                 stop, buf = min(start + block, n), bufs[b % 2]
-                rows.extend(_convert_block(start, anns[start:stop], names, labels, buf, t_max))
+                rows.extend(_convert_block(start, anns[start:stop], names, labels, buf, t_max, skeleton))
                 if pending is not None:
                     crcs += pending.result()
                 pending = writer.submit(_write_block, arr, start, buf[: stop - start], config.dtype,
@@ -172,7 +183,7 @@ def ingest(
         index.to_parquet(tmp / INDEX_NAME, index=False)
         _source_splits_frame(raw, frame_dirs).to_parquet(tmp / SOURCE_SPLITS_NAME, index=False)
         tables = {name: file_sha256(tmp / name) for name in (INDEX_NAME, SOURCE_SPLITS_NAME)}
-        manifest = _build_manifest(raw, config, arr, index, names, tables, crcs)
+        manifest = _build_manifest(raw, config, arr, index, names, tables, crcs, skeleton)
         write_manifest(tmp, manifest)
         size = _dir_bytes(tmp)
     n_persons = index["n_persons"].to_numpy()
@@ -180,19 +191,27 @@ def ingest(
     for m in n_persons.tolist():
         hist[_persons_bucket(m)] += 1
     return IngestSummary(
-        cache_dir=cache_dir, samples=n, classes=len(names), persons_hist=hist,
+        cache_dir=cache_dir, skeleton=skeleton.describe(), samples=n, classes=len(names), persons_hist=hist,
         longer_than_max=int((index["frames"] > t_max).sum()), empty=int((n_persons == 0).sum()),
         nonfinite=int(index["nonfinite"].sum()), bytes_on_disk=size,
-        bytes_float32=n * t_max * NUM_JOINTS * NUM_FEATURES * 4,
+        bytes_float32=n * int(np.prod(row_shape)) * 4,
         seconds=time.perf_counter() - t0, read_seconds=read_seconds,
     )
 
 
 def _convert_block(start: int, anns: list[dict[str, Any]], names: list[str], labels: np.ndarray,
-                   out: np.ndarray, t_max: int) -> list[dict[str, Any]]:
-    """Preprocess a block of annotations into `out` (B, T, V, C); return their index rows."""
+                   out: np.ndarray, t_max: int, skeleton: Skeleton) -> list[dict[str, Any]]:
+    """Preprocess a block of annotations into `out` (B, [M,] T, V, C); return their index rows."""
     clips = [RawClip.of(a) for a in anns]
-    infos = preprocess_batch(clips, out, t_max)
+    if skeleton.dims == 3:
+        for j, c in enumerate(clips):
+            if not np.any(np.nan_to_num(c.keypoint)):
+                raise SkpipeError(f"annotation {start + j} ({anns[j]['frame_dir']!r}): every coordinate "
+                                  "is zero: a 3D clip with nobody in it cannot be placed")
+    if skeleton.is_default:
+        infos = preprocess_batch(clips, out, t_max)  # the seed's numbers, fast
+    else:
+        infos = preprocess_skeleton(clips, out, t_max)
     rows = []
     for j, (ann, info, clip_arrays) in enumerate(zip(anns, infos, clips, strict=True)):
         h, w = clip_arrays.img_shape
@@ -239,7 +258,7 @@ def _source_splits_frame(raw: RawData, frame_dirs: list[str]) -> pd.DataFrame:
 
 def _build_manifest(
     raw: RawData, config: IngestConfig, arr: Any, index: pd.DataFrame, names: list[str],
-    tables: dict[str, str], crcs: list[int],
+    tables: dict[str, str], crcs: list[int], skeleton: Skeleton,
 ) -> Manifest:
     return Manifest(
         schema_version=SCHEMA_VERSION,
@@ -249,7 +268,7 @@ def _build_manifest(
         preprocessing=asdict(config.preprocessing),
         array={"path": ARRAY_NAME, "shape": list(arr.shape), "dtype": config.dtype,
                "chunks": list(arr.chunks), "codec": "zstd+crc32c", "level": config.zstd_level,
-               "axes": ["N", "T", "V", "C"]},
+               "axes": ["N", "M", "T", "V", "C"] if skeleton.persons > 1 else ["N", "T", "V", "C"]},
         counts={"samples": len(index), "classes": len(names),
                 "empty": int((index["n_persons"] == 0).sum()),
                 "longer_than_max_frames": int((index["frames"] > config.preprocessing.max_frames).sum()),
@@ -258,7 +277,33 @@ def _build_manifest(
         source_splits={name: len(m) for name, m in raw.splits.items()},
         tables=tables,
         chunk_crc32=crcs,
+        skeleton=skeleton.to_dict(),
     )
+
+
+def skeleton_for(raw: RawData, config: IngestConfig) -> Skeleton:
+    """The cache's skeleton: the given layout or the built-in one with the pickle's number of
+    joints, the pickle's coordinate dimension and scores, and the persons to keep."""
+    if config.layout is not None:
+        layout = config.layout
+        if len(layout["joints"]) != raw.joints:
+            raise SkpipeError(f"layout {layout['name']} has {len(layout['joints'])} joints; the pickle's "
+                              f"keypoints have {raw.joints}")
+    else:
+        fits = layouts_for(raw.joints)
+        if len(fits) != 1:
+            known = ", ".join(f"{k} ({len(d['joints'])})" for k, d in LAYOUTS.items())
+            raise SkpipeError(f"the pickle's keypoints have {raw.joints} joints, which match no built-in "
+                              f"layout ({known}); give --layout FILE.toml")
+        layout = LAYOUTS[fits[0]]
+    persons = config.persons
+    if persons is None:
+        most = max(a["keypoint"].shape[0] for a in raw.annotations)
+        persons = 2 if raw.dims == 3 and most >= 2 else 1
+    try:
+        return Skeleton(layout, raw.dims, raw.scores, persons)
+    except LayoutError as e:
+        raise SkpipeError(f"layout: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -297,6 +342,14 @@ class Cache:
         except Exception as e:  # pyarrow raises several types for a damaged file
             raise SkpipeError(f"cache {self.directory}: {name} is unreadable ({type(e).__name__}); "
                               "rebuild it with `skpipe ingest --force`") from None
+
+    @cached_property
+    def skeleton(self) -> Skeleton:
+        """What each sample holds: layout, dims, score channel, persons (the seed's by default)."""
+        try:
+            return Skeleton.from_dict(self.manifest.skeleton)
+        except (LayoutError, TypeError) as e:
+            raise SkpipeError(f"cache {self.directory}: its manifest's skeleton is malformed ({e})") from None
 
     def open_array(self) -> Any:
         """Open the Zarr array read-only (cheap; call once per process or worker)."""

@@ -27,15 +27,16 @@ DTYPES = ("float16", "float32")  # the cache's: float16 is the source's own prec
 class RawClip(NamedTuple):
     """One annotation's arrays as preprocessing reads them."""
 
-    keypoint: np.ndarray  # (M, T, V, 2) pixels
-    score: np.ndarray  # (M, T, V)
-    img_shape: tuple[int, int]  # (height, width)
+    keypoint: np.ndarray  # (M, T, V, 2) pixels, or (M, T, V, 3) coordinates
+    score: np.ndarray | None  # (M, T, V); None for 3D pickles without scores
+    img_shape: tuple[int, int]  # (height, width); (1, 1) for 3D (not scaled)
 
     @classmethod
     def of(cls, ann: dict[str, Any]) -> RawClip:
         """From a validated PYSKL annotation dict."""
-        h, w = (int(v) for v in ann["img_shape"])
-        return cls(ann["keypoint"], ann["keypoint_score"], (h, w))
+        hw = ann.get("img_shape")
+        h, w = (int(v) for v in hw) if hw is not None else (1, 1)
+        return cls(ann["keypoint"], ann.get("keypoint_score"), (h, w))
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,13 @@ def preprocess_batch(
     done per clip, float16 arithmetic costs ~100 us a clip and dominates ingest.
     """
     b = len(clips)
-    src = np.result_type(*(kp.dtype for kp, _, _ in clips), *(sc.dtype for _, sc, _ in clips))
+    src = np.result_type(*(kp.dtype for kp, _, _ in clips),
+                         *(sc.dtype for _, sc, _ in clips if sc is not None))
     stage = np.zeros((b, max_frames, out.shape[2], NUM_FEATURES), dtype=src)  # (B, T, V, 3)
     scale = np.ones((b, 1, 1, NUM_FEATURES), np.float32)  # (B, 1, 1, 3): width, height, 1
     infos = []
     for j, (kp, sc, (h, w)) in enumerate(clips):
+        assert sc is not None  # the seed's path: 2D with scores
         m_count, t_count = kp.shape[:2]
         valid = min(t_count, max_frames)
         if m_count == 0:
@@ -179,4 +182,59 @@ def preprocess_batch(
         counts = bad.sum(axis=(1, 2))
         infos = [SampleInfo(i.n_persons, i.person, i.mean_score, i.frames, i.valid_frames, int(c))
                  for i, c in zip(infos, counts, strict=True)]
+    return infos
+
+
+def person_motion(keypoint: np.ndarray) -> np.ndarray:
+    """How much each slot moves: (M, T, V, C) -> (M,) float32, the sum over joints and
+    coordinates of the standard deviation over the frames where the slot is seen (PYSKL's NTU
+    preparation keeps the bodies with the most)."""
+    x = np.where(np.isfinite(keypoint), keypoint, 0).astype(np.float32)  # (M, T, V, C)
+    seen = np.any(x != 0, axis=(2, 3))  # (M, T)
+    out = np.zeros(len(x), np.float32)
+    for m in range(len(x)):
+        if seen[m].sum() > 1:
+            out[m] = x[m, seen[m]].std(axis=0).sum()
+    return out
+
+
+def choose_persons(clip: RawClip, persons: int) -> list[int]:
+    """The `persons` slots to keep, best first: by mean score where there are scores (the
+    seed's rule for the first), else by motion; ties go to the lower slot."""
+    if clip.keypoint.shape[0] == 0:
+        return []
+    rank = person_means(clip.score) if clip.score is not None else person_motion(clip.keypoint)
+    order = np.argsort(-rank, kind="stable")  # stable: the lowest slot wins a tie
+    return [int(m) for m in order[:persons]]
+
+
+def preprocess_skeleton(clips: list[RawClip], out: np.ndarray, max_frames: int = MAX_FRAMES
+                        ) -> list[SampleInfo]:
+    """Any skeleton into out[:len(clips)]: (B, T, V, C) for one person or (B, M, T, V, C) for
+    M persons, C = the coordinates (2D scaled to x / width, y / height; 3D as given) then the
+    score where the pickle has one. Missing persons and non-finite joints are zeros.
+
+    The seed's 2D single-person case is `preprocess_batch` (same numbers, faster); this is the
+    general path for other layouts, 3D and two persons."""
+    block = out[: len(clips)]
+    block[:] = 0.0
+    persons = out.shape[1] if out.ndim == 5 else 1
+    infos = []
+    for j, clip in enumerate(clips):
+        kp, sc, (h, w) = clip
+        m_count, t_count, _, dims = kp.shape
+        valid = min(t_count, max_frames)
+        chosen = choose_persons(clip, persons)
+        scale = np.array([w, h], np.float32) if dims == 2 else np.ones(dims, np.float32)
+        dest = block[j] if out.ndim == 5 else block[j][None]  # (M, T, V, C)
+        for slot, m in enumerate(chosen):
+            dest[slot, :valid, :, :dims] = kp[m, :valid] / scale
+            if sc is not None:
+                dest[slot, :valid, :, dims] = sc[m, :valid]
+        bad = ~np.isfinite(dest).all(axis=-1)  # (M, T, V)
+        n_bad = int(bad.sum())
+        if n_bad:
+            dest[bad] = 0.0
+        mean = float(person_means(sc)[chosen[0]]) if chosen and sc is not None else 0.0
+        infos.append(SampleInfo(m_count, chosen[0] if chosen else -1, mean, t_count, valid, n_bad))
     return infos

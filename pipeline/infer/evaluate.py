@@ -37,7 +37,7 @@ def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, 
     t = run.config.train
     model = model.to(device).eval()
     precision = inference_precision(t.precision, device)
-    cfg = t.loader_config(subset, batch_size=batch_size, clips=clips)
+    cfg = t.loader_config(subset, cache.skeleton, batch_size=batch_size, clips=clips)
     probs, labels, samples = [], [], []
     for x, y, lengths, s in prefetch(SkeletonDataset(cache, cfg)):  # x (B * clips, T, V, C)
         probs.append(clip_probs(model, x, lengths, clips, device, precision))  # (B, classes)

@@ -1,6 +1,6 @@
 """`skpipe export`: a trained run as a TorchScript or ONNX file, checked against PyTorch.
 
-The exported network takes the model's input, (B, T, V=17, C=3) float32 frames as the run feeds
+The exported network takes the model's input, (B, [M,] T, V, C) float32 frames as the run feeds
 them (its stream and normalisation applied, T frames sampled), and `lengths` (B,) int64 valid
 frames (only the LSTM reads them), and returns (B, num_classes) logits. Batch and frame axes are
 dynamic. Before the file is written, the exported model runs on real clips of the run's cache at
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.files.atomic import check_target
 from pipeline.files.location import Location
@@ -39,14 +40,14 @@ def real_inputs(run_dir: Path, clips: int = 8, cache_dir: Location | None = None
     cache = run.open_cache(cache_dir)
     t = run.config.train
     for subset in ("test", "val"):
-        cfg = t.loader_config(subset, batch_size=clips)
+        cfg = t.loader_config(subset, cache.skeleton, batch_size=clips)
         try:
             x, _, lengths, _ = next(iter(SkeletonDataset(cache, cfg)))
         except SkpipeError:
             continue
-        half = max(1, t.frames // 2)
-        return [(x, lengths), (x[: max(1, len(x) // 2), :half].contiguous(), lengths[: max(1, len(x) // 2)]
-                               .clamp(max=half))]
+        half, n = max(1, t.frames // 2), max(1, len(x) // 2)
+        shorter = x[:n].narrow(x.dim() - 3, 0, half).contiguous()  # (n, [M,] T/2, V, C)
+        return [(x, lengths), (shorter, lengths[:n].clamp(max=half))]
     raise SkpipeError(f"{run_dir}: its cache has no test or val clips to check the export on")
 
 
@@ -71,9 +72,10 @@ def _write(model: torch.nn.Module, fmt: str, example: tuple[torch.Tensor, torch.
             traced = torch.jit.trace(model, example, check_trace=False)
         traced.save(str(path))
         return
+    axes = {"x": {0: "batch", example[0].dim() - 3: "frames"}, "lengths": {0: "batch"},
+            "logits": {0: "batch"}}  # x (B, [M,] T, V, C)
     torch.onnx.export(model, example, str(path), input_names=["x", "lengths"], output_names=["logits"],
-                      dynamic_axes={"x": {0: "batch", 1: "frames"}, "lengths": {0: "batch"},
-                                    "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+                      dynamic_axes=axes, opset_version=17, dynamo=False)
 
 
 def export_run(run_dir: Path, fmt: str = "torchscript", out: Path | None = None, force: bool = False,
@@ -122,4 +124,11 @@ def export_run(run_dir: Path, fmt: str = "torchscript", out: Path | None = None,
     t = run.config.train
     return {"path": out, "format": fmt, "max_abs_diff": worst,
             "checked_batches": [tuple(x.shape) for x, _ in batches], "checkpoint": str(ckpt),
-            "frames": t.frames, "feats": t.feats, "normalize": t.normalize}
+            "frames": t.frames, "feats": t.feats, "normalize": t.normalize,
+            "input": input_shape(run.config.input)}
+
+
+def input_shape(skeleton: Skeleton) -> str:
+    """The exported model's x, in words: (B, [M,] T, V, C)."""
+    persons = f"M={skeleton.persons}, " if skeleton.persons > 1 else ""
+    return f"(B, {persons}T, V={skeleton.num_joints}, C={skeleton.channels}) {skeleton.layout['name']}"

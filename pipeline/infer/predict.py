@@ -10,19 +10,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.layouts import Skeleton
 from pipeline import SkpipeError
-from pipeline.data.preprocess import NUM_FEATURES, NUM_JOINTS, RawClip, preprocess_batch
+from pipeline.data.preprocess import RawClip, preprocess_batch, preprocess_skeleton
 from pipeline.infer.inference import clip_probs, load_run_model, prefetch
 from pipeline.inputs.features import InputSpec, clips_input, model_input
 from pipeline.run.config import open_run
 from pipeline.run.runtime import inference_precision, resolve_device
-from pipeline.source.raw import read_raw
+from pipeline.source.raw import RawData, read_raw
+
+DEFAULT = Skeleton()
 
 
-def prepare(anns: list[dict[str, Any]], max_frames: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """Annotations -> (N, max_frames, V, 3) as stored in a cache of `dtype`, and valid lengths."""
-    out = np.zeros((len(anns), max_frames, NUM_JOINTS, NUM_FEATURES), np.float32)  # (N, T, V, C)
-    infos = preprocess_batch([RawClip.of(a) for a in anns], out, max_frames)
+def prepare(anns: list[dict[str, Any]], max_frames: int, dtype: str, skeleton: Skeleton = DEFAULT
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Annotations -> (N, [M,] max_frames, V, C) as stored in a cache of `dtype` built for
+    `skeleton`, and valid lengths: exactly ingest's preprocessing."""
+    persons = (skeleton.persons,) if skeleton.persons > 1 else ()
+    out = np.zeros((len(anns), *persons, max_frames, skeleton.num_joints, skeleton.channels), np.float32)
+    clips = [RawClip.of(a) for a in anns]
+    if skeleton.is_default:
+        infos = preprocess_batch(clips, out, max_frames)
+    else:
+        infos = preprocess_skeleton(clips, out, max_frames)
     out = out.astype(dtype).astype(np.float32)  # the cache's rounding, as training saw it
     return out, np.array([i.valid_frames for i in infos], np.int64)
 
@@ -55,6 +65,8 @@ class _Setup:
     names: list[str]
     dtype: str
     top: int
+    skeleton: Skeleton
+    batch_size: int
 
 
 def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
@@ -75,8 +87,10 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
     clips = clips or t.test_clips
     model, _ = load_run_model(run, checkpoint)
     raw = read_raw(Path(raw_path))
+    skeleton = run.config.input
+    check_fits(raw, skeleton, run_dir)
     setup = _Setup(model.to(dev), run.config.input_spec(), dev, inference_precision(t.precision, dev),
-                   run.class_names, run.config.cache_dtype, top)
+                   run.class_names, run.config.cache_dtype, top, skeleton, batch_size)
     batches = (raw.annotations[lo : lo + batch_size] for lo in range(0, len(raw.annotations), batch_size))
     for anns, (xk, lengths) in prefetch(((a, _inputs(a, setup, clips)) for a in batches), depth=2):
         probs = clip_probs(setup.model, xk, lengths, clips, dev, setup.precision)  # (B, classes)
@@ -89,8 +103,8 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
 
 def _inputs(anns: list[dict[str, Any]], setup: _Setup, clips: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of annotations as the model's input: (B * clips, frames, V, C), lengths (B * clips,)."""
-    x, valid = prepare(anns, 300, setup.dtype)  # (B, 300, V, C)
-    xk, lengths = clips_input(x, valid, setup.spec, clips)  # (B * clips, frames, V, C)
+    x, valid = prepare(anns, 300, setup.dtype, setup.skeleton)  # (B, [M,] 300, V, C)
+    xk, lengths = clips_input(x, valid, setup.spec, clips)  # (B * clips, [M,] frames, V, C)
     return torch.from_numpy(np.ascontiguousarray(xk)), torch.from_numpy(lengths)
 
 
@@ -100,14 +114,41 @@ def _top(p: np.ndarray, setup: _Setup) -> list[dict[str, Any]]:
 
 
 def _windows(setup: _Setup, ann: dict[str, Any], window: int, stride: int) -> list[dict[str, Any]]:
-    """Top classes of each window over the clip's whole length (not cut at the cache's 300)."""
-    x, valid = prepare([ann], int(ann["keypoint"].shape[1]), setup.dtype)  # (1, T_clip, V, C)
+    """Top classes of each window over the clip's whole length (not cut at the cache's 300),
+    `batch_size` windows at a time: memory does not grow with the clip's length."""
+    x, valid = prepare([ann], int(ann["keypoint"].shape[1]), setup.dtype, setup.skeleton)  # (1, [M,] T, V, C)
+    clip = x[0]  # ([M,] T_clip, V, C)
     starts = window_starts(int(valid[0]), window, stride)
-    xs = np.stack([x[0, s : s + window] if s + window <= x.shape[1] else
-                   np.pad(x[0, s:], ((0, s + window - x.shape[1]), (0, 0), (0, 0))) for s in starts])
-    lengths = np.array([min(window, int(valid[0]) - s) for s in starts])  # (W,)
-    xw, lw = model_input(xs, lengths, setup.spec, None)  # (W, frames, V, C)
-    p = clip_probs(setup.model, torch.from_numpy(np.ascontiguousarray(xw)), torch.from_numpy(lw), 1,
-                   setup.device, setup.precision)  # (W, classes)
-    return [{"start": s, "end": s + int(n) - 1, "top": _top(q, setup)}
-            for s, n, q in zip(starts, lengths, p, strict=True)]
+    out = []
+    for lo in range(0, len(starts), setup.batch_size):
+        some = starts[lo : lo + setup.batch_size]
+        xs = np.stack([_frames(clip, s, window) for s in some])  # (W, [M,] window, V, C)
+        lengths = np.array([min(window, int(valid[0]) - s) for s in some])  # (W,)
+        xw, lw = model_input(xs, lengths, setup.spec, None)  # (W, [M,] frames, V, C)
+        p = clip_probs(setup.model, torch.from_numpy(np.ascontiguousarray(xw)), torch.from_numpy(lw), 1,
+                       setup.device, setup.precision)  # (W, classes)
+        out += [{"start": s, "end": s + int(n) - 1, "top": _top(q, setup)}
+                for s, n, q in zip(some, lengths, p, strict=True)]
+    return out
+
+
+def _frames(clip: np.ndarray, start: int, window: int) -> np.ndarray:
+    """Frames start .. start + window of clip ([M,] T, V, C), zero-padded past its end."""
+    part = clip[..., start : start + window, :, :]
+    short = window - part.shape[-3]
+    if short <= 0:
+        return part
+    pad = [(0, 0)] * part.ndim
+    pad[-3] = (0, short)
+    return np.pad(part, pad)
+
+
+def check_fits(raw: RawData, skeleton: Skeleton, run_dir: Path) -> None:
+    """Refuse a pickle whose skeletons are not the run's, in one line naming both."""
+    theirs = (raw.joints, raw.dims, raw.scores)
+    ours = (skeleton.num_joints, skeleton.dims, skeleton.score)
+    if theirs != ours:
+        def kind(v: int, d: int, sc: bool) -> str:
+            return f"{v} joints in {d}D{' with scores' if sc else ''}"
+        raise SkpipeError(f"the pickle holds {kind(*theirs)}; {run_dir} was trained on "
+                          f"{kind(*ours)} ({skeleton.layout['name']})")

@@ -1,6 +1,8 @@
-"""Normalisation and train-time augmentation of 2D joints, as pure numpy functions.
+"""Normalisation and train-time augmentation of joints, 2D or 3D, as pure numpy functions.
 
-Every function takes x (B, T, V, C) with C = (x, y, score) and returns a new array; randomness
+Every function takes x (B, T, V, C) with C = the skeleton's coordinates (x, y or x, y, z), then
+its score where it has one, and returns a new array. A sample's persons travel together, as
+(B, M * T, V, C): one centre, one rotation, one flip per sample. Randomness
 comes from an explicit `np.random.Generator`, one draw per clip. Joints that are missing
 (x = y = score = 0: no detection, or zero padding after a clip's end) stay exactly zero, so no
 transform invents a body where there was none. Evaluation never augments.
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.graph import LEFT_RIGHT, NUM_JOINTS
+from models.layouts import Skeleton
 from pipeline import SkpipeError
 
 NORMALIZATIONS = ("none", "pyskl", "body")
@@ -46,34 +48,88 @@ def present(x: np.ndarray) -> np.ndarray:
     return np.any(x != 0, axis=-1, keepdims=True)
 
 
-def body_centre(x: np.ndarray) -> np.ndarray:
-    """(B, 1, 1, 2): mean (x, y) of each clip's present joints (0.5, 0.5 for an empty clip)."""
+DEFAULT = Skeleton()
+
+
+def body_centre(x: np.ndarray, dims: int = 2) -> np.ndarray:
+    """(B, 1, 1, dims): mean coordinates of each clip's present joints (0.5 for an empty 2D clip,
+    0 for an empty 3D one)."""
     m = present(x)  # (B, T, V, 1)
     count = m.sum(axis=(1, 2), keepdims=True)  # (B, 1, 1, 1)
-    total = (x[..., :2] * m).sum(axis=(1, 2), keepdims=True)  # (B, 1, 1, 2)
-    return np.where(count > 0, total / np.maximum(count, 1), 0.5)
+    total = (x[..., :dims] * m).sum(axis=(1, 2), keepdims=True)  # (B, 1, 1, dims)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.5 if dims == 2 else 0.0)
 
 
-def normalize(x: np.ndarray, how: str) -> np.ndarray:
-    """`none`: the cache's x / width, y / height; `pyskl`: mapped to [-1, 1] about the image
-    centre (PYSKL's PreNormalize2D); `body`: each clip's body centre moved to the origin."""
+def normalize(x: np.ndarray, how: str, skeleton: Skeleton = DEFAULT) -> np.ndarray:
+    """`none`: as cached (2D: x / width, y / height; 3D: as given); `pyskl`: PYSKL's
+    pre-normalisation (2D: mapped to [-1, 1] about the image centre, PreNormalize2D; 3D:
+    PreNormalize3D, `prenormalize_3d`); `body`: each clip's body centre moved to the origin."""
     if how not in NORMALIZATIONS:
         raise SkpipeError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, got {how!r}")
+    d = skeleton.dims
     if how == "none":
         return x
-    centre = 0.5 if how == "pyskl" else body_centre(x)
+    if how == "pyskl" and d == 3:
+        return prenormalize_3d(x, skeleton)
+    centre = 0.5 if how == "pyskl" else body_centre(x, d)
     out = x.copy()
-    out[..., :2] = (x[..., :2] - centre) * (2.0 if how == "pyskl" else 1.0)
+    out[..., :d] = (x[..., :d] - centre) * (2.0 if how == "pyskl" else 1.0)
     return np.where(present(x), out, 0.0).astype(x.dtype)
 
 
-def flip(x: np.ndarray, mask: np.ndarray, centre: np.ndarray | float = 0.5) -> np.ndarray:
+def rotation_onto(v: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The (3, 3) rotation taking direction `v` onto `target` (Rodrigues; identity when `v` is
+    zero or already along `target`)."""
+    norm = np.linalg.norm(v)
+    if norm < 1e-8:
+        return np.eye(3)
+    a = v / norm
+    axis = np.cross(a, target)
+    s, c = np.linalg.norm(axis), float(np.dot(a, target))
+    if s < 1e-8:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0]) if abs(target[0]) < 0.5 else np.diag(
+            [-1.0, -1.0, 1.0])
+    k = axis / s
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * kx + (1 - c) * kx @ kx
+
+
+def prenormalize_3d(x: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """PYSKL's PreNormalize3D for each clip x (B, T, V, C): centre on the layout's `center` joint
+    in the first frame where the body is seen, then rotate so `spine` (bottom -> top) lies
+    along +z and, turning about z, `shoulders` (right -> left) into the x-z plane towards +x.
+    Missing joints stay zero."""
+    layout = skeleton.layout
+    if "spine" not in layout or "shoulders" not in layout:
+        raise SkpipeError(f"--normalize pyskl on 3D needs the layout's spine and shoulders "
+                          f"({layout['name']} has none)")
+    out = x.astype(np.float32, copy=True)
+    seen = present(x)[..., 0]  # (B, T, V)
+    for b in range(len(x)):
+        frames = np.flatnonzero(seen[b].any(axis=1))
+        if not len(frames):
+            continue
+        first = out[b, frames[0], :, :3]  # (V, 3)
+        xyz = out[b, :, :, :3] - first[layout["center"]]  # (T, V, 3)
+        bottom, top = layout["spine"]
+        rz = rotation_onto(first[top] - first[bottom], np.array([0.0, 0.0, 1.0]))
+        right, left = layout["shoulders"]
+        shoulders = rz @ (first[left] - first[right])
+        shoulders[2] = 0.0  # turn about z only, so the spine stays on it (PYSKL's tilts it a little)
+        rx = rotation_onto(shoulders, np.array([1.0, 0.0, 0.0]))
+        out[b, :, :, :3] = xyz @ (rx @ rz).T
+    return np.where(present(x), out, 0.0).astype(x.dtype)
+
+
+def flip(x: np.ndarray, mask: np.ndarray, centre: np.ndarray | float = 0.5,
+         skeleton: Skeleton = DEFAULT) -> np.ndarray:
     """Mirror x about `centre` (per clip) and swap left / right joints, for clips where `mask`."""
-    perm = np.arange(NUM_JOINTS)
-    for left, right in LEFT_RIGHT:
+    perm = np.arange(skeleton.num_joints)
+    for left, right in skeleton.layout["pairs"]:
         perm[left], perm[right] = right, left
     mirrored = x[:, :, perm].copy()  # (B, T, V, C): joints swapped
-    cx = np.broadcast_to(np.asarray(centre, dtype=x.dtype), (len(x), 1, 1, 2))[..., 0]  # (B, 1, 1)
+    d = skeleton.dims
+    cx = np.broadcast_to(np.asarray(centre, dtype=x.dtype), (len(x), 1, 1, d))[..., 0]  # (B, 1, 1)
     mirrored[..., 0] = 2 * cx - mirrored[..., 0]
     mirrored = np.where(present(x[:, :, perm]), mirrored, 0.0)
     return np.where(mask[:, None, None, None], mirrored, x).astype(x.dtype)
@@ -81,28 +137,52 @@ def flip(x: np.ndarray, mask: np.ndarray, centre: np.ndarray | float = 0.5) -> n
 
 def affine(x: np.ndarray, angle: np.ndarray, scale: np.ndarray, shift: np.ndarray,
            centre: np.ndarray) -> np.ndarray:
-    """Rotate by `angle` (B,) radians and scale by (B,) about `centre` (B, 1, 1, 2), then shift
-    by (B, 2); scores and missing joints untouched."""
+    """Rotate by `angle` (B,) radians in the image plane and scale by (B,) about `centre`
+    (B, 1, 1, 2), then shift by (B, 2); scores and missing joints untouched."""
     c, s = np.cos(angle) * scale, np.sin(angle) * scale  # (B,)
     rot = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)  # (B, 2, 2)
-    xy = x[..., :2] - centre  # (B, T, V, 2)
+    return _transform(x, rot, shift, centre)
+
+
+def rotations_3d(angles: np.ndarray) -> np.ndarray:
+    """(B, 3) angles about x, y, z (radians) -> (B, 3, 3) rotations Rz Ry Rx."""
+    cx, cy, cz = np.cos(angles).T
+    sx, sy, sz = np.sin(angles).T
+    one, zero = np.ones_like(cx), np.zeros_like(cx)
+    rx = np.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], -1).reshape(-1, 3, 3)
+    ry = np.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(-1, 3, 3)
+    rz = np.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], -1).reshape(-1, 3, 3)
+    return rz @ ry @ rx
+
+
+def _transform(x: np.ndarray, rot: np.ndarray, shift: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Coordinates about `centre` (B, 1, 1, d) times `rot` (B, d, d), plus `shift` (B, d)."""
+    d = rot.shape[-1]
+    xy = x[..., :d] - centre  # (B, T, V, d)
     xy = np.einsum("btvj,bij->btvi", xy, rot) + centre + shift[:, None, None, :]
     out = x.copy()
-    out[..., :2] = xy
+    out[..., :d] = xy
     return np.where(present(x), out, 0.0).astype(x.dtype)
 
 
-def augment(x: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
-    """Apply `aug` with parameters drawn per clip from `rng`."""
+def augment(x: np.ndarray, aug: Augment, rng: np.random.Generator, skeleton: Skeleton = DEFAULT
+            ) -> np.ndarray:
+    """Apply `aug` with parameters drawn per clip from `rng`: in 2D a rotation in the image
+    plane; in 3D one about each axis (PYSKL's RandomRot), each within +-`rotate` degrees."""
     if not aug.active:
         return x
-    b = len(x)
-    centre = body_centre(x)  # (B, 1, 1, 2)
+    b, d = len(x), skeleton.dims
+    centre = body_centre(x, d)  # (B, 1, 1, d)
     if aug.flip:
-        x = flip(x, rng.random(b) < aug.flip, centre)
+        x = flip(x, rng.random(b) < aug.flip, centre, skeleton)
     if aug.rotate or aug.scale or aug.shift:
-        angle = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, b))
+        if d == 2:
+            angle = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, b))
+            scale = rng.uniform(1 - aug.scale, 1 + aug.scale, b)
+            shift = rng.uniform(-aug.shift, aug.shift, (b, 2))
+            return affine(x, angle, scale, shift, centre)
+        angles = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, (b, 3)))
         scale = rng.uniform(1 - aug.scale, 1 + aug.scale, b)
-        shift = rng.uniform(-aug.shift, aug.shift, (b, 2))
-        x = affine(x, angle, scale, shift, centre)
+        shift = rng.uniform(-aug.shift, aug.shift, (b, 3))
+        x = _transform(x, rotations_3d(angles) * scale[:, None, None], shift, centre)
     return x

@@ -50,7 +50,7 @@ class SkeletonDataset(IterableDataset[Batch]):
         self.cache = cache
         self.array_location = str(cache.path(ARRAY_NAME))
         spec = cache.manifest.array
-        self.max_frames, self.chunk = int(spec["shape"][1]), int(spec["chunks"][0])
+        self.max_frames, self.chunk = int(spec["shape"][-3]), int(spec["chunks"][0])  # T of ([M,] T, V, C)
         if cfg.frames > self.max_frames:
             raise SkpipeError(f"--frames {cfg.frames} is more than the cache's {self.max_frames}")
         self.samples = np.sort(rows["sample"].to_numpy())  # (n,)

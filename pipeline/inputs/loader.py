@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.data.protocols import SUBSETS
 from pipeline.inputs.augment import Augment
@@ -30,6 +31,7 @@ class LoaderConfig:
     feats: str = "j"  # input stream: j, b, jm, bm
     normalize: str = "none"
     augment: Augment = field(default_factory=Augment)  # train only
+    skeleton: Skeleton = field(default_factory=Skeleton)  # the cache's
 
     def __post_init__(self) -> None:
         if self.subset not in SUBSETS:
@@ -46,4 +48,4 @@ class LoaderConfig:
 
     @property
     def spec(self) -> InputSpec:
-        return InputSpec(self.frames, self.feats, self.normalize, self.augment)
+        return InputSpec(self.frames, self.feats, self.normalize, self.augment, self.skeleton)

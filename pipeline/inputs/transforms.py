@@ -30,5 +30,8 @@ def uniform_indices(valid: np.ndarray, frames: int, rng: np.random.Generator | N
 
 
 def take_frames(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """x (B, T, V, C), idx (B, F) -> (B, F, V, C)."""
+    """x (B, T, V, C), idx (B, F) -> (B, F, V, C); x (B, M, T, V, C) -> (B, M, F, V, C), every
+    person of a row at the same frames."""
+    if x.ndim == 5:
+        return np.take_along_axis(x, idx[:, None, :, None, None], axis=2)
     return np.take_along_axis(x, idx[:, :, None, None], axis=1)

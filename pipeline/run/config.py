@@ -13,8 +13,9 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_write_text
 from pipeline.inputs.features import InputSpec
@@ -54,6 +55,11 @@ class ModelArgs:
     name: str
     num_classes: int
     dropout: float = 0.5
+    skeleton: dict[str, Any] = field(default_factory=dict)  # Skeleton.to_dict(); {}: the seed's
+
+    @property
+    def input(self) -> Skeleton:
+        return Skeleton.from_dict(self.skeleton)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class RunConfig:
     val_samples: int = 0
     allocator: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    skeleton: dict[str, Any] = field(default_factory=dict)  # the cache's (Skeleton.to_dict); {}: the seed's
 
     def __post_init__(self) -> None:
         if self.train.cache != self.cache:  # one cache: the resolved one
@@ -81,11 +88,16 @@ class RunConfig:
 
     @property
     def model_args(self) -> ModelArgs:
-        return ModelArgs(self.train.model, self.num_classes, self.train.dropout)
+        return ModelArgs(self.train.model, self.num_classes, self.train.dropout, self.skeleton)
+
+    @property
+    def input(self) -> Skeleton:
+        """What the run's model reads: layout, dims, score, persons."""
+        return Skeleton.from_dict(self.skeleton)
 
     def input_spec(self) -> InputSpec:
         """How evaluation and prediction feed the model: no augmentation."""
-        return self.train.input_spec(train=False)
+        return self.train.input_spec(train=False, skeleton=self.input)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"

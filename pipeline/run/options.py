@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, replace
 
 from models import MODELS
+from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.inputs.augment import Augment
 from pipeline.inputs.features import InputSpec
@@ -89,18 +90,20 @@ class TrainConfig:
                 raise SkpipeError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}")
         self.input_spec()  # refuses an unknown stream, normalisation or augmentation range
 
-    def input_spec(self, train: bool = True) -> InputSpec:
+    def input_spec(self, train: bool = True, skeleton: Skeleton | None = None) -> InputSpec:
         aug = Augment(self.flip, self.rotate, self.scale, self.shift) if train else Augment()
-        return InputSpec(self.frames, self.feats, self.normalize, aug)
+        return InputSpec(self.frames, self.feats, self.normalize, aug, skeleton or Skeleton())
 
-    def loader_config(self, subset: str, *, train: bool = False, batch_size: int | None = None,
-                      clips: int = 1, rank: int = 0, world: int = 1) -> LoaderConfig:
+    def loader_config(self, subset: str, skeleton: Skeleton, *, train: bool = False,
+                      batch_size: int | None = None, clips: int = 1, rank: int = 0, world: int = 1
+                      ) -> LoaderConfig:
         """The one way a run's options become a loader: its protocol, frames, stream and
         normalisation always; augmentation and shuffling only for training."""
         return LoaderConfig(split=self.split, subset=subset, batch_size=batch_size or self.batch_size,
                             frames=self.frames, train=train, seed=self.seed, mode=self.loader,
                             num_clips=clips, rank=rank, world=world, feats=self.feats,
-                            normalize=self.normalize, augment=self.input_spec(train).augment)
+                            normalize=self.normalize, augment=self.input_spec(train).augment,
+                            skeleton=skeleton)
 
     def resolved(self) -> TrainConfig:
         threads = self.threads or len(os.sched_getaffinity(0))

@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from models.graph import NUM_JOINTS  # V: COCO keypoints
 from pipeline import SkpipeError
 from pipeline.source.pickle_scan import check_structure
 
 ProgressFn = Callable[[str, int, int], None]
 
-REQUIRED_KEYS = ("frame_dir", "label", "keypoint", "keypoint_score", "img_shape")
+REQUIRED_KEYS = ("frame_dir", "label", "keypoint")  # 2D adds keypoint_score and img_shape
+MAX_PERSONS = 1000  # M: more than any crowd; bounds what a declared shape may ask for
+MAX_TOTAL_FRAMES = 10_000_000  # T: ~4 days of video at 30 fps
 FRAME_DIR_RE = re.compile(r"^v_(?P<cls>.+)_g(?P<group>\d+)_c(?P<clip>\d+)$")
 
 _np_core = np._core if hasattr(np, "_core") else np.core  # numpy 2 / numpy 1
@@ -90,6 +91,9 @@ class RawData:
     size: int
     sha256: str
     classes: list[str] | None = None  # a top-level `classes` list of names, where the pickle has one
+    joints: int = 17  # V of every annotation
+    dims: int = 2  # coordinates: 2 (pixels, with scores and img_shape) or 3 (e.g. metres)
+    scores: bool = True  # whether keypoint_score is there (3D pickles usually have none)
 
 
 def file_sha256(path: Path) -> str:
@@ -146,8 +150,10 @@ def _where(i: int, ann: Any) -> str:
     return f"annotation {i} ({short_repr(fd)[1:-1]})" if isinstance(fd, str) else f"annotation {i}"
 
 
-def validate_annotation(i: int, ann: Any) -> None:
-    """Raise SkpipeError naming the sample if `ann` is not a usable 2D skeleton annotation."""
+def validate_annotation(i: int, ann: Any) -> tuple[int, int, bool]:
+    """(V, dims, has scores) of `ann`, or a SkpipeError naming the sample if it is not a usable
+    skeleton annotation: keypoint (M, T, V, 2) in pixels with keypoint_score (M, T, V) and
+    img_shape, or (M, T, V, 3) coordinates with or without scores."""
     where = _where(i, ann)
     if not isinstance(ann, dict):
         raise SkpipeError(f"{where}: expected a dict, got {type(ann).__name__}")
@@ -165,21 +171,42 @@ def validate_annotation(i: int, ann: Any) -> None:
         raise SkpipeError(f"{where}: label must be an integer, got {short_repr(label)}")
     if not 0 <= label <= MAX_LABEL:
         raise SkpipeError(f"{where}: label must be in 0..{MAX_LABEL:,}, got {short_repr(label)}")
-    kp, sc = ann["keypoint"], ann["keypoint_score"]
-    if not isinstance(kp, np.ndarray) or not isinstance(sc, np.ndarray):
-        raise SkpipeError(f"{where}: keypoint and keypoint_score must be numpy arrays")
-    if kp.ndim != 4 or kp.shape[2] != NUM_JOINTS or kp.shape[3] != 2:
-        raise SkpipeError(
-            f"{where}: keypoint has shape {kp.shape}; expected (M, T, {NUM_JOINTS}, 2)"
-        )
-    if sc.shape != kp.shape[:3]:
-        raise SkpipeError(
-            f"{where}: keypoint_score has shape {sc.shape}; expected {kp.shape[:3]} to match keypoint"
-        )
-    if kp.dtype.kind != "f" or sc.dtype.kind != "f":
+    kp = ann["keypoint"]
+    if not isinstance(kp, np.ndarray):
+        raise SkpipeError(f"{where}: keypoint must be a numpy array")
+    if kp.ndim != 4 or kp.shape[3] not in (2, 3) or not 2 <= kp.shape[2] <= 1000:
+        raise SkpipeError(f"{where}: keypoint has shape {kp.shape}; expected (M, T, V, 2) or (M, T, V, 3)")
+    if kp.shape[0] > MAX_PERSONS or kp.shape[1] > MAX_TOTAL_FRAMES:
+        raise SkpipeError(f"{where}: keypoint declares {kp.shape[0]:,} persons x {kp.shape[1]:,} frames, "
+                          f"more than {MAX_PERSONS:,} x {MAX_TOTAL_FRAMES:,}")
+    dims = kp.shape[3]
+    sc = ann.get("keypoint_score")
+    if sc is None and dims == 2:
+        raise SkpipeError(f"{where}: missing key(s) keypoint_score (a 2D pickle has scores)")
+    if sc is not None:
+        if not isinstance(sc, np.ndarray):
+            raise SkpipeError(f"{where}: keypoint and keypoint_score must be numpy arrays")
+        if sc.shape != kp.shape[:3]:
+            raise SkpipeError(
+                f"{where}: keypoint_score has shape {sc.shape}; expected {kp.shape[:3]} to match keypoint")
+        if sc.dtype.kind != "f":
+            raise SkpipeError(f"{where}: keypoint and keypoint_score must be floating point")
+    if kp.dtype.kind != "f":
         raise SkpipeError(f"{where}: keypoint and keypoint_score must be floating point")
     if kp.shape[1] == 0:
         raise SkpipeError(f"{where}: keypoint has no frames (T = 0)")
+    if dims == 2 or "img_shape" in ann:
+        _check_img_shape(where, ann)
+    tf = ann.get("total_frames")
+    if tf is not None and (isinstance(tf, bool | np.bool_) or not isinstance(tf, int | np.integer)
+                           or not 0 <= tf < 2**31):
+        raise SkpipeError(f"{where}: total_frames must be an integer in 0..2^31, got {short_repr(tf)}")
+    return kp.shape[2], dims, sc is not None
+
+
+def _check_img_shape(where: str, ann: dict[str, Any]) -> None:
+    if "img_shape" not in ann:
+        raise SkpipeError(f"{where}: missing key(s) img_shape (2D pixels are scaled by it)")
     hw = ann["img_shape"]
     try:
         if len(hw) != 2 or any(isinstance(v, bool | np.bool_) for v in hw):
@@ -190,10 +217,6 @@ def validate_annotation(i: int, ann: Any) -> None:
         raise SkpipeError(f"{where}: img_shape must be (height, width), got {short_repr(hw)}") from None
     if not ok or not (0 < h < 2**31 and 0 < w < 2**31):
         raise SkpipeError(f"{where}: img_shape must be positive integers, got {short_repr(hw)}")
-    tf = ann.get("total_frames")
-    if tf is not None and (isinstance(tf, bool | np.bool_) or not isinstance(tf, int | np.integer)
-                           or not 0 <= tf < 2**31):
-        raise SkpipeError(f"{where}: total_frames must be an integer in 0..2^31, got {short_repr(tf)}")
 
 
 def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
@@ -227,8 +250,13 @@ def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
     if not anns:
         raise SkpipeError(f"{path}: no annotations")
     seen: dict[str, int] = {}
+    shape: tuple[int, int, bool] | None = None
     for i, ann in enumerate(anns):
-        validate_annotation(i, ann)
+        this = validate_annotation(i, ann)
+        if shape is not None and this != shape:
+            raise SkpipeError(f"{_where(i, ann)}: {_kind(this)}, but the annotations before it are "
+                              f"{_kind(shape)}: one pickle holds one kind of skeleton")
+        shape = this
         fd = ann["frame_dir"]
         if fd in seen:
             raise SkpipeError(
@@ -239,7 +267,13 @@ def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
         for fd in members:
             if fd not in seen:
                 raise SkpipeError(f"{path}: split '{name}' names frame_dir {fd!r}, which has no annotation")
-    return RawData(anns, splits, path.resolve(), size, digest, classes)
+    assert shape is not None
+    return RawData(anns, splits, path.resolve(), size, digest, classes, *shape)
+
+
+def _kind(shape: tuple[int, int, bool]) -> str:
+    v, dims, scores = shape
+    return f"{v} joints in {dims}D {'with' if scores else 'without'} scores"
 
 
 def parse_frame_dir(frame_dir: str) -> tuple[str | None, int, int]:

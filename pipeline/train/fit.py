@@ -31,7 +31,6 @@ from pipeline.data.cache import Cache, open_cache
 from pipeline.inputs.dataset import Batch, SkeletonDataset
 from pipeline.run.checkpoint import Checkpoint, TrainState, load_checkpoint, save_checkpoint
 from pipeline.run.config import (
-    ModelArgs,
     RunConfig,
     checkpoint_file,
     create_run,
@@ -119,8 +118,9 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str,
 
 
 def _loaders(cache: Cache, cfg: TrainConfig, d: DistInfo) -> tuple[SkeletonDataset, SkeletonDataset]:
-    train = SkeletonDataset(cache, cfg.loader_config("train", train=True, rank=d.rank, world=d.world))
-    val = SkeletonDataset(cache, cfg.loader_config("val", rank=d.rank, world=d.world))
+    train = SkeletonDataset(cache, cfg.loader_config("train", cache.skeleton, train=True, rank=d.rank,
+                                                     world=d.world))
+    val = SkeletonDataset(cache, cfg.loader_config("val", cache.skeleton, rank=d.rank, world=d.world))
     return train, val
 
 
@@ -262,7 +262,7 @@ class _Session:
         """Build the network, optimizer and loaders; restore `ckpt` or create the run directory."""
         train_ds, val_ds = _loaders(cache, cfg, d)
         torch.manual_seed(cfg.seed)
-        net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout).to(d.device)
+        net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout, cache.skeleton).to(d.device)
         lr = cfg.lr * d.world if cfg.lr_scaling == "linear" else cfg.lr  # effective batch x world
         optimizer = build_optimizer(net, cfg, lr)
         scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_ds))
@@ -285,6 +285,7 @@ class _Session:
             train=cfg, cache=str(cache.directory), manifest_hash=cache.manifest_hash,
             num_classes=cache.manifest.num_classes, class_names=tuple(cache.manifest.class_names),
             cache_dtype=cache.manifest.array["dtype"], parameters=count_parameters(net),
+            skeleton=cache.skeleton.to_dict(),
             loader_mode=train_ds.mode, device=str(d.device), world_size=d.world,
             effective_batch_size=cfg.batch_size * d.world, effective_lr=lr,
             train_samples=len(train_ds.samples), val_samples=len(val_ds.samples),
@@ -307,7 +308,7 @@ class _Session:
         return self.scheduler if self.cfg.schedule == "cosine" else None
 
     def checkpoint(self, name: str, rngs: list[torch.Tensor]) -> None:
-        args = ModelArgs(self.cfg.model, self.config.num_classes, self.cfg.dropout)
+        args = self.config.model_args
         save_checkpoint(Checkpoint.of(
             self.net, args, state=self.state, optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(), rng=rngs if self.d.distributed else rngs[0],
