@@ -151,6 +151,7 @@ def info(cache_dir: str, no_hash: bool, verify: bool, all_classes: bool) -> None
     a = m.array
     t.add_row("array", f"{a['path']} {tuple(a['shape'])} {a['dtype']} chunks {tuple(a['chunks'])} "
               f"{a['codec']}-{a['level']}")
+    t.add_row("skeleton", shown(cache.skeleton.describe()))
     t.add_row("preprocessing", ", ".join(f"{k}={v}" for k, v in m.preprocessing.items()))
     t.add_row("counts", ", ".join(f"{k}={v:,}" for k, v in m.counts.items()))
     if m.source_splits:

@@ -39,6 +39,8 @@ class EpochView:
             t = c.train
             console.print(f"[bold]{t.model}[/bold] · {c.parameters:,} parameters · split "
                           f"{escape(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
+            if c.skeleton:  # not the seed's COCO-17 2D single person
+                console.print(f"skeleton {escape(c.input.describe())}")
             console.print(f"recipe {t.recipe} · stream {t.feats} · {t.frames} frames · {t.precision} · "
                           f"loader {c.loader_mode} · {t.threads} thread{'s' if t.threads > 1 else ''} · "
                           f"{c.device}")

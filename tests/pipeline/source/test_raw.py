@@ -67,8 +67,10 @@ def _bad(**change):
     (_bad(label=KeyError), "missing key.*label"),
     (_bad(img_shape=KeyError), "missing key.*img_shape"),
     (_bad(keypoint=np.zeros((10, 17, 2), np.float16)), r"keypoint has shape \(10, 17, 2\)"),
-    (_bad(keypoint=np.zeros((1, 10, 18, 2), np.float16)), r"expected \(M, T, 17, 2\)"),
-    (_bad(keypoint=np.zeros((1, 10, 17, 3), np.float16)), r"expected \(M, T, 17, 2\)"),
+    (_bad(keypoint=np.zeros((1, 10, 17, 4), np.float16)), r"expected \(M, T, V, 2\) or \(M, T, V, 3\)"),
+    (_bad(keypoint=np.zeros((1, 10, 18, 2), np.float16)), r"keypoint_score has shape \(1, 10, 17\)"),
+    (_bad(keypoint=np.zeros((1, 10, 17, 3), np.float16)), r"17 joints in 3D with scores, but the annotations "
+                                                          r"before it are 17 joints in 2D"),
     (_bad(keypoint_score=np.zeros((1, 9, 17), np.float16)), "keypoint_score has shape"),
     (_bad(label=-1), r"label must be in 0..10,000, got -1"),
     (_bad(label=1.5), "label must be an integer"),
