@@ -50,6 +50,7 @@ def check_structure(data: bytes | mmap.mmap, limit: int = MAX_NESTING,
     stack: list[int] = []  # depth of each item on the unpickler's stack
     marks: list[int] = []  # stack heights at each MARK
     memo: dict[int, int] = {}
+    fetched: set[int] = set()  # stack positions holding an object fetched from the memo (GET)
     pos, end, report = 0, len(data), 1 << 20
     while pos < end:
         code = data[pos]
@@ -85,21 +86,31 @@ def check_structure(data: bytes | mmap.mmap, limit: int = MAX_NESTING,
             marks.append(len(stack))
             continue
         if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-            memo[len(memo) if name == "MEMOIZE" else _memo_key(data, name, start, pos)] = \
-                stack[-1] if stack else 0
+            key = len(memo) if name == "MEMOIZE" else _memo_key(data, name, start, pos)
+            if key > len(memo):  # picklers number the memo 0, 1, 2, ...; a far index grows it
+                raise pickle.UnpicklingError(f"refused a memo index {key} out of sequence ({len(memo)} "
+                                             "stored): it would make the unpickler allocate that many")
+            memo[key] = stack[-1] if stack else 0
             continue
         if name in ("GET", "BINGET", "LONG_BINGET"):
             stack.append(memo.get(_memo_key(data, name, start, pos), 0))
+            fetched.add(len(stack) - 1)
             continue
         if name in _MUTATE or name in _MUTATE_MARKED:
             at = marks.pop() if name in _MUTATE_MARKED else len(stack) - _MUTATE[name]
+            if at - 1 in fetched:  # a pickler fills a container once, when it is made
+                raise pickle.UnpicklingError(f"refused {name} into a container fetched from the memo: "
+                                             "no pickler writes that, and it could nest without bound")
             items, stack[max(at, 0):] = stack[max(at, 0):], []
+            fetched.difference_update(range(max(at, 0), max(at, 0) + len(items)))
             if stack:
                 stack[-1] = max(stack[-1], 1 + max(items, default=-1))
             depth = stack[-1] if stack else 0
         else:
             at = marks.pop() if marked else len(stack) - n_before
             items, stack[max(at, 0):] = stack[max(at, 0):], []
+            if fetched:  # what replaces a popped item was not fetched from the memo
+                fetched.difference_update(range(max(at, 0), max(at, 0) + len(items) + n_after))
             depth = 1 + max(items) if items else 0
             stack.extend([depth] * n_after)
         if depth > limit:

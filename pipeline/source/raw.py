@@ -36,17 +36,45 @@ _np_core = np._core if hasattr(np, "_core") else np.core  # numpy 2 / numpy 1
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): __import__("_codecs").encode,  # protocol-2 numpy byte payloads
     ("collections", "OrderedDict"): collections.OrderedDict,
 }
 for _mod in ("numpy.core", "numpy._core"):
     _ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _np_core.multiarray._reconstruct
     _ALLOWED[(f"{_mod}.multiarray", "scalar")] = _np_core.multiarray.scalar
     _ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = _np_core.numeric._frombuffer
-for _name in ("set", "slice", "complex", "bytes", "range", "int", "float", "str", "list", "tuple",
-              "dict", "bool"):  # not bytearray / frozenset: no valid annotation holds them
-    _ALLOWED[("builtins", _name)] = getattr(__import__("builtins"), _name)
+_MATERIAL = (list, tuple, set, frozenset, dict, str, bytes)  # what a pickle holds, so bounded by its size
+
+
+def _bounded(make: Any) -> Any:
+    """A builtin callable that takes only values the pickle itself holds: `list(range(10**8))`,
+    `bytes(10**9)` or `list(<a huge strided array>)` would build what no pickle of that size
+    holds (resource bombs), so their arguments are refused."""
+    def call(*args: Any) -> Any:
+        if any(not isinstance(a, _MATERIAL) and not (isinstance(a, int | float) and make in _SCALARS)
+               for a in args):
+            raise pickle.UnpicklingError(f"refused {make.__name__}() of {type(args[0]).__name__}: "
+                                         "a skeleton pickle builds nothing from numbers or arrays")
+        return make(*args)
+    return call
+
+
+_SCALARS = (int, float, complex, bool, str)  # int("3"), float(1), complex(1, 2), str(5): small
+for _name in ("set", "complex", "bytes", "int", "float", "str", "list", "tuple", "dict", "bool"):
+    # not range / slice / bytearray: no valid annotation holds them
+    _ALLOWED[("builtins", _name)] = _bounded(getattr(__import__("builtins"), _name))
 _ALLOWED.update({("__builtin__", n): f for (m, n), f in list(_ALLOWED.items()) if m == "builtins"})
+
+
+def _encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """`_codecs.encode` as numpy's protocol-2 pickles use it (a str to latin-1 bytes), and
+    nothing else: other codecs can be nested or quadratic (hex, punycode)."""
+    if not isinstance(obj, str) or encoding not in ("latin1", "latin-1", "latin_1"):
+        raise pickle.UnpicklingError(f"refused _codecs.encode(..., {short_repr(encoding)}): a skeleton "
+                                     "pickle encodes only latin-1 text")
+    return obj.encode(encoding, errors)
+
+
+_ALLOWED[("_codecs", "encode")] = _encode
 
 
 def _dtype(spec: Any, *args: Any) -> np.dtype[Any]:
@@ -193,6 +221,10 @@ def validate_annotation(i: int, ann: Any) -> tuple[int, int, bool]:
             raise SkpipeError(f"{where}: keypoint and keypoint_score must be floating point")
     if kp.dtype.kind != "f":
         raise SkpipeError(f"{where}: keypoint and keypoint_score must be floating point")
+    for arr in (kp, sc):
+        if arr is not None and arr.size > 1 and not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+            raise SkpipeError(f"{where}: keypoint arrays must be plain arrays (these declare strides "
+                              "that repeat their data)")
     if kp.shape[1] == 0:
         raise SkpipeError(f"{where}: keypoint has no frames (T = 0)")
     if dims == 2 or "img_shape" in ann:
