@@ -60,7 +60,10 @@ class Manifest:
         return len(self.class_names)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        data = asdict(self)
+        if not data["skeleton"]:  # the seed's cache: manifest.json as skpipe 0.1 wrote it
+            del data["skeleton"]
+        return json.dumps(data, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
