@@ -39,13 +39,18 @@ def filesystem(loc: Location) -> tuple[object, str]:
         raise SkpipeError(f"{loc}: this location needs a package that is not installed ({e})") from None
     except ValueError as e:
         raise SkpipeError(f"{loc}: unknown location scheme ({e})") from None
+    except Exception as e:  # fsspec's backends raise their own types (a refused connection, ...)
+        raise SkpipeError(f"{loc}: cannot open this location ({type(e).__name__})") from None
 
 
 def exists(loc: Location) -> bool:
     if not is_url(loc):
         return Path(loc).exists()
     fs, path = filesystem(loc)
-    return bool(fs.exists(path))  # type: ignore[attr-defined]
+    try:
+        return bool(fs.exists(path))  # type: ignore[attr-defined]
+    except Exception as e:  # network filesystems raise their own types
+        raise SkpipeError(f"{loc}: cannot reach this location ({type(e).__name__})") from None
 
 
 def read_bytes(loc: Location, limit: int) -> bytes:
@@ -66,8 +71,11 @@ def read_bytes(loc: Location, limit: int) -> bytes:
     else:
         import fsspec
 
-        with fsspec.open(str(loc), "rb") as f:
-            data = f.read(limit + 1)
+        try:
+            with fsspec.open(str(loc), "rb") as f:
+                data = f.read(limit + 1)
+        except Exception as e:  # network filesystems raise their own types
+            raise SkpipeError(f"{loc}: cannot read ({type(e).__name__})") from None
     if len(data) > limit:
         raise SkpipeError(f"{loc}: more than the {limit:,} bytes such a file may hold")
     return data

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_write_text
+from pipeline.files.location import MAX_JSON_BYTES, read_bytes
 from pipeline.inputs.features import InputSpec
 from pipeline.run.options import TrainConfig
 
@@ -102,6 +103,18 @@ class RunConfig:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
+    def check(self) -> None:
+        """The fields later stages allocate or open from, of the types they need."""
+        if not isinstance(self.cache, str) or not isinstance(self.manifest_hash, str):
+            raise ValueError("cache and manifest_hash must be strings")
+        n = self.num_classes
+        if (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 100_000
+                or len(self.class_names) != n):
+            raise SkpipeError(f"num_classes {n!r} does not match its {len(self.class_names)} class names")
+        if not all(isinstance(c, str) for c in self.class_names):
+            raise ValueError("class names must be strings")
+        self.input  # noqa: B018 - refuses a malformed skeleton
+
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         """Parse config.json; fields missing from older skpipe versions take their defaults."""
@@ -162,10 +175,11 @@ def open_run(run_dir: Path) -> Run:
     if not path.exists():
         raise SkpipeError(f"{run_dir} is not a skpipe run ({CONFIG_NAME} missing)")
     try:
-        config = RunConfig.from_json(path.read_text())
+        config = RunConfig.from_json(read_bytes(path, MAX_JSON_BYTES).decode("utf-8", errors="replace"))
+        config.check()
     except SkpipeError as e:
         raise SkpipeError(f"{path}: {e}") from None
-    except (ValueError, TypeError, KeyError, OSError):
+    except (ValueError, TypeError, KeyError, OSError, RecursionError, AttributeError):
         raise SkpipeError(f"{path}: malformed run config") from None
     return Run(run_dir, config)
 

@@ -7,7 +7,7 @@ Plain Python (no torch), so that reading a run directory, as `compare` does, sta
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from models import MODELS
 from models.layouts import Skeleton
@@ -24,6 +24,9 @@ LOADERS = MODES
 LR_SCALINGS = ("linear", "none")
 DEVICES = ("auto", "cpu", "cuda")
 RESUME_RUNTIME = ("device", "threads", "workers", "loader")  # what a resumed run may change
+_KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
+_MAXIMA = {"epochs": 100_000, "batch_size": 65_536, "frames": 100_000, "threads": 4096, "workers": 1024,
+           "test_clips": 100, "checkpoint_every": 100_000, "warmup": 100_000, "patience": 100_000}
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,17 @@ class TrainConfig:
     recipe: str = "seed"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "split", str(self.split))  # runs of skpipe <= 0.1 stored an int
+        for f in fields(self):  # values from a config.json are checked before anything uses them
+            value, kind = getattr(self, f.name), _KINDS.get(str(f.type))
+            if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                what = {"int": "an integer", "float": "a number", "str": "text"}[str(f.type)]
+                raise SkpipeError(f"--{f.name.replace('_', '-')} must be {what}, got {value!r}"[:200])
+        for name, top in _MAXIMA.items():
+            if getattr(self, name) > top:
+                raise SkpipeError(f"--{name.replace('_', '-')} must be <= {top:,}, got {getattr(self, name)}")
         if self.model not in MODELS:
             raise SkpipeError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
-        object.__setattr__(self, "split", str(self.split))  # runs of skpipe <= 0.1 stored an int
         if not self.split:
             raise SkpipeError("--split must name a protocol (see `skpipe info`)")
         for name, allowed in (("precision", PRECISIONS), ("optimizer", OPTIMIZERS),

@@ -127,3 +127,32 @@ def test_only_the_owner_reads_its_file(pattern):
     readers = {p.relative_to(REPO).as_posix() for folder in ("pipeline", "data_manifest")
                for p in (REPO / folder).rglob("*.py") if re.search(pattern, p.read_text())}
     assert readers <= OWNERS[pattern], readers - OWNERS[pattern]
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"train": {"model": "lstm", "frames": 16.5}}, "--frames must be an integer, got 16.5"),
+    ({"train": {"model": "lstm", "test_clips": 1_000_000}}, "--test-clips must be <= 100"),
+    ({"cache": 5}, "cache must be text, got 5"),
+    ({"num_classes": 3}, "num_classes 3 does not match its 2 class names"),
+])
+def test_hostile_run_configs_are_one_line(tmp_path, edit, message):
+    from pipeline.run.config import open_run
+
+    good = {"train": {"model": "lstm"}, "cache": "c", "manifest_hash": "h", "num_classes": 2,
+            "class_names": ["a", "b"]}
+    (tmp_path / "config.json").write_text(json.dumps({**good, **edit}))
+    with pytest.raises(SkpipeError, match=message) as e:
+        open_run(tmp_path)
+    assert "\n" not in str(e.value)
+    (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SkpipeError, match="malformed run config"):
+        open_run(tmp_path)
+
+
+def test_a_url_that_cannot_be_reached_is_one_line():
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    r = CliRunner().invoke(main, ["info", "--cache", "ftp://127.0.0.1:9/x"])
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
