@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from cli.options import cache_option, force_option
@@ -110,7 +109,7 @@ def build_splits(cache_dir: str, protocols: tuple[str, ...], group_by: str | Non
     _, meta = write_splits(open_cache(cache_dir), cfg, force=force)
     console.print(protocol_table(meta, f"Protocols in {cache_dir}/splits.parquet"))
     for w in meta.warnings():
-        console.print(f"[bold yellow]warning:[/bold yellow] {escape(w)}")
+        console.print(f"[bold yellow]warning:[/bold yellow] {shown(w)}")
 
 
 def protocol_table(meta, title: str) -> Table:  # type: ignore[no-untyped-def]
@@ -122,11 +121,11 @@ def protocol_table(meta, title: str) -> Table:  # type: ignore[no-untyped-def]
             "no split in the pickle: UCF101 test groups" if methods == {"ucf101-groups"} else
             "no split in the pickle and no UCF101 groups: a seeded stratified draw")
     t = Table(title=title, caption=f"{made}; val carved from train by whole groups "
-              f"({escape(meta.grouping)})")
+              f"({shown(meta.grouping)})")
     for col in ("split", "method", "keys", *SUBSETS):
         t.add_column(col, justify="right" if col in SUBSETS else "left")
     for row in protocol_summary(meta):
-        t.add_row(escape(row["split"]), row["method"], escape(row["keys"]),
+        t.add_row(shown(row["split"]), row["method"], shown(row["keys"]),
                   *(f"{row[s]:,}" for s in SUBSETS))
     return t
 
@@ -170,7 +169,7 @@ def info(cache_dir: str, no_hash: bool, verify: bool, all_classes: bool) -> None
         with stage_progress({"verify": "Verifying chunks"}) as progress:
             problems = verify_cache(cache, progress)
         for p in problems:
-            console.print(f"[bold red]damaged:[/bold red] {escape(p)}")
+            console.print(f"[bold red]damaged:[/bold red] {shown(p)}")
         if problems:
             raise SkpipeError(f"{len(problems)} damaged chunk(s) in {cache_dir}; rebuild with "
                               "`skpipe ingest --force`")
@@ -193,7 +192,7 @@ def _class_table(index, names: list[str], everything: bool) -> Table:  # type: i
     t.add_column("")
     for lab, c in counts.items():
         bar = "█" * max(1, round(20 * int(c) / top)) if c else ""
-        t.add_row(str(lab), escape(names[lab]), str(int(c)), bar)
+        t.add_row(str(lab), shown(names[lab]), str(int(c)), bar)
     return t
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from cli.options import (
@@ -59,7 +58,7 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cac
         w.add_row(shown(row._1), str(row.support), f"{row.precision:.2f}", f"{row.recall:.2f}",
                   f"{row.f1:.2f}")
     console.print(w)
-    console.print(f"written: {escape(str(r.out))}/report.json, per_class.csv, confusion.csv, "
+    console.print(f"written: {shown(str(r.out))}/report.json, per_class.csv, confusion.csv, "
                   "confusion.png", soft_wrap=True)
 
 
@@ -70,7 +69,7 @@ def _score_rows(t: Table, scores: Any) -> None:
 
 
 def _compare_table(df: Any, warnings: list[str], title: str) -> Table:
-    caption = "runs: " + ", ".join(df["run"])
+    caption = "runs: " + ", ".join(shown(r) for r in df["run"])
     t = Table(title=title, caption=caption + (" · ⚠ see warnings" if warnings else ""))
     for col in ("model", "stream", "seed", "epochs", "accuracy", "weighted F1", "macro F1", "parameters",
                 "s / epoch"):
@@ -115,7 +114,7 @@ def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_
     if (stats["runs"] > 1).any():
         console.print(_seed_table(stats, f"Seeds of one config on {subset}: mean ± std"))
     for w in warnings:
-        console.print(f"[bold yellow]warning:[/bold yellow] {w}")
+        console.print(f"[bold yellow]warning:[/bold yellow] {shown(w)}")
     if markdown:
         atomic_write_text(markdown, to_markdown(df, warnings))
     if csv_path:
@@ -153,13 +152,13 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
         r = ensemble_runs(list(run_dirs), w, subset, clips, out, force, checkpoint, device,
                           cache_dir=cache_dir)
     rep = r.report
-    t = Table(title=f"Ensemble of {len(run_dirs)} runs · split {escape(rep.split)} · {subset} · "
+    t = Table(title=f"Ensemble of {len(run_dirs)} runs · split {shown(rep.split)} · {subset} · "
               f"{rep.samples:,} clips", show_header=False)
     for run, wt, feats in zip(rep.runs, rep.weights, rep.feats, strict=True):
-        t.add_row(escape(Path(run).name), f"stream {feats}, weight {wt:g}")
+        t.add_row(shown(Path(run).name), f"stream {feats}, weight {wt:g}")
     _score_rows(t, rep.scores)
     console.print(t)
-    console.print(f"written: {escape(str(r.out))}/report.json, per_class.csv, confusion.csv, "
+    console.print(f"written: {shown(str(r.out))}/report.json, per_class.csv, confusion.csv, "
                   "confusion.png", soft_wrap=True)
 
 
@@ -181,7 +180,7 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir
     configure_process(threads)
     with console.status(f"Exporting {run_dir} as {fmt}"):
         r = export_run(run_dir, fmt, out, force, checkpoint, cache_dir=cache_dir)
-    console.print(f"wrote {escape(str(r['path']))}: max |logit difference| vs PyTorch "
+    console.print(f"wrote {shown(str(r['path']))}: max |logit difference| vs PyTorch "
                   f"{r['max_abs_diff']:.1e} (limit {TOLERANCE:g}) on real clips "
                   f"{', '.join(str(s) for s in r['checked_batches'])}")
     console.print(f"input: x {r['input']} float32, stream {r['feats']}, normalize {r['normalize']}, "
@@ -215,7 +214,7 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
             click.echo(json.dumps(r))
         return
     results = list(results)
-    t = Table(title=f"Predictions for {escape(str(raw))}")
+    t = Table(title=f"Predictions for {shown(str(raw))}")
     for col in ("clip", "label", "top-1", "p"):
         t.add_column(col, justify="right" if col in ("label", "p") else "left")
     if top > 1:
@@ -224,12 +223,12 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
         t.add_column("where each label holds (frames)")
     for r in results:
         best, rest = r["top"][0], r["top"][1:]
-        row = [escape(ascii(r["frame_dir"])[1:-1]), str(r["label"]), escape(best["class"]),
+        row = [shown(r["frame_dir"]), str(r["label"]), shown(best["class"]),
                f"{best['probability']:.0%}"]
         if top > 1:
-            row.append(", ".join(f"{escape(p['class'])} {p['probability']:.0%}" for p in rest))
+            row.append(", ".join(f"{shown(p['class'])} {p['probability']:.0%}" for p in rest))
         if window is not None:
-            row.append(escape(timeline(r["windows"])))
+            row.append(shown(timeline(r["windows"])))
         t.add_row(*row)
     console.print(t)
     hits = sum(r["top"][0]["label"] == r["label"] for r in results)
@@ -279,7 +278,7 @@ def demo(workdir: Path, quick: bool, raw: Path | None, split: str, force: bool) 
         view.close()
     console.print(_compare_table(df, warnings, f"BiLSTM vs ST-GCN on the test subset (split {split})"))
     for w in warnings:
-        console.print(f"[bold yellow]warning:[/bold yellow] {w}")
+        console.print(f"[bold yellow]warning:[/bold yellow] {shown(w)}")
     if quick:
         console.print("[yellow]--quick is a smoke test (4 classes, 2 epochs): its accuracies say "
                       "nothing about the models; `skpipe demo` trains them properly.[/yellow]")

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.options import cache_option, device_option, model_argument, threads_option
-from cli.ui import configure_process, console, user_errors
+from cli.ui import configure_process, console, shown, user_errors
 from pipeline import SkpipeError
 from pipeline.inputs.augment import NORMALIZATIONS
 from pipeline.inputs.features import FEATS
@@ -38,16 +37,16 @@ class EpochView:
             c = info["config"]  # pipeline.run.config.RunConfig
             t = c.train
             console.print(f"[bold]{t.model}[/bold] · {c.parameters:,} parameters · split "
-                          f"{escape(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
+                          f"{shown(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
             if c.skeleton:  # not the seed's COCO-17 2D single person
-                console.print(f"skeleton {escape(c.input.describe())}")
+                console.print(f"skeleton {shown(c.input.describe())}")
             console.print(f"recipe {t.recipe} · stream {t.feats} · {t.frames} frames · {t.precision} · "
                           f"loader {c.loader_mode} · {t.threads} thread{'s' if t.threads > 1 else ''} · "
                           f"{c.device}")
             if c.world_size > 1:
                 console.print(f"{c.world_size} processes · effective batch {c.effective_batch_size} "
                               f"· lr {c.effective_lr:g}")
-            console.print(f"run: {escape(str(info['run_dir']))}", soft_wrap=True)
+            console.print(f"run: {shown(str(info['run_dir']))}", soft_wrap=True)
             if info["start_epoch"]:
                 console.print(f"resuming after epoch {info['start_epoch']}")
             console.print("[dim]per epoch: loss and accuracy train/val, lr, seconds, samples/s; "
@@ -189,11 +188,11 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
         view.close()
     if s.interrupted:
         console.print(f"[yellow]Interrupted: checkpoints/last.pt holds epoch {s.epochs}.[/yellow]")
-        console.print(f"continue: skpipe train --resume {escape(str(s.run_dir))}", soft_wrap=True)
+        console.print(f"continue: skpipe train --resume {shown(str(s.run_dir))}", soft_wrap=True)
         raise SystemExit(130)
     console.print(f"best val accuracy {s.best_val_acc:.2%} at epoch {s.best_epoch} of {s.epochs} "
                   "(checkpoints/best.pt)")
-    console.print(f"next: skpipe evaluate {escape(str(s.run_dir))}", soft_wrap=True)
+    console.print(f"next: skpipe evaluate {shown(str(s.run_dir))}", soft_wrap=True)
 
 
 @click.command()

@@ -65,3 +65,25 @@ def test_demo_quick_end_to_end(tmp_path):
 def test_evaluate_refuses_non_runs(tmp_path):
     r = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
     assert r.exit_code != 0 and "not a skpipe run" in r.output
+
+
+def test_names_from_files_cannot_paint_the_terminal_or_break_markup(tmp_path):
+    """Class names with escape sequences, a forged newline and rich markup print escaped, in one
+    piece, through info, train and evaluate."""
+    from tests.conftest import tiny_dataset, write_pickle
+
+    raw = write_pickle(tmp_path / "raw.pkl", tiny_dataset(classes=3))
+    names = tmp_path / "names.txt"
+    names.write_text("Bad[/nosuch]\nred\x1b[31mtext\nfake\u2028Error: forged\n")
+    cache = tmp_path / "cache"
+    for args in (["ingest", raw, "--cache", cache, "--class-names", names],
+                 ["build-splits", "--cache", cache, "--val-fraction", 0.3], ["info", "--cache", cache],
+                 ["train", "lstm", "--cache", cache, "--epochs", 1, "--frames", 8, "--threads", 1,
+                  "--out", tmp_path / "runs"]):
+        r = CliRunner().invoke(main, [str(a) for a in args])
+        assert r.exit_code == 0, r.output
+        assert "\x1b" not in r.output and "\u2028" not in r.output
+    (run,) = (tmp_path / "runs").iterdir()
+    r = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert r.exit_code == 0 and "\x1b" not in r.output and "Traceback" not in r.output, r.output
+    assert "Bad[/nosuch]" in r.output and "red\\x1b[31mtext" in r.output
