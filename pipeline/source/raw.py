@@ -297,6 +297,9 @@ def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
         seen[fd] = i
     for name, members in splits.items():
         for fd in members:
+            if not isinstance(fd, str):
+                raise SkpipeError(f"{path}: split {short_repr(name)} holds {short_repr(fd)}, "
+                                  "not a frame_dir name")
             if fd not in seen:
                 raise SkpipeError(f"{path}: split '{name}' names frame_dir {fd!r}, which has no annotation")
     assert shape is not None

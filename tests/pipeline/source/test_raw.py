@@ -97,6 +97,8 @@ def test_bad_annotation_names_the_sample(tmp_path, ann, message):
     ([make_ann("v_A_g01_c01"), make_ann("v_A_g01_c01")], "annotation 1 .*duplicate frame_dir"),
     ({"split": {"train1": ["v_Ghost_g01_c01"]}, "annotations": [make_ann()]},
      "split 'train1' names frame_dir 'v_Ghost_g01_c01'"),
+    ({"split": {"train1": [["v_Foo_g01_c01"]]}, "annotations": [make_ann()]},
+     r"split 'train1' holds \['v_Foo_g01_c01'\], not a frame_dir name"),
 ])
 def test_bad_top_level(tmp_path, obj, message):
     with pytest.raises(SkpipeError, match=message):
