@@ -28,7 +28,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _sweep_stale(target: Path) -> None:
+def sweep_stale(target: Path) -> None:
     """Remove temporaries of `target` left by writers that no longer run."""
     prefix = f".{target.name}.tmp-"
     if not target.parent.is_dir():
@@ -111,7 +111,7 @@ def atomic_dir(target: Path, force: bool = False, what: str = "output") -> Itera
     target = Path(target)
     recover_replaced(target)
     check_target(target, force, what)
-    _sweep_stale(target)
+    sweep_stale(target)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     except OSError as e:

@@ -22,7 +22,7 @@ import torch
 
 from models.layouts import Skeleton
 from pipeline import SkpipeError
-from pipeline.files.atomic import check_target
+from pipeline.files.atomic import check_target, sweep_stale
 from pipeline.files.location import Location
 from pipeline.infer.formats import FORMATS
 from pipeline.infer.inference import load_run_model
@@ -97,6 +97,7 @@ def export_run(run_dir: Path, fmt: str = "torchscript", out: Path | None = None,
     out = Path(out) if out is not None else run.directory / "export" / f"model{FORMATS[fmt]}"
     check_target(out, force, "export")
     batches = real_inputs(run.directory, cache_dir=cache_dir)
+    sweep_stale(out)  # what a killed export left behind
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent)
     os.close(fd)
     tmp = Path(name)

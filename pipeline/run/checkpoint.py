@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from pipeline import SkpipeError
+from pipeline.files.atomic import sweep_stale
 from pipeline.run.config import ModelArgs
 
 MAX_CLASSES = 100_000  # a bound on what a checkpoint may ask to allocate (the largest set has ~1,000)
@@ -139,6 +140,7 @@ def _model_args(data: dict[str, Any]) -> ModelArgs:
 def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
     """torch.save through a temporary sibling: a full disk leaves the previous checkpoint intact
     and no temporary behind."""
+    sweep_stale(path)  # what a killed run left behind
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         torch.save(ckpt.to_dict(), tmp)

@@ -75,3 +75,22 @@ def test_one_trainer_per_run_directory(tmp_path):
         assert p.returncode == 3 and "being trained by another process" in p.stdout
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert p.returncode == 0  # the lock died with its holder
+
+
+def test_a_killed_writers_temporaries_are_swept_at_the_next_write(tmp_path):
+    """A temporary whose writer no longer runs (killed: no `finally`) is removed by the next
+    checkpoint write; one of a live process is left alone."""
+    import os
+    import subprocess
+
+    from pipeline.run.checkpoint import Checkpoint, save_checkpoint
+    from pipeline.run.config import ModelArgs
+
+    dead = subprocess.Popen(["true"])  # a process that has ended: its pid is free
+    dead.wait()
+    stale = tmp_path / f".last.pt.tmp-{dead.pid}"
+    live = tmp_path / f".last.pt.tmp-{os.getppid()}"
+    stale.write_bytes(b"x")
+    live.write_bytes(b"x")
+    save_checkpoint(Checkpoint(ModelArgs("lstm", 2), {}), tmp_path / "last.pt")
+    assert not stale.exists() and live.exists() and (tmp_path / "last.pt").exists()
