@@ -231,9 +231,13 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
             row.append(shown(timeline(r["windows"])))
         t.add_row(*row)
     console.print(t)
-    hits = sum(r["top"][0]["label"] == r["label"] for r in results)
-    console.print(f"{len(results):,} clips; top-1 agrees with the pickle's label for {hits:,} "
-                  f"({hits / len(results):.1%})")
+    named = [r for r in results if r["label_class"] is not None]
+    if not named:  # label numbers of another dataset say nothing about this run's classes
+        console.print(f"{len(results):,} clips; the pickle names no classes, so no agreement is reported")
+        return
+    hits = sum(r["top"][0]["class"] == r["label_class"] for r in named)
+    console.print(f"{len(results):,} clips; top-1 agrees with the pickle's class name for {hits:,} of "
+                  f"{len(named):,} ({hits / len(named):.1%})")
 
 
 def timeline(windows: list[dict[str, Any]]) -> str:

@@ -17,7 +17,7 @@ from pipeline.infer.inference import clip_probs, load_run_model, prefetch
 from pipeline.inputs.features import InputSpec, clips_input, model_input
 from pipeline.run.config import open_run
 from pipeline.run.runtime import inference_precision, resolve_device
-from pipeline.source.raw import RawData, read_raw
+from pipeline.source.raw import RawData, parse_frame_dir, read_raw
 
 DEFAULT = Skeleton()
 
@@ -95,7 +95,8 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
     for anns, (xk, lengths) in prefetch(((a, _inputs(a, setup, clips)) for a in batches), depth=2):
         probs = clip_probs(setup.model, xk, lengths, clips, dev, setup.precision)  # (B, classes)
         for a, p in zip(anns, probs, strict=True):
-            result = {"frame_dir": a["frame_dir"], "label": int(a["label"]), "top": _top(p, setup)}
+            result = {"frame_dir": a["frame_dir"], "label": int(a["label"]),
+                      "label_class": _label_class(raw, a), "top": _top(p, setup)}
             if window is not None:
                 result["windows"] = _windows(setup, a, window, stride or max(1, window // 4))
             yield result
@@ -106,6 +107,15 @@ def _inputs(anns: list[dict[str, Any]], setup: _Setup, clips: int) -> tuple[torc
     x, valid = prepare(anns, 300, setup.dtype, setup.skeleton)  # (B, [M,] 300, V, C)
     xk, lengths = clips_input(x, valid, setup.spec, clips)  # (B * clips, [M,] frames, V, C)
     return torch.from_numpy(np.ascontiguousarray(xk)), torch.from_numpy(lengths)
+
+
+def _label_class(raw: RawData, ann: dict[str, Any]) -> str | None:
+    """The name the pickle gives its label (its `classes` list, else a `v_<Class>_gNN_cNN`
+    frame_dir), None when it names none: label numbers of two datasets are not comparable."""
+    label = int(ann["label"])
+    if raw.classes is not None:
+        return raw.classes[label] if label < len(raw.classes) else None
+    return parse_frame_dir(ann["frame_dir"])[0]
 
 
 def _top(p: np.ndarray, setup: _Setup) -> list[dict[str, Any]]:
