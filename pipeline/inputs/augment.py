@@ -86,9 +86,10 @@ def rotation_onto(v: np.ndarray, target: np.ndarray) -> np.ndarray:
     a = v / norm
     axis = np.cross(a, target)
     s, c = np.linalg.norm(axis), float(np.dot(a, target))
-    if s < 1e-8:
-        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0]) if abs(target[0]) < 0.5 else np.diag(
-            [-1.0, -1.0, 1.0])
+    if s < 1e-8:  # already along target, or opposite: a half turn about an axis across it
+        if c > 0:
+            return np.eye(3)
+        return np.diag([1.0, -1.0, -1.0]) if abs(target[0]) < 0.5 else np.diag([-1.0, -1.0, 1.0])
     k = axis / s
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     return np.eye(3) + s * kx + (1 - c) * kx @ kx

@@ -94,7 +94,7 @@ class Checkpoint:
             raise SkpipeError(f"{path}: its weights hold NaN or infinite values ({len(bad)} tensors, "
                               f"first {bad[0]!r}); the run diverged or the file was damaged")
 
-    def resume_state(self, path: Path, world: int) -> None:
+    def check_resumable(self, path: Path) -> None:
         """Refuse a checkpoint that lacks what a resume restores (optimizer, scheduler, RNG)."""
         size = torch.get_rng_state().numel()
         rngs = self.rng if isinstance(self.rng, list) else [self.rng]

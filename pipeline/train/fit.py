@@ -141,7 +141,7 @@ def _resume_state(run_dir: Path, cfg: TrainConfig, cache: Cache, d: DistInfo
         raise SkpipeError(f"{run_dir} was trained on another cache (manifest hash differs)")
     path = checkpoint_file(run_dir, "last")
     ckpt = load_checkpoint(path)
-    ckpt.resume_state(path, d.world)
+    ckpt.check_resumable(path)
     if ckpt.args != run.config.model_args:
         raise SkpipeError(f"{path} holds a {ckpt.args.name} model of {ckpt.args.num_classes} classes; "
                           f"the run is {run.model} with {run.config.num_classes}")

@@ -30,7 +30,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert (back.args, back.state, back.config) == (ckpt.args, ckpt.state, {"lr": 0.1})
     assert back.manifest_hash == "abc"
     torch.testing.assert_close(back.weights, ckpt.weights)
-    back.resume_state(tmp_path / "last.pt", world=1)  # holds all a resume restores
+    back.check_resumable(tmp_path / "last.pt")  # holds all a resume restores
     raw = torch.load(tmp_path / "last.pt", weights_only=True)  # the file stays skpipe 0.1's dict
     assert raw["model_name"] == "stgcn" and raw["num_classes"] == 2 and raw["state"]["epoch"] == 3
 
@@ -61,11 +61,11 @@ def test_non_finite_weights_and_missing_resume_state_are_named(tmp_path):
     with pytest.raises(SkpipeError, match="NaN or infinite"):
         ckpt.check_finite(tmp_path / "nan.pt")
     with pytest.raises(SkpipeError, match="cannot resume from it"):
-        ckpt.resume_state(tmp_path / "nan.pt", world=1)
+        ckpt.check_resumable(tmp_path / "nan.pt")
     short_rng = replace(ckpt, optimizer={"state": {}, "param_groups": []}, scheduler={},
                         rng=torch.zeros(3, dtype=torch.uint8))
     with pytest.raises(SkpipeError, match="no scheduler or RNG state"):
-        short_rng.resume_state(tmp_path / "nan.pt", world=1)
+        short_rng.check_resumable(tmp_path / "nan.pt")
 
 
 def test_epoch_rows_round_trip_and_damage_is_named(tmp_path):
