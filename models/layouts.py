@@ -113,25 +113,25 @@ class LayoutError(ValueError):
     """A layout that cannot be used (the message says which key and why, in one line)."""
 
 
+def _joints(key: str, values: list[Any], v: int) -> list[int]:
+    for i in values:
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < v:
+            raise LayoutError(f"{key} holds {i!r}, not a joint index in 0..{v - 1}")
+    return list(values)
+
+
 def _index_list(layout: Layout, key: str, v: int, length: int | None = None) -> list[int]:
     value = layout[key]
     if not isinstance(value, list) or (length is not None and len(value) != length):
         raise LayoutError(f"{key} must be a list of {length or 'some'} joint indices")
-    for i in value:
-        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < v:
-            raise LayoutError(f"{key} holds {i!r}, not a joint index in 0..{v - 1}")
-    return list(value)
+    return _joints(key, value, v)
 
 
 def _pairs(layout: Layout, key: str, v: int) -> list[list[int]]:
     value = layout[key]
     if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
         raise LayoutError(f"{key} must be a list of [joint, joint] pairs")
-    for p in value:
-        for i in p:
-            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < v:
-                raise LayoutError(f"{key} holds {i!r}, not a joint index in 0..{v - 1}")
-    return [list(p) for p in value]
+    return [_joints(key, p, v) for p in value]
 
 
 def check_layout(layout: Any) -> Layout:

@@ -17,7 +17,7 @@ from pipeline.infer.inference import clip_probs, load_run_model, prefetch
 from pipeline.inputs.features import InputSpec, clips_input, model_input
 from pipeline.run.config import open_run
 from pipeline.run.runtime import inference_precision, resolve_device
-from pipeline.source.raw import RawData, parse_frame_dir, read_raw
+from pipeline.source.raw import RawData, parse_frame_dir, read_raw, skeleton_kind
 
 DEFAULT = Skeleton()
 
@@ -158,7 +158,5 @@ def check_fits(raw: RawData, skeleton: Skeleton, run_dir: Path) -> None:
     theirs = (raw.joints, raw.dims, raw.scores)
     ours = (skeleton.num_joints, skeleton.dims, skeleton.score)
     if theirs != ours:
-        def kind(v: int, d: int, sc: bool) -> str:
-            return f"{v} joints in {d}D{' with scores' if sc else ''}"
-        raise SkpipeError(f"the pickle holds {kind(*theirs)}; {run_dir} was trained on "
-                          f"{kind(*ours)} ({skeleton.layout['name']})")
+        raise SkpipeError(f"the pickle holds {skeleton_kind(*theirs)}; {run_dir} was trained on "
+                          f"{skeleton_kind(*ours)} ({skeleton.layout['name']})")

@@ -22,9 +22,8 @@ from torch import nn
 
 from pipeline import SkpipeError
 from pipeline.files.atomic import sweep_stale
-from pipeline.run.config import ModelArgs
+from pipeline.run.config import MAX_CLASSES, ModelArgs
 
-MAX_CLASSES = 100_000  # a bound on what a checkpoint may ask to allocate (the largest set has ~1,000)
 MAX_CHECKPOINT_BYTES = 4 << 30
 
 

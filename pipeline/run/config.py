@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_NAMES = ("best", "last")  # best: by val accuracy; last: every epoch (what --resume reads)
+MAX_CLASSES = 100_000  # what a run or checkpoint may ask to allocate (the largest set has ~1,000)
 REPORT_NAME = "report.json"  # an evaluation's summary: its contract is pipeline.infer.report
 
 
@@ -108,7 +109,7 @@ class RunConfig:
         if not isinstance(self.cache, str) or not isinstance(self.manifest_hash, str):
             raise ValueError("cache and manifest_hash must be strings")
         n = self.num_classes
-        if (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 100_000
+        if (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CLASSES
                 or len(self.class_names) != n):
             raise SkpipeError(f"num_classes {n!r} does not match its {len(self.class_names)} class names")
         if not all(isinstance(c, str) for c in self.class_names):

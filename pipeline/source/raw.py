@@ -286,8 +286,8 @@ def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
     for i, ann in enumerate(anns):
         this = validate_annotation(i, ann)
         if shape is not None and this != shape:
-            raise SkpipeError(f"{_where(i, ann)}: {_kind(this)}, but the annotations before it are "
-                              f"{_kind(shape)}: one pickle holds one kind of skeleton")
+            raise SkpipeError(f"{_where(i, ann)}: {skeleton_kind(*this)}, but the annotations before "
+                              f"it are {skeleton_kind(*shape)}: one pickle holds one kind of skeleton")
         shape = this
         fd = ann["frame_dir"]
         if fd in seen:
@@ -306,9 +306,9 @@ def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
     return RawData(anns, splits, path.resolve(), size, digest, classes, *shape)
 
 
-def _kind(shape: tuple[int, int, bool]) -> str:
-    v, dims, scores = shape
-    return f"{v} joints in {dims}D {'with' if scores else 'without'} scores"
+def skeleton_kind(joints: int, dims: int, scores: bool) -> str:
+    """'17 joints in 2D with scores': what a pickle's or a run's skeletons are, in words."""
+    return f"{joints} joints in {dims}D {'with' if scores else 'without'} scores"
 
 
 def parse_frame_dir(frame_dir: str) -> tuple[str | None, int, int]:
