@@ -199,16 +199,23 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir
 @click.option("--window", type=int, help="Also label each window of W frames along every clip.")
 @click.option("--stride", type=int, help="Frames between windows (default: a quarter window).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per clip (JSON lines).")
+@click.option("--render", type=click.Path(dir_okay=False, path_type=Path),
+              help="Draw the clip (one video or clip) with its skeleton and the label along it: "
+                   ".gif, or .mp4 / .avi with the video extra.")
 @device_option("cpu")
 @threads_option
+@force_option("the --render file")
 @user_errors
 def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | None, batch_size: int,
-            window: int | None, stride: int | None, as_json: bool, device: str, threads: int | None) -> None:
-    """Top classes for every clip of RAW (a dict, a list, or one annotation), as ingest sees it."""
+            window: int | None, stride: int | None, as_json: bool, render: Path | None, device: str,
+            threads: int | None, force: bool) -> None:
+    """Top classes for every clip of RAW: a pickle (a dict, a list, or one annotation), as ingest
+    sees it, or a video or folder of videos, extracted as `skpipe extract` would."""
     from pipeline.infer.predict import iter_predictions
 
     configure_process(threads)
-    results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size, window, stride, device)
+    results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size, window, stride, device,
+                               render, force)
     if as_json:  # JSON lines, streamed
         for r in results:
             click.echo(json.dumps(r))
@@ -231,6 +238,9 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
             row.append(shown(timeline(r["windows"])))
         t.add_row(*row)
     console.print(t)
+    for r in results:
+        if "render" in r:
+            console.print(f"drew {shown(r['frame_dir'])} to {shown(r['render'])}")
     named = [r for r in results if r["label_class"] is not None]
     if not named:  # label numbers of another dataset say nothing about this run's classes
         console.print(f"{len(results):,} clips; the pickle names no classes, so no agreement is reported")

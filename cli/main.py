@@ -11,6 +11,7 @@ from cli.data import build_splits, info, ingest, layouts, synth
 from cli.evaluate import compare, demo, ensemble, evaluate, export, predict
 from cli.train import models, train
 from cli.ui import plain
+from cli.video import extract, render
 from pipeline import __version__
 
 
@@ -42,8 +43,8 @@ def main() -> None:
     """skpipe: skeleton action recognition from a PYSKL 2D pickle, via a Zarr tensor cache."""
 
 
-for command in (synth, ingest, build_splits, info, layouts, train, models, evaluate, ensemble, compare,
-                predict, export, demo):
+for command in (synth, extract, render, ingest, build_splits, info, layouts, train, models, evaluate,
+                ensemble, compare, predict, export, demo):
     main.add_command(command)
 
 

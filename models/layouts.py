@@ -105,6 +105,10 @@ MEDIAPIPE33: Layout = {  # MediaPipe pose landmarks
 }
 
 LAYOUTS: dict[str, Layout] = {d["name"]: d for d in (COCO17, OPENPOSE18, NTU25, KINECT20, MEDIAPIPE33)}
+
+# COCO-17 joint j is MediaPipe landmark MEDIAPIPE33_TO_COCO17[j]: nose, eyes, ears, shoulders,
+# elbows, wrists, hips, knees, ankles (MediaPipe's eye centre and ear, not the inner/outer points)
+MEDIAPIPE33_TO_COCO17 = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
 KEYS = ("name", "joints", "parents", "center", "pairs", "inward", "edges", "spine", "shoulders")
 MAX_JOINTS = 1000
 

@@ -84,7 +84,7 @@ def _umask() -> int:
     return 0o022
 
 
-def _plain_mode(path: str | Path, directory: bool) -> None:
+def plain_mode(path: str | Path, directory: bool) -> None:
     """mkstemp / mkdtemp make 0600 / 0700; give what a plain write would (umask honoured)."""
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
@@ -116,7 +116,7 @@ def atomic_dir(target: Path, force: bool = False, what: str = "output") -> Itera
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     except OSError as e:
         raise SkpipeError(f"cannot write to {target.parent}: {e.strerror}") from None
-    _plain_mode(tmp, directory=True)
+    plain_mode(tmp, directory=True)
     with _sigterm_as_interrupt():
         try:
             yield tmp
@@ -152,7 +152,7 @@ def atomic_write_bytes(target: Path, data: bytes, force: bool = True) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        _plain_mode(name, directory=False)
+        plain_mode(name, directory=False)
         os.replace(name, target)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):

@@ -13,11 +13,15 @@ import torch
 from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.data.preprocess import RawClip, preprocess_batch, preprocess_skeleton
+from pipeline.files.atomic import check_target
 from pipeline.infer.inference import clip_probs, load_run_model, prefetch
 from pipeline.inputs.features import InputSpec, clips_input, model_input
 from pipeline.run.config import open_run
 from pipeline.run.runtime import inference_precision, resolve_device
+from pipeline.source.extract import extract_raw
 from pipeline.source.raw import RawData, parse_frame_dir, read_raw, skeleton_kind
+from pipeline.source.render import render_annotation
+from pipeline.source.video import EXTRACT_LAYOUTS, is_video, video_fps
 
 DEFAULT = Skeleton()
 
@@ -43,6 +47,28 @@ def predict_file(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = 
     """Top-`top` classes with probabilities for every clip of `raw_path`."""
     return list(iter_predictions(run_dir, raw_path, top, checkpoint, clips, batch_size, window, stride,
                                  device))
+
+
+def read_source(path: Path, skeleton: Skeleton, run_dir: Path) -> RawData:
+    """A pickle as it is, or videos extracted in memory into the run's layout, as `extract`
+    would write them."""
+    if not (is_video(path) or path.is_dir()):
+        return read_raw(path)
+    name = skeleton.layout["name"]
+    if name not in EXTRACT_LAYOUTS or skeleton.dims != 2 or skeleton.persons != 1:
+        raise SkpipeError(f"{run_dir} was trained on {skeleton.describe()}; videos give one person in "
+                          f"2D as {' or '.join(EXTRACT_LAYOUTS)}")
+    return extract_raw(path, layout=name)
+
+
+def frame_captions(result: dict[str, Any], ann: dict[str, Any]) -> list[str]:
+    """The top-1 label at every frame of the clip: the latest window that covers it."""
+    captions = [""] * int(ann["keypoint"].shape[1])
+    for w in result.get("windows", []):
+        best = w["top"][0]
+        for f in range(w["start"], min(w["end"] + 1, len(captions))):
+            captions[f] = f"{best['class']} {best['probability']:.0%}"
+    return captions
 
 
 def window_starts(valid: int, window: int, stride: int) -> list[int]:
@@ -71,10 +97,13 @@ class _Setup:
 
 def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
                      clips: int | None = None, batch_size: int = 64, window: int | None = None,
-                     stride: int | None = None, device: str = "cpu") -> Iterator[dict[str, Any]]:
-    """One result per clip, computed `batch_size` clips at a time: the preprocessed tensors and
-    the model's activations never grow with the number of clips. With `window`, also the top
-    classes of each window of `window` frames every `stride` frames, over the whole clip."""
+                     stride: int | None = None, device: str = "cpu", render: Path | None = None,
+                     force: bool = False) -> Iterator[dict[str, Any]]:
+    """One result per clip of `raw_path` (a pickle, a video, or a folder of videos), computed
+    `batch_size` clips at a time: the preprocessed tensors and the model's activations never grow
+    with the number of clips. With `window`, also the top classes of each window of `window`
+    frames every `stride` frames, over the whole clip. With `render`, the one clip is drawn with
+    the label of the latest window at each frame (over the video's frames when it is a video)."""
     if batch_size < 1:
         raise SkpipeError(f"--batch-size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
@@ -86,9 +115,14 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
         raise SkpipeError(f"--stride must be >= 1, got {stride}")
     clips = clips or t.test_clips
     model, _ = load_run_model(run, checkpoint)
-    raw = read_raw(Path(raw_path))
     skeleton = run.config.input
+    raw = read_source(Path(raw_path), skeleton, run_dir)
     check_fits(raw, skeleton, run_dir)
+    if render is not None:
+        if len(raw.annotations) != 1:
+            raise SkpipeError(f"--render draws one clip; {raw_path} holds {len(raw.annotations):,}")
+        check_target(Path(render), force, "output")
+        window = window or t.frames
     setup = _Setup(model.to(dev), run.config.input_spec(), dev, inference_precision(t.precision, dev),
                    run.class_names, run.config.cache_dtype, top, skeleton, batch_size)
     batches = (raw.annotations[lo : lo + batch_size] for lo in range(0, len(raw.annotations), batch_size))
@@ -99,6 +133,11 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
                       "label_class": _label_class(raw, a), "top": _top(p, setup)}
             if window is not None:
                 result["windows"] = _windows(setup, a, window, stride or max(1, window // 4))
+            if render is not None:
+                video = Path(raw_path) if is_video(Path(raw_path)) else None
+                drawn = render_annotation(a, skeleton.layout, Path(render), frame_captions(result, a),
+                                          video, video_fps(video) if video else 25.0, force)
+                result["render"] = str(drawn.path)
             yield result
 
 

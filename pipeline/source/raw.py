@@ -255,6 +255,11 @@ def read_raw(path: Path, progress: ProgressFn | None = None) -> RawData:
     """Load and fully validate a raw pickle (dict with `split`/`annotations`, a list, or one dict)."""
     path = Path(path)
     obj, size, digest = load_pickle(path, progress)
+    return raw_from_object(obj, path, size, digest)
+
+
+def raw_from_object(obj: Any, path: Path, size: int, digest: str) -> RawData:
+    """An unpickled (or freshly built) pickle object, fully validated, as `RawData`."""
     splits: dict[str, list[str]] = {}
     classes = None
     if isinstance(obj, dict) and "annotations" in obj:

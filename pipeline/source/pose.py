@@ -1,0 +1,102 @@
+"""Pose backends: one RGB frame in, the people's landmarks out, on a CPU, with nothing downloaded.
+
+A backend is a small object (`PoseBackend`): its native layout, and a call that takes an RGB
+frame (H, W, 3) uint8 and returns keypoints (P, V, 2) in pixels and scores (P, V) in 0..1 for
+the P people it found (P = 0 when nobody). A multi-person backend (an ONNX detector plus a pose
+model) fits the same interface; `BACKENDS` names the ones built in. A backend keeps state
+between the frames of one video (tracking), so `extract` opens a fresh one for every video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+
+from pipeline import SkpipeError
+
+VIDEO_EXTRA = "pip install 'skpipe[video]'"
+
+
+class PoseBackend(Protocol):
+    layout: str  # the layout its landmarks are in (models.layouts)
+    max_persons: int
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W, 3) uint8 -> keypoints (P, V, 2) float32 pixels, scores (P, V) float32."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Silence what MediaPipe's C++ (TFLite, absl) prints on file descriptor 2 while `block`
+    runs: users should see skpipe's lines, not 'Created TensorFlow Lite XNNPACK delegate'.
+    Only worker processes of `extract` call this: it swaps the process's stderr descriptor."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class MediaPipePose:
+    """MediaPipe's pose landmarker (the `solutions.pose` graph of mediapipe 0.10.14, whose model
+    ships inside the wheel): one person per frame, 33 landmarks, visibility as the score."""
+
+    layout = "mediapipe33"
+    max_persons = 1
+
+    def __init__(self, complexity: int = 1) -> None:
+        mp = import_mediapipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # protobuf's deprecation notes from inside mediapipe
+            self._pose = mp.solutions.pose.Pose(static_image_mode=False, model_complexity=complexity,
+                                                enable_segmentation=False)
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h, w = rgb.shape[:2]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = self._pose.process(rgb).pose_landmarks
+        if found is None:
+            return np.zeros((0, 33, 2), np.float32), np.zeros((0, 33), np.float32)
+        lm = np.array([(p.x, p.y, p.visibility) for p in found.landmark], np.float32)  # (33, 3)
+        xy = lm[None, :, :2] * np.array([w, h], np.float32)  # (1, 33, 2) pixels
+        return xy, np.clip(lm[None, :, 2], 0.0, 1.0)  # (1, 33)
+
+    def close(self) -> None:
+        self._pose.close()
+
+
+def import_mediapipe() -> Any:
+    """mediapipe, or one line naming the extra that brings it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import mediapipe
+    except ImportError:
+        raise SkpipeError(f"pose extraction needs the video extra: {VIDEO_EXTRA}") from None
+    return mediapipe
+
+
+def import_cv2() -> Any:
+    """OpenCV (video decoding and writing), or one line naming the extra that brings it."""
+    try:
+        import cv2
+    except ImportError:
+        raise SkpipeError(f"reading or writing videos needs the video extra: {VIDEO_EXTRA}") from None
+    return cv2
+
+
+BACKENDS: dict[str, Callable[[], PoseBackend]] = {"mediapipe": MediaPipePose}
+DEFAULT_BACKEND = "mediapipe"

@@ -1,0 +1,129 @@
+"""One video -> one PYSKL 2D annotation: decode its frames, find the person in each, keep the
+landmarks in the backend's layout or map them to COCO-17.
+
+What a video may claim is bounded before anything is decoded: its frame size (`MAX_PIXELS`),
+and the frames read (`max_frames`, counted as they are read, not taken from the header). A
+video that cannot be opened, holds no frame or shows nobody is an error naming it: it is never
+written as zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.layouts import MEDIAPIPE33_TO_COCO17
+from pipeline import SkpipeError
+from pipeline.source.pose import PoseBackend, import_cv2
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+EXTRACT_LAYOUTS = ("coco17", "mediapipe33")
+MAX_PIXELS = 8192 * 8192  # a frame larger than 8K in both directions is not a real video
+MAX_FRAMES = 100_000  # about an hour at 30 fps: bounds one video's time
+FramesFn = Callable[[int], None]  # called with frames decoded so far
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class VideoPose:
+    """What extraction found in one video, in the PYSKL fields."""
+
+    keypoint: np.ndarray  # (1, T, V, 2) float16 pixels
+    keypoint_score: np.ndarray  # (1, T, V) float16
+    img_shape: tuple[int, int]  # (height, width)
+    missing: int  # frames in which nobody was found (zeros, score 0)
+
+    @property
+    def total_frames(self) -> int:
+        return int(self.keypoint.shape[1])
+
+    def annotation(self, frame_dir: str, label: int) -> dict[str, Any]:
+        """The PYSKL annotation dict, exactly as `ingest` reads it."""
+        return {"frame_dir": frame_dir, "label": int(label), "img_shape": self.img_shape,
+                "original_shape": self.img_shape, "total_frames": self.total_frames,
+                "keypoint": self.keypoint, "keypoint_score": self.keypoint_score}
+
+
+def read_frames(path: Path, max_frames: int = MAX_FRAMES) -> Iterator[np.ndarray]:
+    """RGB frames (H, W, 3) uint8 of `path`, at most `max_frames` of them."""
+    cv2 = import_cv2()
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise SkpipeError(f"{path}: cannot be decoded (not a video, or a codec OpenCV lacks)")
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if w * h > MAX_PIXELS:
+            raise SkpipeError(f"{path}: declares {w}x{h} frames, larger than any real video")
+        for _ in range(max_frames):
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                return
+            if frame.ndim != 3 or frame.shape[0] * frame.shape[1] > MAX_PIXELS:
+                raise SkpipeError(f"{path}: a frame of shape {frame.shape} is not a colour video frame")
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+def video_fps(path: Path) -> float:
+    """Frames per second from the header (25 when it claims none or nonsense)."""
+    cv2 = import_cv2()
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    finally:
+        cap.release()
+    return fps if 1.0 <= fps <= 240.0 else 25.0
+
+
+def to_layout(keypoint: np.ndarray, score: np.ndarray, source: str, layout: str
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(..., V_source, 2), (..., V_source) in the backend's layout -> the same in `layout`."""
+    if layout == source:
+        return keypoint, score
+    if (source, layout) == ("mediapipe33", "coco17"):
+        return keypoint[..., MEDIAPIPE33_TO_COCO17, :], score[..., MEDIAPIPE33_TO_COCO17]
+    raise SkpipeError(f"no mapping from the backend's {source} landmarks to {layout}; "
+                      f"choose --layout from {', '.join(EXTRACT_LAYOUTS)}")
+
+
+def extract_video(path: Path, backend: PoseBackend, layout: str = "coco17",
+                  max_frames: int = MAX_FRAMES, on_frames: FramesFn | None = None) -> VideoPose:
+    """The best-scoring person of every frame of `path` (M = 1), in `layout`."""
+    kps: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    shape: tuple[int, int] | None = None
+    missing = 0
+    for t, rgb in enumerate(read_frames(path, max_frames)):
+        if shape is None:
+            shape = (int(rgb.shape[0]), int(rgb.shape[1]))
+        elif rgb.shape[:2] != shape:
+            raise SkpipeError(f"{path}: frame {t} is {rgb.shape[1]}x{rgb.shape[0]}, the first was "
+                              f"{shape[1]}x{shape[0]}")
+        xy, sc = backend(rgb)  # (P, V_b, 2), (P, V_b)
+        if len(xy) == 0:
+            missing += 1
+            kps.append(np.zeros(xy.shape[1:], np.float32))
+            scores.append(np.zeros(sc.shape[1:], np.float32))
+        else:
+            best = int(np.argmax(sc.mean(axis=1)))  # the seed's rule, per frame
+            kps.append(xy[best])
+            scores.append(sc[best])
+        if on_frames is not None and (t + 1) % 16 == 0:
+            on_frames(16)
+    if shape is None:
+        raise SkpipeError(f"{path}: holds no frame that could be decoded")
+    if on_frames is not None and len(kps) % 16:
+        on_frames(len(kps) % 16)
+    if missing == len(kps):
+        raise SkpipeError(f"{path}: nobody was found in any of its {len(kps):,} frames")
+    kp, sc = to_layout(np.stack(kps)[None], np.stack(scores)[None], backend.layout, layout)
+    kp = np.nan_to_num(kp, nan=0.0, posinf=0.0, neginf=0.0)  # (1, T, V, 2)
+    return VideoPose(kp.astype(np.float16), sc.astype(np.float16), shape, missing)

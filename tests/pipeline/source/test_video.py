@@ -1,0 +1,229 @@
+"""Videos -> PYSKL pickles: labels, the 33 -> 17 mapping, extraction of the development video,
+resume, bad videos, rendering, and predict on a video against predict on its pickle."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from models.layouts import COCO17, MEDIAPIPE33, MEDIAPIPE33_TO_COCO17
+from pipeline import SkpipeError
+from pipeline.source.extract import list_videos, parts_dir
+from pipeline.source.raw import read_raw
+from pipeline.source.render import draw_frame
+from pipeline.source.video import to_layout
+from tests.conftest import SHARED_DATA
+
+DEV_VIDEO = SHARED_DATA / "videos" / "demo_skeleton.mp4"
+HAS_VIDEO = all(importlib.util.find_spec(m) is not None for m in ("mediapipe", "cv2"))
+needs_video = pytest.mark.skipif(not HAS_VIDEO, reason="needs the video extra: pip install 'skpipe[video]'")
+needs_dev_video = pytest.mark.skipif(not DEV_VIDEO.exists(),
+                                     reason=f"the development video {DEV_VIDEO} is absent (../shared)")
+
+
+def _touch(root: Path, *names: str) -> None:
+    for n in names:
+        (root / n).parent.mkdir(parents=True, exist_ok=True)
+        (root / n).write_bytes(b"")
+
+
+def _black_video(path: Path, frames: int = 8, size: tuple[int, int] = (64, 48)) -> Path:
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, size)
+    for _ in range(frames):
+        w.write(np.zeros((size[1], size[0], 3), np.uint8))
+    w.release()
+    return path
+
+
+# --- labels -------------------------------------------------------------------------------
+
+def test_class_per_folder_labels_and_unlabelled_folders(tmp_path):
+    _touch(tmp_path / "v", "walk/a.mp4", "jump/b.avi", "jump/c.MOV", "jump/notes.txt")
+    listing = list_videos(tmp_path / "v")
+    assert listing.classes == ["jump", "walk"]
+    assert {(i.frame_dir, i.label) for i in listing.items} == {("a", 1), ("b", 0), ("c", 0)}
+    _touch(tmp_path / "flat", "x.mp4", "y.mp4")
+    flat = list_videos(tmp_path / "flat")
+    assert flat.classes is None and [i.label for i in flat.items] == [0, 0]
+    _touch(tmp_path / "mixed", "x.mp4", "c/y.mp4")
+    with pytest.raises(SkpipeError, match="several depths"):
+        list_videos(tmp_path / "mixed")
+    _touch(tmp_path / "dup", "a/x.mp4", "b/x.mp4")
+    with pytest.raises(SkpipeError, match="two videos are named 'x'"):
+        list_videos(tmp_path / "dup")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SkpipeError, match="no videos"):
+        list_videos(tmp_path / "empty")
+
+
+def test_labels_csv_rules(tmp_path):
+    _touch(tmp_path, "v/one.mp4", "v/sub/two.mp4")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("video,label,split\none.mp4,walk,train\nsub/two.mp4,run,test\n")
+    listing = list_videos(tmp_path / "v", csv)
+    assert listing.classes == ["run", "walk"]
+    got = [(i.frame_dir, i.label, i.split) for i in listing.items]
+    assert got == [("one", 1, "train"), ("two", 0, "test")]
+    for text, msg in [("video,split\none.mp4,train\n", "no 'label' column"),
+                      ("video,label\nmissing.mp4,walk\n", "not found under"),
+                      ("video,label,split\none.mp4,walk,holdout\n", "expected train or test"),
+                      ("video,label\none.mp4,\n", "empty label"),
+                      ("video,label\n", "no rows")]:
+        csv.write_text(text)
+        with pytest.raises(SkpipeError, match=msg):
+            list_videos(tmp_path / "v", csv)
+
+
+# --- the 33 -> 17 mapping --------------------------------------------------------------------
+
+def test_mediapipe_to_coco17_maps_each_joint_to_the_landmark_of_its_name():
+    names = MEDIAPIPE33["joints"]
+    assert [names[i] for i in MEDIAPIPE33_TO_COCO17] == COCO17["joints"]
+    # hand-picked: COCO's left wrist is landmark 15, right ankle 28, nose 0, right ear 8
+    kp = np.arange(33 * 2, dtype=np.float32).reshape(1, 33, 2)  # landmark i holds (2i, 2i + 1)
+    sc = np.arange(33, dtype=np.float32)[None] / 100
+    k17, s17 = to_layout(kp, sc, "mediapipe33", "coco17")
+    assert k17.shape == (1, 17, 2) and s17.shape == (1, 17)
+    for coco, mp in ((9, 15), (16, 28), (0, 0), (4, 8)):
+        assert k17[0, coco].tolist() == [2 * mp, 2 * mp + 1] and s17[0, coco] == pytest.approx(mp / 100)
+    same, _ = to_layout(kp, sc, "mediapipe33", "mediapipe33")
+    assert same is kp
+    with pytest.raises(SkpipeError, match="no mapping"):
+        to_layout(kp, sc, "mediapipe33", "ntu25")
+
+
+def test_draw_frame_draws_bones_and_caption():
+    canvas = np.zeros((60, 80, 3), np.uint8)
+    people = np.array([[[10, 10], [70, 50]]], np.float32)  # (M=1, V=2, 2)
+    out = draw_frame(canvas, people, np.ones((1, 2), np.float32), [[0, 1]])
+    assert out[30, 40].any()  # the bone's middle is drawn
+    low = draw_frame(canvas, people, np.zeros((1, 2), np.float32), [[0, 1]])
+    assert not low.any()  # unscored joints are not drawn
+    assert draw_frame(canvas, people[:, :0], np.zeros((1, 0)), [], "walk 90%")[:20, :40].any()
+
+
+# --- extraction (the video extra) -----------------------------------------------------------
+
+def test_extract_without_the_extra_names_it(monkeypatch, tmp_path):
+    import pipeline.source.pose as pose
+
+    monkeypatch.setitem(__import__("sys").modules, "mediapipe", None)  # import fails
+    with pytest.raises(SkpipeError, match=r"skpipe\[video\]"):
+        pose.import_mediapipe()
+
+
+@needs_video
+@needs_dev_video
+def test_dev_video_gives_a_person_in_most_frames_deterministically(tmp_path):
+    r = CliRunner().invoke(main, ["extract", str(DEV_VIDEO), "--out", str(tmp_path / "a.pkl")])
+    assert r.exit_code == 0, r.output
+    assert "without a person" in r.output and "Traceback" not in r.output
+    raw = read_raw(tmp_path / "a.pkl")
+    (ann,) = raw.annotations
+    kp, sc = ann["keypoint"], ann["keypoint_score"]  # (1, T, 17, 2), (1, T, 17)
+    assert kp.dtype == np.float16 and sc.dtype == np.float16 and kp.shape[2:] == (17, 2)
+    assert ann["img_shape"] == (1080, 1920) and ann["total_frames"] == kp.shape[1] > 50
+    found = (sc[0] > 0).any(axis=1)
+    assert found.mean() > 0.9
+    seen = sc[0] > 0.5
+    x, y = kp[0, ..., 0][seen], kp[0, ..., 1][seen]
+    assert ((x >= 0) & (x < 1920) & (y >= 0) & (y < 1080)).mean() > 0.95
+    assert not parts_dir(tmp_path / "a.pkl").exists()  # removed once the pickle is written
+    r = CliRunner().invoke(main, ["extract", str(DEV_VIDEO), "--out", str(tmp_path / "b.pkl"),
+                                  "--layout", "mediapipe33"])
+    assert r.exit_code == 0, r.output
+    b = read_raw(tmp_path / "b.pkl").annotations[0]
+    assert b["keypoint"].shape[2] == 33
+    assert np.array_equal(b["keypoint"][..., MEDIAPIPE33_TO_COCO17, :], kp)  # same pass, mapped
+
+
+@needs_video
+@needs_dev_video
+def test_bad_videos_are_left_out_in_one_line_and_a_rerun_redoes_only_them(tmp_path):
+    v = tmp_path / "v"
+    (v / "walk").mkdir(parents=True)
+    (v / "wave").mkdir()
+    shutil.copy(DEV_VIDEO, v / "walk" / "good.mp4")
+    (v / "walk" / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    (v / "wave" / "empty.mp4").write_bytes(b"")
+    _black_video(v / "wave" / "nobody.mp4")
+    out = tmp_path / "raw.pkl"
+    r = CliRunner().invoke(main, ["extract", str(v), "--out", str(out), "--jobs", "2"])
+    assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+    assert "3 video(s) failed" in r.output and "nobody was found" in r.output
+    assert len([ln for ln in r.output.splitlines() if ln.startswith("skipped ")]) == 3
+    raw = read_raw(out)
+    assert [a["frame_dir"] for a in raw.annotations] == ["good"] and raw.classes == ["walk", "wave"]
+    assert parts_dir(out).exists()  # kept for the retry
+    for bad in ("corrupt", "empty", "nobody"):
+        p = next(v.rglob(f"{bad}.mp4"))
+        p.unlink()
+        if bad == "nobody":
+            shutil.copy(DEV_VIDEO, p)
+    r = CliRunner().invoke(main, ["extract", str(v), "--out", str(out), "--force"])
+    assert r.exit_code == 0, r.output
+    assert "1 from an earlier run" in r.output  # good.mp4 was not redone
+    assert sorted(a["frame_dir"] for a in read_raw(out).annotations) == ["good", "nobody"]
+    assert not parts_dir(out).exists()
+
+
+@needs_video
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "x.txt").write_text("hi")
+    zero = tmp_path / "zero.mp4"
+    zero.write_bytes(b"")
+    for args in (["extract", str(tmp_path / "empty"), "--out", str(tmp_path / "o.pkl")],
+                 ["extract", str(tmp_path / "x.txt"), "--out", str(tmp_path / "o.pkl")],
+                 ["extract", str(zero), "--out", str(tmp_path / "o.pkl")],
+                 ["extract", str(tmp_path / "nope"), "--out", str(tmp_path / "o.pkl")]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+        assert len([ln for ln in r.output.splitlines() if ln.startswith("Error")]) == 1
+        assert not (tmp_path / "o.pkl").exists()
+    existing = tmp_path / "have.pkl"
+    existing.write_bytes(b"keep")
+    r = CliRunner().invoke(main, ["extract", str(zero), "--out", str(existing)])
+    assert r.exit_code != 0 and "already exists" in r.output and existing.read_bytes() == b"keep"
+
+
+@needs_video
+@needs_dev_video
+def test_predict_on_a_video_equals_predict_on_its_pickle_and_renders(tmp_path, synth_cache):
+    import json
+
+    from pipeline.run.options import TrainConfig
+    from pipeline.train.fit import fit
+
+    run = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path / "runs"), epochs=1,
+                          frames=16, threads=1)).run_dir
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(DEV_VIDEO, clip)
+    assert CliRunner().invoke(main, ["extract", str(clip), "--out", str(tmp_path / "c.pkl")]).exit_code == 0
+    args = ["--json", "--window", "16", "--stride", "8", "--top", "3"]
+    on_pickle = CliRunner().invoke(main, ["predict", str(run), str(tmp_path / "c.pkl"), *args])
+    gif = tmp_path / "out" / "labelled.gif"
+    on_video = CliRunner().invoke(main, ["predict", str(run), str(clip), *args, "--render", str(gif)])
+    assert on_pickle.exit_code == 0 and on_video.exit_code == 0, on_video.output
+    a, b = json.loads(on_pickle.output), json.loads(on_video.output)
+    assert b.pop("render") == str(gif)
+    assert a == b and len(a["windows"]) > 3
+    from PIL import Image
+
+    with Image.open(gif) as im:
+        assert im.n_frames == a["windows"][-1]["end"] + 1 and im.size == (480, 270)
+    r = CliRunner().invoke(main, ["predict", str(run), str(clip), "--render", str(gif)])
+    assert r.exit_code != 0 and "already exists" in r.output
+    r = CliRunner().invoke(main, ["predict", str(run), str(clip), "--render", "/proc/nope/x.gif"])
+    assert r.exit_code != 0 and "Traceback" not in r.output and len(r.output.splitlines()) == 1
+    r = CliRunner().invoke(main, ["render", str(tmp_path / "c.pkl"), "--out", str(tmp_path / "s.mp4"),
+                                  "--video", str(clip)])
+    assert r.exit_code == 0 and (tmp_path / "s.mp4").stat().st_size > 1000, r.output
