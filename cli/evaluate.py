@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.table import Table
 
 from cli.options import (
@@ -21,7 +22,7 @@ from cli.options import (
     threads_option,
 )
 from cli.ui import configure_process, console, shown, user_errors
-from pipeline.infer.formats import FORMATS
+from pipeline.infer.formats import DEPRECATED, FORMATS
 
 
 @click.command()
@@ -69,14 +70,18 @@ def _score_rows(t: Table, scores: Any) -> None:
 
 
 def _compare_table(df: Any, warnings: list[str], title: str) -> Table:
+    """Fits 80 columns: short headers, no vertical rules; run names go in the caption, whole."""
     caption = "runs: " + ", ".join(shown(r) for r in df["run"])
-    t = Table(title=title, caption=caption + (" · ⚠ see warnings" if warnings else ""))
-    for col in ("model", "stream", "seed", "epochs", "accuracy", "weighted F1", "macro F1", "parameters",
-                "s / epoch"):
-        t.add_column(col, justify="left" if col in ("model", "stream") else "right", no_wrap=True)
+    t = Table(title=title, caption=caption + (" · ⚠ see warnings" if warnings else ""), box=box.SIMPLE_HEAD)
+    for col in ("model", "stream", "seed", "ep", "acc", "w-F1", "m-F1", "params", "s/ep"):
+        t.add_column(col, justify="left" if col in ("model", "stream") else "right",
+                     no_wrap=col != "stream")
     for r in df.itertuples():
-        t.add_row(r.model, r.feats, str(r.seed), str(r.epochs), f"{r.accuracy:.2%}", f"{r.weighted_f1:.4f}",
-                  f"{r.macro_f1:.4f}", f"{r.parameters:,}", f"{r.train_s_per_epoch:.1f}")
+        ensemble = r.model == "ensemble"
+        t.add_row(r.model, r.feats, "-" if ensemble else str(r.seed), "-" if ensemble else str(r.epochs),
+                  f"{r.accuracy:.2%}", f"{r.weighted_f1:.4f}", f"{r.macro_f1:.4f}",
+                  "-" if ensemble else f"{r.parameters:,}",
+                  "-" if r.train_s_per_epoch != r.train_s_per_epoch else f"{r.train_s_per_epoch:.1f}")
     return t
 
 
@@ -128,7 +133,7 @@ def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_
 @clips_option
 @checkpoint_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Report directory (default: beside the first run, named after the runs).")
+              help="Report directory (default: ensembles/<runs> beside the runs' folder).")
 @run_cache_option
 @device_option("cpu")
 @threads_option
@@ -164,9 +169,10 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
 
 @click.command()
 @run_dir_argument
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="torchscript", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="pt2", show_default=True,
+              help="pt2: a torch.export program; onnx (the onnx extra); torchscript (deprecated).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write (default: RUN_DIR/export/model.pt or model.onnx).")
+              help="File to write (default: RUN_DIR/export/model.pt2, .onnx or .pt).")
 @checkpoint_option
 @run_cache_option
 @threads_option
@@ -174,17 +180,24 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
 @user_errors
 def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir: str | None,
            threads: int | None, force: bool) -> None:
-    """Write the run's model as TorchScript or ONNX, checked against PyTorch on real clips."""
+    """Write the run's model as a self-describing file (class names, skeleton, frames, stream,
+    normalisation inside), checked against PyTorch on real clips as `skpipe.load` feeds it."""
     from pipeline.infer.export import TOLERANCE, export_run
 
     configure_process(threads)
+    if fmt in DEPRECATED:
+        console.print(f"[yellow]note[/yellow]: {DEPRECATED[fmt]}")
     with console.status(f"Exporting {run_dir} as {fmt}"):
         r = export_run(run_dir, fmt, out, force, checkpoint, cache_dir=cache_dir)
+    card = r["card"]
     console.print(f"wrote {shown(str(r['path']))}: max |logit difference| vs PyTorch "
                   f"{r['max_abs_diff']:.1e} (limit {TOLERANCE:g}) on real clips "
-                  f"{', '.join(str(s) for s in r['checked_batches'])}")
-    console.print(f"input: x {r['input']} float32, stream {r['feats']}, normalize {r['normalize']}, "
-                  f"{r['frames']} frames as trained; lengths (B,) int64. Output: logits (B, classes).")
+                  f"{', '.join(str(s) for s in r['checked_batches'])}", soft_wrap=True)
+    lengths = "; lengths (B,) int64" if "lengths" in card.inputs else " (the model reads no lengths)"
+    console.print(f"inputs: x {r['input']} float32{lengths}; stream {r['feats']}, normalize "
+                  f"{r['normalize']}, {r['frames']} frames, {card.clips} clip(s) averaged; output logits "
+                  f"(B, {len(card.class_names)}). Feed it with skpipe.load(PATH).predict(...) or "
+                  "skpipe.preprocess.", soft_wrap=True)
 
 
 @click.command()
@@ -221,19 +234,19 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
             click.echo(json.dumps(r))
         return
     results = list(results)
-    t = Table(title=f"Predictions for {shown(str(raw))}")
-    for col in ("clip", "label", "top-1", "p"):
-        t.add_column(col, justify="right" if col in ("label", "p") else "left")
+    t = Table(title=f"Predictions for {shown(str(raw))}", box=box.SIMPLE_HEAD)  # fits 80 columns:
+    t.add_column("clip", overflow="fold")  # names folded, never cut
+    t.add_column("label", justify="right")
+    t.add_column("top-1", no_wrap=True)
     if top > 1:
-        t.add_column(f"next {top - 1}")
+        t.add_column(f"next {top - 1}", no_wrap=True)  # one class a line
     if window is not None:
-        t.add_column("where each label holds (frames)")
+        t.add_column("where each label holds (frames)", overflow="fold")
     for r in results:
         best, rest = r["top"][0], r["top"][1:]
-        row = [shown(r["frame_dir"]), str(r["label"]), shown(best["class"]),
-               f"{best['probability']:.0%}"]
+        row = [shown(r["frame_dir"]), str(r["label"]), f"{shown(best['class'])} {best['probability']:.0%}"]
         if top > 1:
-            row.append(", ".join(f"{shown(p['class'])} {p['probability']:.0%}" for p in rest))
+            row.append("\n".join(f"{shown(p['class'])} {p['probability']:.0%}" for p in rest))
         if window is not None:
             row.append(shown(timeline(r["windows"])))
         t.add_row(*row)

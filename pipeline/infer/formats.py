@@ -1,3 +1,4 @@
 """What `skpipe export` writes: each format and its file suffix. Light, for the CLI's choices."""
 
-FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
+FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
+DEPRECATED = {"torchscript": "TorchScript is deprecated in torch 2.13; --format pt2 is its successor"}

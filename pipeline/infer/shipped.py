@@ -1,0 +1,266 @@
+"""A model you can ship: an exported file that says what it is, and one way to feed it.
+
+An export (ONNX, torch.export's `.pt2`, or the deprecated TorchScript) carries a `ModelCard`
+(ONNX metadata key `skpipe`; the `.pt2` / `.pt` extra file `skpipe.json`): the class names, the
+skeleton it reads (layout, dims, score, persons), the cache dtype its inputs were rounded to, the
+frames, stream and normalisation, the temporal clips averaged, the graph's input names and the
+skpipe version. `preprocess` turns PYSKL annotations into the model's input with exactly
+ingest's and the run's preprocessing, from the card alone; `ShippedModel.predict` does that, runs
+the network on whichever engine holds it, and averages the clips' softmax, returning class
+names and probabilities. `load` opens a run directory, a checkpoint inside one, or an export.
+
+Nothing in a file handed over runs code: ONNX is data (a model naming external weight files is
+refused), a `.pt2` is loaded only when the caller says it made it (`trusted=True`: torch.export's
+loader unpickles with `weights_only=False` and parses symbolic shapes with sympy), TorchScript is
+not loaded at all, checkpoints go through skpipe's own checked loader, and sizes are bounded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.layouts import LayoutError, Skeleton
+from pipeline import SkpipeError, __version__
+from pipeline.data.preprocess import DTYPES
+from pipeline.files.location import read_bytes
+from pipeline.inputs.features import FEATS, InputSpec, clips_input
+from pipeline.run.config import MAX_CLASSES
+from pipeline.source.raw import RawData, raw_from_object, read_raw, short_repr
+
+CARD_KEY = "skpipe"  # ONNX metadata key
+CARD_FILE = "skpipe.json"  # extra file of a .pt2 / TorchScript archive
+MAX_EXPORT_BYTES = 2 << 30
+MAX_CARD_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What an exported model is and how to feed it; the one owner of the card's JSON."""
+
+    model: str
+    class_names: tuple[str, ...]
+    skeleton: dict[str, Any]  # layout, dims, score, persons (Skeleton's fields, always written out)
+    cache_dtype: str
+    frames: int
+    feats: str
+    normalize: str
+    clips: int  # temporal clips averaged, as the run evaluated (--test-clips)
+    inputs: tuple[str, ...]  # the graph's input names: "x", and "lengths" where the model reads it
+    format: str = ""
+    skpipe_version: str = __version__
+
+    @property
+    def input(self) -> Skeleton:
+        return Skeleton(**self.skeleton)
+
+    def input_spec(self) -> InputSpec:
+        return InputSpec(frames=self.frames, feats=self.feats, normalize=self.normalize, skeleton=self.input)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelCard:
+        """A card read from a file, every field checked before it is used."""
+        if len(text) > MAX_CARD_BYTES:
+            raise SkpipeError("its skpipe card is larger than any card")
+        try:
+            d = json.loads(text)
+            card = cls(**{**d, "class_names": tuple(d["class_names"]), "inputs": tuple(d["inputs"])})
+            card._check()
+        except SkpipeError:
+            raise
+        except (ValueError, TypeError, KeyError, RecursionError, LayoutError) as e:
+            raise SkpipeError(f"its skpipe card is malformed ({short_repr(str(e), 80)})") from None
+        return card
+
+    def _check(self) -> None:
+        n = len(self.class_names)
+        if not 1 <= n <= MAX_CLASSES or not all(isinstance(c, str) for c in self.class_names):
+            raise ValueError("class_names must be 1 to 10,000 names")
+        ints = (self.frames, self.clips)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
+            raise ValueError("frames and clips must be integers")
+        if not (1 <= self.frames <= 10_000 and 1 <= self.clips <= 100):
+            raise ValueError("frames or clips out of range")
+        if self.cache_dtype not in DTYPES or self.feats not in FEATS:
+            raise ValueError("unknown cache dtype or stream")
+        if not set(self.inputs) <= {"x", "lengths"} or "x" not in self.inputs:
+            raise ValueError("inputs must be x [and lengths]")
+        self.input_spec()  # checks the skeleton and the normalisation
+
+
+def card_of(config: Any, fmt: str, inputs: Sequence[str]) -> ModelCard:
+    """The card of a run's model (`config`: its RunConfig) exported as `fmt`."""
+    t, sk = config.train, config.input
+    return ModelCard(model=t.model, class_names=tuple(config.class_names),
+                     skeleton={"layout": sk.layout, "dims": sk.dims, "score": sk.score,
+                               "persons": sk.persons},
+                     cache_dtype=config.cache_dtype, frames=t.frames, feats=t.feats, normalize=t.normalize,
+                     clips=t.test_clips, inputs=tuple(inputs), format=fmt)
+
+
+# --- the one feed: annotations -> the model's input --------------------------------------------
+
+Source = str | Path | dict[str, Any] | Sequence[dict[str, Any]] | tuple[np.ndarray, np.ndarray]
+
+
+def annotations_of(source: Source) -> RawData:
+    """PYSKL annotations from a pickle (or video) path, one dict, a list of dicts, or a
+    (keypoint (M, T, V, C), keypoint_score (M, T, V)) pair of arrays, validated as ingest does."""
+    if isinstance(source, str | Path):
+        path = Path(source)
+        from pipeline.source.video import is_video
+
+        if is_video(path) or path.is_dir():
+            from pipeline.source.extract import extract_raw
+
+            return extract_raw(path)
+        return read_raw(path)
+    if isinstance(source, tuple) and len(source) == 2:
+        kp, sc = source
+        if not isinstance(kp, np.ndarray) or not isinstance(sc, np.ndarray):
+            raise SkpipeError("expected (keypoint, keypoint_score) numpy arrays")
+        ann: dict[str, Any] = {"frame_dir": "clip", "label": 0, "keypoint": kp, "keypoint_score": sc,
+                               "total_frames": int(kp.shape[1]) if kp.ndim == 4 else 0}
+        if kp.ndim == 4 and kp.shape[-1] == 2:
+            raise SkpipeError("2D keypoints need their img_shape: pass an annotation dict with img_shape")
+        return raw_from_object([ann], Path("<arrays>"), 0, "")
+    if isinstance(source, dict):
+        return raw_from_object([source], Path("<annotation>"), 0, "")
+    if isinstance(source, Sequence) and all(isinstance(a, dict) for a in source):
+        return raw_from_object(list(source), Path("<annotations>"), 0, "")
+    raise SkpipeError("expected a pickle path, an annotation dict, a list of them, or (keypoint, "
+                      "score) arrays")
+
+
+def preprocess(source: Source, card: ModelCard, clips: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The model's input for every clip of `source`: x (N * K, [M,] frames, V, C) float32 and
+    lengths (N * K,) int64, rows n * K .. n * K + K - 1 the K temporal clips of clip n (average
+    their softmax). Exactly ingest's preprocessing, then the run's stream and normalisation."""
+    from pipeline.infer.predict import check_fits, prepare
+
+    raw = annotations_of(source)
+    check_fits(raw, card.input, Path(f"this {card.model} model"))
+    x, valid = prepare(raw.annotations, 300, card.cache_dtype, card.input)  # (N, [M,] 300, V, C)
+    xk, lengths = clips_input(x, valid, card.input_spec(), clips or card.clips)
+    return np.ascontiguousarray(xk, np.float32), lengths.astype(np.int64)
+
+
+# --- engines -----------------------------------------------------------------------------------
+
+class ShippedModel:
+    """A network and its card; `logits` runs whichever engine holds the network."""
+
+    def __init__(self, card: ModelCard, engine: Any, kind: str) -> None:
+        self.card, self._engine, self.kind = card, engine, kind
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card.class_names)
+
+    def logits(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(B, [M,] frames, V, C) float32, (B,) int64 -> (B, classes) logits."""
+        if self.kind == "onnx":
+            feed = {"x": x, "lengths": lengths}
+            return np.asarray(self._engine.run(None, {n: feed[n] for n in self.card.inputs})[0])
+        with torch.no_grad():
+            args = (torch.from_numpy(x), torch.from_numpy(lengths))
+            out = self._engine(*args)
+        return out.float().numpy()
+
+    def predict(self, source: Source, top: int = 5, clips: int | None = None, batch_size: int = 64
+                ) -> list[dict[str, Any]]:
+        """For every clip of `source`: its frame_dir and the top classes with probabilities."""
+        k = clips or self.card.clips
+        raw = annotations_of(source)
+        out = []
+        for lo in range(0, len(raw.annotations), batch_size):
+            anns = raw.annotations[lo : lo + batch_size]
+            x, lengths = preprocess(anns, self.card, k)  # (B * K, ...)
+            z = self.logits(x, lengths).reshape(len(anns), k, -1)  # (B, K, classes)
+            z = z - z.max(-1, keepdims=True)
+            p = (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).mean(1)  # (B, classes)
+            for a, q in zip(anns, p, strict=True):
+                best = np.argsort(-q)[:top]
+                out.append({"frame_dir": a["frame_dir"],
+                            "top": [(self.card.class_names[i], float(q[i])) for i in best]})
+        return out
+
+
+def _check_onnx(data: bytes, where: str) -> None:
+    """Refuse an ONNX model whose tensors live in other files: onnxruntime would read whatever
+    path the model names (`/etc/passwd`, a device) into memory."""
+    import onnx
+
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception:
+        raise SkpipeError(f"{where}: not an ONNX model") from None
+    tensors = list(proto.graph.initializer)
+    tensors += [a.t for n in proto.graph.node for a in n.attribute if a.HasField("t")]
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors):
+        raise SkpipeError(f"{where}: refused: its weights name external files (skpipe writes one file)")
+
+
+def from_bytes(fmt: str, data: bytes, where: str = "the export", trusted: bool = False) -> ShippedModel:
+    """An exported model from its file's bytes (ONNX, or a .pt2 you made), its card read and
+    checked. A `.pt2` is loaded only when `trusted`: torch.export's loader unpickles and
+    evaluates what the archive holds, so a stranger's program could run code."""
+    if fmt == "onnx":
+        import onnxruntime
+
+        _check_onnx(data, where)
+        try:
+            session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise SkpipeError(f"{where}: not a loadable ONNX model ({type(e).__name__})") from None
+        meta = session.get_modelmeta().custom_metadata_map
+        if CARD_KEY not in meta:
+            raise SkpipeError(f"{where}: an ONNX model without a skpipe card (export it with skpipe 0.2+)")
+        return ShippedModel(ModelCard.from_json(meta[CARD_KEY]), session, "onnx")
+    if fmt == "pt2":
+        if not trusted:
+            raise SkpipeError(f"{where}: a .pt2 program can run code when loaded (torch.export unpickles "
+                              "and evaluates it); load only one you made, with trusted=True, or ship ONNX")
+        extra = {CARD_FILE: ""}
+        try:
+            program = torch.export.load(io.BytesIO(data), extra_files=extra)
+        except Exception as e:
+            raise SkpipeError(f"{where}: not a loadable torch.export program ({type(e).__name__})") from None
+        if not extra[CARD_FILE]:
+            raise SkpipeError(f"{where}: a .pt2 program without a skpipe card")
+        return ShippedModel(ModelCard.from_json(extra[CARD_FILE]), program.module(), "pt2")
+    raise SkpipeError(f"{where}: {fmt} files are not loaded (TorchScript is deprecated: export --format pt2)")
+
+
+def load(path: str | Path, checkpoint: str = "best", trusted: bool = False) -> ShippedModel:
+    """A run directory, a checkpoint inside one, a `.onnx` or (`trusted`) a `.pt2` export,
+    ready to predict."""
+    from pipeline.infer.inference import load_model, load_run_model
+    from pipeline.run.config import is_run, open_run
+
+    path = Path(path)
+    if path.is_dir():
+        run = open_run(path)
+        model, _ = load_run_model(run, checkpoint)
+        return ShippedModel(card_of(run.config, "run", ("x", "lengths")), model.float().eval(), "torch")
+    suffix = path.suffix.lower()
+    if suffix in (".onnx", ".pt2"):
+        if not path.is_file():
+            raise SkpipeError(f"{path}: no such file")
+        return from_bytes(suffix[1:], read_bytes(path, MAX_EXPORT_BYTES), str(path), trusted)
+    if suffix == ".pt" and is_run(path.parent.parent):  # RUN/checkpoints/NAME.pt
+        run = open_run(path.parent.parent)
+        model, _ = load_model(path, run.config.model_args)
+        return ShippedModel(card_of(run.config, "run", ("x", "lengths")), model.float().eval(), "torch")
+    raise SkpipeError(f"{path}: expected a run directory, a checkpoint inside one, a .onnx or a .pt2 "
+                      "(a checkpoint alone names no classes)")

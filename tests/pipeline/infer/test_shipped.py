@@ -1,0 +1,160 @@
+"""Self-describing exports and the Python API: the README's snippets verbatim, the card in every
+format, the API against `skpipe predict`, and what a file handed over may not do."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import skpipe
+from cli.main import main
+from pipeline import SkpipeError
+from pipeline.infer import shipped
+from pipeline.infer.export import export_run
+from pipeline.run.options import TrainConfig
+from pipeline.train.fit import fit
+from tests.conftest import TEST_DATA, make_ann
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+PICKLE = TEST_DATA / "mini_ucf101.pkl"
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def runs(synth_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("shipped-runs")
+    made = {m: fit(TrainConfig(model=m, cache=str(synth_cache), out=str(out), epochs=1, frames=12, threads=1,
+                               test_clips=2)).run_dir for m in ("lstm", "stgcn")}
+    for run in made.values():
+        export_run(run, "onnx")
+        export_run(run, "pt2")
+    return made
+
+
+def _snippets() -> list[str]:
+    text = README.read_text()
+    section = text[text.index("### Export and the Python API"):text.index("**One inference path")]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_readme_snippets_run_verbatim_on_a_real_export(runs):
+    snippets = _snippets()
+    assert len(snippets) == 2
+    for model in ("lstm", "stgcn"):
+        out = io.StringIO()
+        scope = {"RUN": runs[model], "PICKLE": PICKLE}
+        with contextlib.redirect_stdout(out):
+            for code in snippets:
+                exec(compile(code, "README.md", "exec"), scope)
+        lines = out.getvalue().splitlines()
+        assert len(lines) == 1 + 6 and lines[1].startswith("v_ApplyEyeMakeup")  # classes, then 6 clips
+        assert scope["logits"].shape == (6, 2, 5)  # 6 clips, 2 temporal clips, 5 classes
+
+
+def test_card_in_every_format_and_the_graph_inputs(runs):
+    for model, inputs in (("lstm", ("x", "lengths")), ("stgcn", ("x",))):
+        m = skpipe.load(runs[model] / "export" / "model.onnx")
+        assert m.card.inputs == inputs and m.card.clips == 2 and m.card.frames == 12
+        assert m.classes == json.loads((runs[model] / "config.json").read_text())["class_names"]
+        session = ort.InferenceSession(str(runs[model] / "export" / "model.onnx"))
+        meta = session.get_modelmeta().custom_metadata_map
+        assert meta["layout"] == "coco17" and meta["frames"] == "12"
+        assert json.loads(meta["classes"]) == m.classes
+        p = skpipe.load(runs[model] / "export" / "model.pt2", trusted=True)
+        assert p.classes == m.classes and p.card.format == "pt2"
+    mode = (runs["stgcn"] / "export" / "model.onnx").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # the umask, not mkstemp's 0600
+
+
+def test_api_agrees_with_skpipe_predict_on_every_engine(runs):
+    run = runs["stgcn"]
+    r = CliRunner().invoke(main, ["predict", str(run), str(PICKLE), "--json", "--top", "5"])
+    want = {d["frame_dir"]: {t["class"]: t["probability"] for t in d["top"]}
+            for d in map(json.loads, r.output.splitlines())}
+    for model in (skpipe.load(run), skpipe.load(run / "checkpoints" / "best.pt"),
+                  skpipe.load(run / "export" / "model.onnx"),
+                  skpipe.load(run / "export" / "model.pt2", trusted=True)):
+        for clip in model.predict(PICKLE, top=5):
+            for name, p in clip["top"]:
+                assert p == pytest.approx(want[clip["frame_dir"]][name], abs=1e-5)
+    ann = make_ann(t=30)
+    one = skpipe.load(run).predict(ann)
+    assert one == skpipe.load(run).predict([ann]) and len(one[0]["top"]) == 5
+
+
+def test_what_a_file_handed_over_may_not_do(runs, tmp_path):
+    run = runs["stgcn"]
+    with pytest.raises(SkpipeError, match="can run code"):
+        skpipe.load(run / "export" / "model.pt2")  # not trusted: torch.export's loader unpickles
+    with pytest.raises(SkpipeError, match="TorchScript|expected a run"):
+        skpipe.load(tmp_path / "model.ts")
+    import onnx
+
+    proto = onnx.load(str(run / "export" / "model.onnx"))
+    bare = onnx.ModelProto()
+    bare.CopyFrom(proto)
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    with pytest.raises(SkpipeError, match="without a skpipe card"):
+        skpipe.load(tmp_path / "bare.onnx")
+    ext = onnx.ModelProto()
+    ext.CopyFrom(proto)
+    t = ext.graph.initializer[0]
+    t.ClearField("raw_data")
+    t.data_location = onnx.TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="/etc/passwd")
+    onnx.save(ext, str(tmp_path / "ext.onnx"))
+    with pytest.raises(SkpipeError, match="external files"):
+        skpipe.load(tmp_path / "ext.onnx")
+    for bad in ("{", json.dumps({"model": "stgcn"}), "[" * 100_000):
+        with pytest.raises(SkpipeError, match="card"):
+            shipped.ModelCard.from_json(bad)
+    m = skpipe.load(run / "export" / "model.onnx")
+    other = make_ann()
+    other["keypoint"] = np.zeros((1, 10, 25, 2), np.float16)
+    other["keypoint_score"] = np.zeros((1, 10, 25), np.float16)
+    with pytest.raises(SkpipeError, match="25 joints"):
+        m.predict(other)
+    with pytest.raises(SkpipeError, match="img_shape"):
+        m.predict((other["keypoint"], other["keypoint_score"]))
+
+
+def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(runs, tmp_path, monkeypatch):
+    import errno
+
+    import pipeline.files.atomic as atomic
+
+    class Full(io.BytesIO):
+        def write(self, data):  # type: ignore[override]
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real = atomic.os.fdopen
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: (os.close(fd), Full())[1] if "w" in mode
+                        else real(fd, mode))
+    out = tmp_path / "m.onnx"
+    r = CliRunner().invoke(main, ["export", str(runs["stgcn"]), "--format", "onnx", "--out", str(out)])
+    assert r.exit_code == 1 and "No space left on device" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_nan_export_is_refused(runs, tmp_path, monkeypatch):
+    import pipeline.infer.export as export
+
+    class Nan:
+        def logits(self, x, lengths):
+            return np.full((len(x), 5), np.nan, np.float32)
+
+    monkeypatch.setattr(export, "from_bytes", lambda *a, **k: Nan())
+    with pytest.raises(SkpipeError, match="differs from PyTorch by nan"):
+        export_run(runs["stgcn"], "onnx", tmp_path / "n.onnx")
+    assert not (tmp_path / "n.onnx").exists()
