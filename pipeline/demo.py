@@ -7,6 +7,7 @@ Runs are always new directories; the cache is reused only when it was built from
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,12 @@ def _cache(cfg: DemoConfig, raw: Path, event: Event) -> Path:
 def run_demo(cfg: DemoConfig, event: Event | None = None) -> tuple[pd.DataFrame, list[str], Path]:
     emit = event or (lambda name, info: None)
     work = Path(cfg.workdir)
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SkpipeError(f"cannot create the demo's --workdir {work}: {e.strerror or e}") from None
+    if not os.access(work, os.W_OK | os.X_OK):
+        raise SkpipeError(f"cannot write to the demo's --workdir {work}: permission denied")
     if cfg.raw is None:
         raw = work / "raw.pkl"
         if not raw.exists():

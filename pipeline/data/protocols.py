@@ -8,8 +8,8 @@ A PYSKL pickle's `split` maps key -> frame_dirs. Keys pair up into protocols by 
 a protocol is never replaced silently by another.
 
 Groups keep clips of one source together when `val` is carved out of `train`: UCF101's
-`v_<Class>_gNN_cNN` groups, NTU's performer (`SsssCcccPpppRrrrAaaa`), a user's regex, or else
-each clip on its own.
+`v_<Class>_gNN_cNN` groups, NTU's performer (`SsssCcccPpppRrrrAaaa`), NW-UCLA's performance
+(`aAA_sSS_eEE_vVV`: its views together), a user's regex, or else each clip on its own.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ _NUMBERED = (re.compile(r"^train(\d+)$"), re.compile(r"^test(\d+)$"))
 _PREFIXED = (re.compile(r"^(.+)_train$"), re.compile(r"^(.+)_(?:val|test)$"))
 UCF_GROUP_RE = re.compile(r"_g(\d+)_c\d+$")
 NTU_NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+NWUCLA_NAME_RE = re.compile(r"^(a\d+_s\d+_e\d+)_v\d+$")  # action, subject, take; the view last
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class Grouping:
 
 def clip_groups(frame_dirs: Sequence[str], group_by: str | None = None) -> Grouping:
     """Group clips by `group_by` (first capture group), else UCF101 gNN, else NTU performer,
-    else each clip alone."""
+    else NW-UCLA performance (`aAA_sSS_eEE`, all its views), else each clip alone."""
     fds = [str(f) for f in frame_dirs]
     if group_by is not None:
         try:
@@ -140,4 +141,7 @@ def clip_groups(frame_dirs: Sequence[str], group_by: str | None = None) -> Group
     ntu = [NTU_NAME_RE.search(f) for f in fds]
     if all(ntu):
         return Grouping(np.array([f"P{m[3]}" for m in ntu if m], dtype=object), "ntu performer")
+    ucla = [NWUCLA_NAME_RE.match(f) for f in fds]
+    if all(ucla):  # the views of one performance stay together
+        return Grouping(np.array([m[1] for m in ucla if m], dtype=object), "nw-ucla performance")
     return Grouping(np.array([f"clip:{f}" for f in fds], dtype=object), "clips")

@@ -1,5 +1,5 @@
-"""`skpipe compare`: one table of evaluated runs (model, accuracy, F1, parameters, time);
-runs on other caches, protocols or clip counts are named, never mixed silently."""
+"""`skpipe compare`: one table of evaluated runs and ensembles (model, stream, accuracy, F1,
+parameters, time); runs on other caches, protocols or clip counts are named, never mixed silently."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 
 from pipeline import SkpipeError
-from pipeline.infer.report import Report, read_report
-from pipeline.run.config import open_run
+from pipeline.infer.report import EnsembleReport, Report, ensemble_dir, ensemble_report, read_report
+from pipeline.run.config import is_run, open_run
 from pipeline.run.metrics import read_metrics
 
 COLUMNS = ["run", "model", "feats", "recipe", "seed", "epochs", "accuracy", "weighted_f1", "macro_f1",
@@ -32,6 +32,10 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
     caches: dict[str, list[str]] = {}
     skipped: list[str] = []
     for d in run_dirs:
+        if not is_run(Path(d)) and ensemble_dir(Path(d)):
+            rows.append(_ensemble_row(Path(d), subset))
+            caches.setdefault(rows[-1].pop("manifest_hash"), []).append(rows[-1]["run"])
+            continue
         run = open_run(d)
         if split is not None and run.split != str(split):
             skipped.append(f"{run.directory.name} ({run.split})")
@@ -67,10 +71,24 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
     if len(caches) > 1:
         warnings.append("runs were trained on different caches: "
                         + "; ".join(", ".join(v) for v in caches.values()))
-    if df["clips"].nunique() > 1:
+    runs = df[df["model"] != "ensemble"]  # an ensemble's report fuses its runs' clips
+    if runs["clips"].nunique() > 1:
         warnings.append("runs were evaluated with different --clips ("
-                        + ", ".join(f"{r}: {c}" for r, c in zip(df["run"], df["clips"], strict=True)) + ")")
+                        + ", ".join(f"{r}: {c}" for r, c in zip(runs["run"], runs["clips"], strict=True))
+                        + ")")
     return df, warnings
+
+
+def _ensemble_row(d: Path, subset: str) -> dict[str, Any]:
+    rep = read_report(ensemble_report(d), EnsembleReport)
+    if rep.subset != subset:
+        raise SkpipeError(f"{d} is an ensemble on {rep.subset}, not {subset}")
+    return {"run": d.name, "model": "ensemble", "feats": "+".join(rep.feats), "recipe": "", "seed": -1,
+            "epochs": 0, "accuracy": rep.scores.accuracy, "weighted_f1": rep.scores.weighted.f1,
+            "macro_f1": rep.scores.macro.f1, "parameters": 0, "train_s_per_epoch": float("nan"),
+            "split": rep.split, "subset": subset, "clips": 0,
+            "config": json.dumps({"ensemble": rep.runs, "weights": rep.weights}),
+            "manifest_hash": rep.manifest_hash}
 
 
 def seed_statistics(df: pd.DataFrame) -> pd.DataFrame:
@@ -85,9 +103,9 @@ def seed_statistics(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(df: pd.DataFrame, warnings: list[str]) -> str:
-    head = "| model | epochs | accuracy | weighted F1 | macro F1 | parameters | s / epoch | run |"
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---|"]
+    head = "| model | stream | epochs | accuracy | weighted F1 | macro F1 | parameters | s / epoch | run |"
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in df.itertuples():
-        lines.append(f"| {r.model} | {r.epochs} | {r.accuracy:.2%} | {r.weighted_f1:.4f} | "
+        lines.append(f"| {r.model} | {r.feats} | {r.epochs} | {r.accuracy:.2%} | {r.weighted_f1:.4f} | "
                      f"{r.macro_f1:.4f} | {r.parameters:,} | {r.train_s_per_epoch:.1f} | {r.run} |")
     return "\n".join(lines + [""] + [f"> **Warning:** {w}" for w in warnings]) + "\n"

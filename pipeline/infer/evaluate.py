@@ -130,6 +130,9 @@ def write_report(out: Path, report: Report | EnsembleReport, m: dict[str, Any], 
     atomic_write_text(out / REPORT_NAME, to_json(report))
 
 
+ENSEMBLES_DIR = "ensembles"
+
+
 def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subset: str = "test",
                   clips: int | None = None, out: Path | None = None, force: bool = False,
                   checkpoint: str = "best", device: str = "cpu", cache_dir: Location | None = None
@@ -156,7 +159,9 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
             if not same:
                 raise SkpipeError(f"{r.directory} and {first.directory} differ in {what}: "
                                   "only runs on the same cache, protocol and classes can be fused")
-    out = out or first.directory.parent / ("ensemble-" + "+".join(r.directory.name for r in runs))[:200]
+    # beside runs/, not in it: `skpipe compare runs/*` lists runs, `compare ensembles/*` these
+    name = "+".join(r.directory.name for r in runs)[:200]
+    out = out or first.directory.parent.parent / ENSEMBLES_DIR / name
     if (out / REPORT_NAME).exists() and not force:
         raise SkpipeError(f"{out / REPORT_NAME} already exists (use --force to replace it)")
     models = [load_run_model(r, checkpoint) for r in runs]  # refuses a run without a checkpoint first

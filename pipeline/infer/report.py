@@ -111,3 +111,19 @@ def read_report(path: Path, cls: type[R]) -> R:
     except ValueError as e:
         raise SkpipeError(f"{path}: not a skpipe {cls.__name__.replace('Report', ' report').strip()} "
                           f"({str(e)[:100]}); evaluate again with --force") from None
+
+
+def ensemble_report(d: Path) -> Path:
+    return Path(d) / REPORT_NAME
+
+
+def ensemble_dir(d: Path) -> bool:
+    """Whether `d` is an `ensemble` report directory (its report lists the runs it fused)."""
+    path = Path(d) / REPORT_NAME
+    if not path.is_file():
+        return False
+    try:
+        from_json(EnsembleReport, read_bytes(path, MAX_JSON_BYTES))
+    except (ValueError, SkpipeError):
+        return False
+    return True

@@ -165,8 +165,9 @@ class Run:
         return cache
 
 
-def is_run(path: Path) -> bool:
-    return (Path(path) / CONFIG_NAME).exists()
+def is_run(d: Path) -> bool:
+    """Whether `d` holds a run's config (what `open_run` reads)."""
+    return (Path(d) / CONFIG_NAME).is_file()
 
 
 def open_run(run_dir: Path) -> Run:
@@ -185,11 +186,19 @@ def open_run(run_dir: Path) -> Run:
     return Run(run_dir, config)
 
 
-def create_run(out: str | Path, model: str, split: str) -> Path:
-    """A new, empty run directory `OUT/MODEL-SPLIT-STAMP` (suffixed when the name is taken)."""
+def run_name(dataset: str, model: str, feats: str, split: str) -> str:
+    """`DATASET-MODEL-STREAM-SPLIT`: what tells two runs apart in a listing of runs/."""
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.]", "_", text)[:40]
+
+    name = f"split{split}" if split.isdigit() else safe(split)
+    return "-".join(p for p in (safe(dataset), model, feats, name) if p)
+
+
+def create_run(out: str | Path, name: str) -> Path:
+    """A new, empty run directory `OUT/NAME-STAMP` (suffixed when the name is taken)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"split{split}" if split.isdigit() else re.sub(r"[^A-Za-z0-9_.-]", "_", split)
-    base = Path(out) / f"{model}-{name}-{stamp}"
+    base = Path(out) / f"{name}-{stamp}"
     run, n = base, 1
     while run.exists():
         n += 1

@@ -36,6 +36,7 @@ from pipeline.run.config import (
     create_run,
     is_run,
     open_run,
+    run_name,
     tensorboard_dir,
     write_config,
 )
@@ -274,7 +275,9 @@ class _Session:
             if d.main:
                 truncate_metrics(run_dir, state.epoch)
         else:
-            run_dir = broadcast(create_run(cfg.out, cfg.model, cfg.split) if d.main else None, d)
+            name = run_name(Path(str(cache.manifest.source.get("path", ""))).stem, cfg.model, cfg.feats,
+                            cfg.split)
+            run_dir = broadcast(create_run(cfg.out, name) if d.main else None, d)
             if d.main:
                 locks.enter_context(run_lock(run_dir))
         model: nn.Module = net

@@ -87,3 +87,27 @@ def test_names_from_files_cannot_paint_the_terminal_or_break_markup(tmp_path):
     r = CliRunner().invoke(main, ["evaluate", str(run)])
     assert r.exit_code == 0 and "\x1b" not in r.output and "Traceback" not in r.output, r.output
     assert "Bad[/nosuch]" in r.output and "red\\x1b[31mtext" in r.output
+
+
+def test_demo_in_an_unwritable_workdir_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for where in ("/proc/skpipe-demo", str(tmp_path / "file" / "d")):
+        r = CliRunner().invoke(main, ["demo", "--quick", "--workdir", where])
+        assert r.exit_code == 1 and "Traceback" not in r.output and "--workdir" in r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_predict_at_80_columns_keeps_names_whole(tmp_path, synth_cache):
+    from pipeline.run.options import TrainConfig
+    from pipeline.train.fit import fit
+
+    run = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path), epochs=1, frames=8,
+                          threads=1)).run_dir
+    r = CliRunner().invoke(main, ["predict", str(run), str(TEST_DATA / "mini_ucf101.pkl"), "--top", "3",
+                                  "--window", "8"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert all(len(line) <= 80 for line in lines) and "…" not in r.output
+    names = json.loads((run / "config.json").read_text())["class_names"]
+    shown = [word for line in lines for word in line.split() if word in names]
+    assert len(shown) >= 6 * 3  # every top-3 class name whole, on one line

@@ -216,3 +216,13 @@ def test_empty_val_is_warned(tmp_path):
     _, meta = build_splits(cache, SplitConfig(val_fraction=0.0))
     assert any("no val clips" in w for w in meta.warnings())
     assert np.all([p.counts["test"] == 1 for p in meta.protocols])
+
+
+def test_nw_ucla_views_of_one_performance_stay_together_by_default():
+    names = [f"a{a:02d}_s{s:02d}_e{e:02d}_v{v:02d}" for a in (1, 2) for s in (1, 2) for e in (0, 1)
+             for v in (1, 2, 3)]
+    g = clip_groups(names)
+    assert g.rule == "nw-ucla performance"
+    assert len(set(g.groups)) == len(names) // 3  # three views, one group
+    assert g.groups[names.index("a01_s02_e01_v03")] == g.groups[names.index("a01_s02_e01_v01")]
+    assert clip_groups([*names, "other"]).rule == "clips"  # every name must fit

@@ -110,3 +110,22 @@ def test_compare_does_not_import_torch():
 
     code = "import sys, pipeline.infer.compare; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_runs_name_their_stream_and_ensembles_live_beside_runs(two_streams):
+    """`compare runs/*` keeps working after `ensemble`, and compare lists ensembles too."""
+    runs_dir = two_streams[0].parent
+    assert [d.name.split("-")[:3] for d in two_streams] == [["raw", "stgcn", "j"], ["raw", "stgcn", "b"]]
+    for d in two_streams:
+        evaluate_run(d, "test", force=True)
+    r = CliRunner().invoke(main, ["ensemble", *map(str, two_streams), "--clips", "2"])
+    assert r.exit_code == 0, r.output
+    (ens,) = (runs_dir.parent / "ensembles").iterdir()
+    assert sorted(runs_dir.iterdir()) == sorted(two_streams)  # nothing new in runs/
+    wide = CliRunner().invoke(main, ["compare", *map(str, sorted(runs_dir.iterdir())), str(ens),
+                                     "--markdown", str(runs_dir.parent / "c.md")], terminal_width=80)
+    assert wide.exit_code == 0, wide.output
+    md = (runs_dir.parent / "c.md").read_text()
+    assert "| stgcn | j |" in md and "| stgcn | b |" in md and "| ensemble | j+b |" in md
+    assert all(len(line) <= 80 for line in wide.output.splitlines())
+    assert "…" not in wide.output  # nothing truncated at 80 columns

@@ -22,7 +22,7 @@ def stable(rows):
 def test_run_directory(synth_cache, tmp_path):
     s = fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(tmp_path), **TINY))
     run = s.run_dir
-    assert run.name.startswith("lstm-split1-")
+    assert run.name.startswith("raw-lstm-j-split1-")  # dataset (the pickle's name), model, stream, split
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["train"]["epochs"] == 3 and cfg["parameters"] > 0 and cfg["manifest_hash"]
     assert {"torch", "zarr", "numpy"} <= set(cfg["versions"]) and cfg["loader_mode"] == "memory"
