@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -153,3 +154,44 @@ def test_index_is_readable_with_pandas(tmp_path, tiny_pickle):
                 "valid_frames", "n_persons", "person", "mean_score", "img_h", "img_w"]:
         assert col in df.columns
     assert df["group"].between(1, 4).all()
+
+
+FULL_DISK = r"""
+import errno, os, sys, threading
+import zarr.storage._local as local
+
+real, count, lock, limit = local._put, [0], threading.Lock(), int(sys.argv[3])
+
+def put(path, value, exclusive=False):
+    with lock:
+        count[0] += 1
+        late = count[0] > limit
+    if late:  # the disk fills up after a few chunks, while others are in flight
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real(path, value, exclusive)
+
+local._put = put
+from cli.main import run
+sys.argv = ["skpipe", "ingest", sys.argv[1], "--cache", sys.argv[2], "--chunk", "4"]
+run()
+"""
+
+
+@pytest.mark.parametrize("after", [0, 3, 12])
+def test_a_full_disk_during_ingest_is_one_line_and_leaves_nothing(tmp_path, after):
+    import subprocess
+    import sys
+
+    from pipeline.source.synth import SynthConfig, write_synth
+
+    write_synth(tmp_path / "raw.pkl", SynthConfig(classes=6, per_class=20, seed=0))
+    out = tmp_path / "out"
+    out.mkdir()
+    r = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "raw.pkl"), str(out / "cache"),
+                        str(after)], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).resolve().parents[3])
+    assert r.returncode == 1
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+    assert lines == [f"Error: cannot write {out / 'cache'}: No space left on device (the previous content "
+                     "is unchanged)"], r.stderr[-2000:]
+    assert list(out.iterdir()) == []  # no temporary directory left behind
