@@ -21,7 +21,7 @@ from cli.options import (
     subset_option,
     threads_option,
 )
-from cli.ui import configure_process, console, shown, user_errors
+from cli.ui import batch_progress, configure_process, console, shown, user_errors
 from pipeline.infer.formats import DEPRECATED, FORMATS
 
 
@@ -41,8 +41,9 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cac
     from pipeline.infer.evaluate import evaluate_run
 
     configure_process(threads)
-    with console.status(f"Evaluating {run_dir} on {subset}"):
-        r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force, device=device)
+    with batch_progress(f"Evaluating on {subset}") as progress:
+        r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force, device=device,
+                         progress=progress)
     rep = r.report
     t = Table(title=f"{rep.model} · split {shown(rep.split)} · {subset}", show_header=False)
     t.add_row("clips", f"{rep.samples:,}, {rep.clips} temporal clip(s) each, {Path(rep.checkpoint).name}")
@@ -153,14 +154,15 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
         except ValueError:
             raise SkpipeError(f"--weights must be numbers separated by commas, got {weights!r}") from None
     configure_process(threads)
-    with console.status(f"Fusing {len(run_dirs)} runs on {subset}"):
+    with batch_progress(f"Running a model on {subset}") as progress:
         r = ensemble_runs(list(run_dirs), w, subset, clips, out, force, checkpoint, device,
-                          cache_dir=cache_dir)
+                          cache_dir=cache_dir, progress=progress)
     rep = r.report
     t = Table(title=f"Ensemble of {len(run_dirs)} runs · split {shown(rep.split)} · {subset} · "
               f"{rep.samples:,} clips", show_header=False)
     for run, wt, feats in zip(rep.runs, rep.weights, rep.feats, strict=True):
-        t.add_row(shown(Path(run).name), f"stream {feats}, weight {wt:g}")
+        again = "its evaluation reused" if Path(run).name in r.reused else "run now"
+        t.add_row(shown(Path(run).name), f"stream {feats}, weight {wt:g}, {again}")
     _score_rows(t, rep.scores)
     console.print(t)
     console.print(f"written: {shown(str(r.out))}/report.json, per_class.csv, confusion.csv, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.options import cache_option, device_option, model_argument, threads_option
-from cli.ui import configure_process, console, shown, user_errors
+from cli.ui import QUIET_SECONDS, configure_process, console, shown, user_errors
 from pipeline import SkpipeError
 from pipeline.inputs.augment import NORMALIZATIONS
 from pipeline.inputs.features import FEATS
@@ -31,6 +32,7 @@ class EpochView:
         self.task: Any = None
         self.started = False
         self.rows: list[dict[str, Any]] = []
+        self.last_line = time.monotonic()
 
     def __call__(self, name: str, info: dict[str, Any]) -> None:
         if name == "start":
@@ -54,6 +56,7 @@ class EpochView:
             self.bar.start()
             self.started = True
         elif name == "epoch_start":
+            self.last_line = time.monotonic()
             if self.task is not None:
                 self.bar.remove_task(self.task)
             self.task = self.bar.add_task("", total=info["steps"], epoch=info["epoch"], loss=0.0,
@@ -61,6 +64,7 @@ class EpochView:
         elif name == "step":
             self.bar.update(self.task, completed=info["step"], loss=info["loss"], acc=info["acc"],
                             sps=info["samples_per_s"])
+            self._quiet_line(info)
         elif name == "epoch_end":  # a pipeline.run.metrics.EpochRow
             self.rows.append(info)
             star = " *" if info.best else ""
@@ -70,6 +74,17 @@ class EpochView:
                 f"{info.seconds:.0f} s  {info.samples_per_s:.0f}/s{star}")
         elif name == "early_stop":
             self.bar.console.print(f"early stop: no better val accuracy for {info['patience']} epochs")
+
+    def _quiet_line(self, info: dict[str, Any]) -> None:
+        """Without a terminal the bar is not drawn: a line every QUIET_SECONDS instead, so a log
+        of a long epoch shows it moving."""
+        now = time.monotonic()
+        if console.is_terminal or now - self.last_line < QUIET_SECONDS:
+            return
+        self.last_line = now
+        total = self.bar.tasks[-1].total if self.bar.tasks else None
+        console.print(f"  step {info['step']:,}/{total or '?'}  loss {info['loss']:.3f}  "
+                      f"acc {info['acc']:.1%}  {info['samples_per_s']:.0f} samples/s")
 
     def close(self) -> None:
         if self.started:  # a display that never started would still print a blank line

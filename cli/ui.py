@@ -108,3 +108,29 @@ def configure_process(threads: int | None = None) -> str:
     from pipeline.run.runtime import configure_cpu, default_threads
 
     return configure_cpu(threads or default_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+QUIET_SECONDS = 30.0  # without a terminal (a pipe, a log file), a line at most this often
+
+
+@contextlib.contextmanager
+def batch_progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A `progress(done, total)` callback for long passes over batches: a transient bar in a
+    terminal; elsewhere a line every QUIET_SECONDS, so a log shows the work is moving."""
+    import time
+
+    if console.is_terminal:
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=console, transient=True) as bar:
+            task = bar.add_task(label, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+        return
+    last = [time.monotonic()]
+
+    def line(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= QUIET_SECONDS and done < total:
+            last[0] = now
+            console.print(f"{label}: {done:,} of {total:,} batches")
+
+    yield line

@@ -7,7 +7,8 @@ over K fixed temporal clips per sample, as PYSKL / MMAction2 report skeleton res
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +24,43 @@ from pipeline.data.splits import SUBSETS
 from pipeline.files.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.files.location import Location
 from pipeline.infer.inference import clip_probs, load_run_model, prefetch
-from pipeline.infer.report import REPORT_NAME, Averages, EnsembleReport, Report, Scores, to_json
+from pipeline.infer.report import (
+    REPORT_NAME,
+    Averages,
+    EnsembleReport,
+    Report,
+    Scores,
+    read_probs,
+    read_report,
+    to_json,
+    write_probs,
+)
 from pipeline.inputs.dataset import SkeletonDataset
 from pipeline.run.config import Run, eval_dir, open_run
 from pipeline.run.runtime import CPU, inference_precision, resolve_device
 
+BatchFn = Callable[[int, int], None]  # (batches done, batches)
+
 
 def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, clips: int = 1,
-                   device: torch.device = CPU, batch_size: int = 64
+                   device: torch.device = CPU, batch_size: int = 64, progress: BatchFn | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probs (N, C), labels (N,), samples (N,)): one pass over the subset, each sample's `clips`
-    temporal clips folded into its batch; computed on `device` (the model is moved there)."""
+    temporal clips folded into its batch; computed on `device` (the model is moved there).
+    `progress(batches done, batches)` after each batch."""
     t = run.config.train
     model = model.to(device).eval()
     precision = inference_precision(t.precision, device)
     cfg = t.loader_config(subset, cache.skeleton, batch_size=batch_size, clips=clips)
+    ds = SkeletonDataset(cache, cfg)
+    total = len(ds)
     probs, labels, samples = [], [], []
-    for x, y, lengths, s in prefetch(SkeletonDataset(cache, cfg)):  # x (B * clips, T, V, C)
+    for i, (x, y, lengths, s) in enumerate(prefetch(ds)):  # x (B * clips, T, V, C)
         probs.append(clip_probs(model, x, lengths, clips, device, precision))  # (B, classes)
         labels.append(y.numpy())
         samples.append(s.numpy())
+        if progress is not None:
+            progress(i + 1, total)
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(samples)
 
 
@@ -87,12 +105,14 @@ class Evaluation:
     per_class: pd.DataFrame
     out: Path
     probs: np.ndarray | None = None
+    reused: list[str] = field(default_factory=list)  # runs whose saved probabilities were fused
 
 
 def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int | None = None,
                  cache_dir: Location | None = None, force: bool = False, device: str = "cpu",
-                 batch_size: int = 64) -> Evaluation:
-    """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...}."""
+                 batch_size: int = 64, progress: BatchFn | None = None) -> Evaluation:
+    """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...,
+    probs.npz} (the probabilities, which `ensemble` fuses without running the model again)."""
     if subset not in SUBSETS:
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
     dev = resolve_device(device)  # --device cuda without a GPU: refused before any work
@@ -105,7 +125,7 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
         raise SkpipeError(f"{out / REPORT_NAME} already exists (use --force to replace it)")
     cache = run.open_cache(cache_dir)
     model, ckpt_path = load_run_model(run, checkpoint)
-    probs, y, samples = predict_subset(model, cache, run, subset, clips, dev, batch_size)
+    probs, y, samples = predict_subset(model, cache, run, subset, clips, dev, batch_size, progress)
     names = run.class_names
     m = compute_metrics(y, probs, names)
     t = run.config.train
@@ -114,6 +134,8 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
         checkpoint=str(ckpt_path), clips=clips, samples=int(len(y)), parameters=count_parameters(model),
         manifest_hash=run.config.manifest_hash, device=str(dev), frames=t.frames, feats=t.feats,
         scores=scores_of(m))
+    out.mkdir(parents=True, exist_ok=True)
+    write_probs(out, probs, samples)  # before report.json, whose presence says it is complete
     write_report(out, report, m, names, f"{run.directory.name} · {subset}")
     return Evaluation(report, m["per_class"], out)
 
@@ -135,10 +157,11 @@ ENSEMBLES_DIR = "ensembles"
 
 def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subset: str = "test",
                   clips: int | None = None, out: Path | None = None, force: bool = False,
-                  checkpoint: str = "best", device: str = "cpu", cache_dir: Location | None = None
-                  ) -> Evaluation:
+                  checkpoint: str = "best", device: str = "cpu", cache_dir: Location | None = None,
+                  progress: BatchFn | None = None) -> Evaluation:
     """Fuse the softmax probabilities of runs on one cache and protocol (PYSKL's 2- and 4-stream
-    fusion): a weighted mean, evaluated and written like `evaluate`."""
+    fusion): a weighted mean, evaluated and written like `evaluate`. A run evaluated on `subset`
+    with the same checkpoint and clips lends its saved probabilities; the others are run."""
     if len(run_dirs) < 2:
         raise SkpipeError("ensemble needs at least two runs")
     weights = list(weights) if weights is not None else [1.0] * len(run_dirs)
@@ -167,9 +190,15 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
     models = [load_run_model(r, checkpoint) for r in runs]  # refuses a run without a checkpoint first
     fused: np.ndarray | None = None
     labels = samples = None
-    for run, (model, _), w in zip(runs, models, weights, strict=True):
+    reused: list[str] = []
+    for run, (model, path), w in zip(runs, models, weights, strict=True):
         k = clips if clips is not None else run.config.train.test_clips
-        p, y, s = predict_subset(model, cache, run, subset, k, dev)
+        saved = _saved_probs(run, subset, path, k, cache)
+        if saved is not None:
+            p, y, s = saved
+            reused.append(run.directory.name)
+        else:
+            p, y, s = predict_subset(model, cache, run, subset, k, dev, progress=progress)
         if samples is not None and not np.array_equal(s, samples):
             raise SkpipeError(f"{run.directory} saw other {subset} clips than {first.directory}")
         labels, samples = y, s
@@ -183,7 +212,31 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
         samples=int(len(labels)), manifest_hash=first.config.manifest_hash,
         feats=[r.config.train.feats for r in runs], device=str(dev), scores=scores_of(m))
     write_report(out, report, m, names, f"ensemble of {len(runs)} runs · {subset}")
-    return Evaluation(report, m["per_class"], out, fused)
+    return Evaluation(report, m["per_class"], out, fused, reused)
+
+
+def _saved_probs(run: Run, subset: str, checkpoint: Path, clips: int, cache: Cache
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(probs, labels, samples) from the run's own evaluation of `subset`, where it was made with
+    this checkpoint and clip count; labels come from the cache, the rows must be the subset's."""
+    out = eval_dir(run.directory, subset)
+    if not run.report(subset).is_file():
+        return None
+    try:
+        rep = read_report(run.report(subset), Report)
+    except SkpipeError:
+        return None
+    made_as = (rep.clips, Path(rep.checkpoint), rep.manifest_hash)
+    if made_as != (clips, checkpoint, run.config.manifest_hash):
+        return None
+    saved = read_probs(out, run.config.num_classes)
+    if saved is None:
+        return None
+    probs, samples = saved
+    index = cache.index
+    if len(samples) and (samples.min() < 0 or samples.max() >= len(index)):
+        return None
+    return probs, index["label"].to_numpy()[samples].astype(np.int64), samples
 
 
 def worst_pairs(confusion: np.ndarray, k: int = 10) -> list[tuple[int, int, float]]:

@@ -7,13 +7,17 @@ they did. Light (json, dataclasses): `compare` reads reports without importing t
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from pipeline import SkpipeError
+from pipeline.files.atomic import atomic_write_bytes
 from pipeline.files.location import MAX_JSON_BYTES, read_bytes
 from pipeline.run.config import REPORT_NAME
 
@@ -127,3 +131,29 @@ def ensemble_dir(d: Path) -> bool:
     except (ValueError, SkpipeError):
         return False
     return True
+
+
+PROBS_NAME = "probs.npz"  # the class probabilities behind a report: what `ensemble` fuses
+
+
+def write_probs(out: Path, probs: np.ndarray, samples: np.ndarray) -> None:
+    """probs (N, C) float32 and the cache rows they belong to (N,), beside report.json."""
+    buf = io.BytesIO()
+    np.savez(buf, probs=probs.astype(np.float32), samples=samples.astype(np.int64))
+    atomic_write_bytes(Path(out) / PROBS_NAME, buf.getvalue())
+
+
+def read_probs(out: Path, classes: int, limit: int = 1 << 30) -> tuple[np.ndarray, np.ndarray] | None:
+    """The probabilities an evaluation saved, checked (shapes, finite, rows summing to 1), or
+    None where there are none usable (then they are computed again)."""
+    path = Path(out) / PROBS_NAME
+    try:
+        with np.load(io.BytesIO(read_bytes(path, limit)), allow_pickle=False) as z:
+            probs, samples = z["probs"], z["samples"]
+    except (OSError, ValueError, KeyError, EOFError, SkpipeError):
+        return None
+    if (probs.ndim != 2 or probs.shape[1] != classes or samples.shape != probs.shape[:1]
+            or probs.dtype != np.float32 or samples.dtype != np.int64 or not np.isfinite(probs).all()
+            or not np.allclose(probs.sum(1), 1.0, atol=1e-3)):
+        return None
+    return probs, samples

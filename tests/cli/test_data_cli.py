@@ -155,7 +155,8 @@ def test_protocols_by_name_through_the_cli(tmp_path):
     r = run("train", "stgcn", "--cache", cache, "--split", "xview", "--epochs", 1, "--frames", 8,
             "--threads", 1, "--out", tmp_path / "runs")
     assert r.exit_code == 0, r.output
-    assert [p.name.split("-")[1] for p in (tmp_path / "runs").iterdir()] == ["xview"]
+    names = [p.name.split("-")[:4] for p in (tmp_path / "runs").iterdir()]
+    assert names == [["named", "stgcn", "j", "xview"]]  # dataset, model, stream, protocol
 
 
 @pytest.mark.parametrize("split, args, pattern", [

@@ -98,3 +98,30 @@ def test_usage_mistakes_are_one_line_and_escaped():
     assert_one_line_error(r, r"Invalid value for '--subset'.*dev\\x1b\[31m.*evaluate --help")
     assert "\x1b" not in r.output
     assert_one_line_error(run("predict", "nowhere", "x.pkl", "--threads", 0), "--threads")
+
+
+def test_without_a_terminal_long_epochs_and_evaluations_still_show_progress(tmp_path, synth_cache,
+                                                                             monkeypatch):
+    import cli.train
+    import cli.ui
+
+    monkeypatch.setattr(cli.train, "QUIET_SECONDS", 0.0)  # a line at every step, as after 30 s
+    monkeypatch.setattr(cli.ui, "QUIET_SECONDS", 0.0)
+    r = CliRunner().invoke(main, ["train", "lstm", "--cache", str(synth_cache), "--epochs", "1", "--frames",
+                                  "8", "--batch-size", "8", "--threads", "1", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    steps = [ln for ln in r.output.splitlines() if ln.strip().startswith("step ")]
+    assert len(steps) >= 5 and "samples/s" in steps[0]
+    (run,) = tmp_path.iterdir()
+    from pipeline.infer.evaluate import evaluate_run
+
+    calls: list[tuple[int, int]] = []
+    evaluate_run(run, "test", batch_size=8, progress=lambda done, total: calls.append((done, total)))
+    total = calls[-1][1]
+    assert total > 1 and calls == [(i, total) for i in range(1, total + 1)]
+    lines: list[str] = []
+    monkeypatch.setattr(cli.ui.console, "print", lambda text, **kw: lines.append(text))
+    with cli.ui.batch_progress("Evaluating on test") as progress:
+        for done in range(1, 4):
+            progress(done, 3)
+    assert lines == ["Evaluating on test: 1 of 3 batches", "Evaluating on test: 2 of 3 batches"]

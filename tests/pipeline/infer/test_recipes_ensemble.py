@@ -118,8 +118,9 @@ def test_runs_name_their_stream_and_ensembles_live_beside_runs(two_streams):
     assert [d.name.split("-")[:3] for d in two_streams] == [["raw", "stgcn", "j"], ["raw", "stgcn", "b"]]
     for d in two_streams:
         evaluate_run(d, "test", force=True)
-    r = CliRunner().invoke(main, ["ensemble", *map(str, two_streams), "--clips", "2"])
+    r = CliRunner().invoke(main, ["ensemble", *map(str, two_streams)])
     assert r.exit_code == 0, r.output
+    assert r.output.count("reused") == 2  # the runs' evaluations, not run again
     (ens,) = (runs_dir.parent / "ensembles").iterdir()
     assert sorted(runs_dir.iterdir()) == sorted(two_streams)  # nothing new in runs/
     wide = CliRunner().invoke(main, ["compare", *map(str, sorted(runs_dir.iterdir())), str(ens),
@@ -129,3 +130,21 @@ def test_runs_name_their_stream_and_ensembles_live_beside_runs(two_streams):
     assert "| stgcn | j |" in md and "| stgcn | b |" in md and "| ensemble | j+b |" in md
     assert all(len(line) <= 80 for line in wide.output.splitlines())
     assert "…" not in wide.output  # nothing truncated at 80 columns
+
+
+def test_ensemble_reuses_saved_probabilities_only_when_they_match(two_streams, tmp_path):
+    for d in two_streams:
+        evaluate_run(d, "test", force=True)
+    fresh = []
+    for d in two_streams:
+        run = open_run(d)
+        model, _ = load_run_model(run)
+        fresh.append(predict_subset(model, run.open_cache(), run, "test", run.config.train.test_clips)[0])
+    r = ensemble_runs(two_streams, out=tmp_path / "a")
+    assert r.reused == [d.name for d in two_streams]
+    np.testing.assert_allclose(r.probs, (fresh[0] + fresh[1]) / 2, rtol=1e-5)
+    assert ensemble_runs(two_streams, clips=3, out=tmp_path / "b").reused == []  # other clips: run again
+    (two_streams[1] / "eval" / "test" / "probs.npz").write_bytes(b"garbage")
+    r = ensemble_runs(two_streams, out=tmp_path / "c")
+    assert r.reused == [two_streams[0].name]
+    np.testing.assert_allclose(r.probs, (fresh[0] + fresh[1]) / 2, rtol=1e-5)
