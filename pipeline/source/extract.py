@@ -96,7 +96,8 @@ def _walk(root: Path) -> list[Path]:
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        found += [Path(dirpath) / f for f in sorted(filenames) if is_video(Path(f))]
+        # regular files only: a link to /dev/zero or a FIFO named .mp4 is no video
+        found += [p for p in (Path(dirpath) / f for f in sorted(filenames)) if is_video(p) and p.is_file()]
         if len(found) > MAX_VIDEOS:
             raise SkpipeError(f"{root}: more than {MAX_VIDEOS:,} videos")
     return found
@@ -119,6 +120,8 @@ def list_videos(source: Path, labels_csv: Path | None = None) -> Listing:
     source = Path(source)
     if not source.exists():
         raise SkpipeError(f"{source}: no such file or folder")
+    if not (source.is_file() or source.is_dir()):
+        raise SkpipeError(f"{source}: not a regular file or folder")
     if source.is_file():
         if not is_video(source):
             raise SkpipeError(f"{source}: not a video file (expected one of .mp4, .avi, .mov, .mkv, ...)")

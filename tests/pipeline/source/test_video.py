@@ -4,6 +4,7 @@ resume, bad videos, rendering, and predict on a video against predict on its pic
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -62,6 +63,13 @@ def test_class_per_folder_labels_and_unlabelled_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SkpipeError, match="no videos"):
         list_videos(tmp_path / "empty")
+    (tmp_path / "special").mkdir()
+    (tmp_path / "special" / "zero.mp4").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "special" / "fifo.mp4")
+    with pytest.raises(SkpipeError, match="no videos"):  # neither is read
+        list_videos(tmp_path / "special")
+    with pytest.raises(SkpipeError, match="not a regular file"):
+        list_videos(tmp_path / "special" / "fifo.mp4")
 
 
 def test_labels_csv_rules(tmp_path):
