@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.options import cache_option, device_option, model_argument, threads_option
-from cli.ui import QUIET_SECONDS, configure_process, console, shown, user_errors
+from cli.ui import QUIET_SECONDS, configure_process, console, retune_threads, shown, user_errors
 from pipeline import SkpipeError
 from pipeline.inputs.augment import NORMALIZATIONS
 from pipeline.inputs.features import FEATS
@@ -22,7 +23,8 @@ from pipeline.run.recipes import RECIPES
 class EpochView:
     """Rich rendering of fit()'s events: a bar per epoch, a row per finished epoch."""
 
-    def __init__(self) -> None:
+    def __init__(self, retune: bool = False) -> None:
+        self.retune = retune  # threads follow the cores other processes leave free, per epoch
         self.bar = Progress(
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  "
@@ -57,6 +59,10 @@ class EpochView:
             self.started = True
         elif name == "epoch_start":
             self.last_line = time.monotonic()
+            changed = retune_threads() if self.retune and self.task is not None else None
+            if changed is not None:
+                why = "another process took a core" if changed[1] < changed[0] else "a core is free again"
+                self.bar.console.print(f"[dim]threads {changed[0]} -> {changed[1]}: {why}[/dim]")
             if self.task is not None:
                 self.bar.remove_task(self.task)
             self.task = self.bar.add_task("", total=info["steps"], epoch=info["epoch"], loss=0.0,
@@ -169,7 +175,6 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
     touch test.
 
     Under torchrun, each process trains on its share of the cache's chunks (DDP)."""
-    import os
     import sys
 
     from pipeline.run.recipes import recipe_options
@@ -196,7 +201,7 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
     if env_rank() != 0:  # other ranks train quietly; rank 0 reports
         fit(cfg, resume=resume)
         return
-    view = EpochView()
+    view = EpochView(retune=options["threads"] is None and os.environ.get("LOCAL_WORLD_SIZE", "1") == "1")
     try:
         s = fit(cfg, resume=resume, event=view)
     finally:

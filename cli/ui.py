@@ -134,3 +134,17 @@ def batch_progress(label: str) -> Iterator[Callable[[int, int], None]]:
             console.print(f"{label}: {done:,} of {total:,} batches")
 
     yield line
+
+
+def retune_threads() -> tuple[int, int] | None:
+    """Between epochs: as many torch threads as cores no other process is using now; (old,
+    new) when that changed. The CLI's, like every process-wide setting (a single process only)."""
+    import torch
+
+    from pipeline.run.runtime import default_threads
+
+    old, new = torch.get_num_threads(), default_threads()
+    if new == old:
+        return None
+    torch.set_num_threads(new)
+    return old, new

@@ -46,9 +46,56 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(idle, total) CPU time of the whole machine so far, from /proc/stat (None elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user .. steal
+
+
+def _own_jiffies() -> int | None:
+    """CPU time this process has used so far, all its threads (/proc/self/stat utime + stime)."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def others_busy(seconds: float = 0.2) -> float | None:
+    """How many cores other processes kept busy over the next `seconds` (None where unknown):
+    the machine's busy time less this process's own."""
+    import time
+
+    first, own0 = _cpu_jiffies(), _own_jiffies()
+    time.sleep(seconds)
+    second, own1 = _cpu_jiffies(), _own_jiffies()
+    if first is None or second is None or own0 is None or own1 is None or second[1] <= first[1]:
+        return None
+    total = second[1] - first[1]  # jiffies of all the machine's cores over the interval
+    busy = total - (second[0] - first[0]) - (own1 - own0)
+    return max(0.0, busy / total * (os.cpu_count() or 1))
+
+
 def default_threads(local_world: int = 1) -> int:
-    """Every usable core, shared between this machine's processes of a distributed run."""
-    return max(1, usable_cores() // max(1, local_world))
+    """The usable cores that no other process is using now (at least one), shared between this
+    machine's processes of a distributed run.
+
+    Measured (BENCHMARKS.md, issue 21): an ST-GCN++ step on 2 threads beside one busy core ran
+    at 0.31 of its speed alone (OpenMP's threads wait for the one that is descheduled), on
+    1 thread at 1.05: on a shared machine one thread per idle core is about twice as fast."""
+    cores = usable_cores()
+    share = max(1, cores // max(1, local_world))
+    busy = others_busy()
+    if busy is None:
+        return share
+    return max(1, min(share, round((cores - busy) / max(1, local_world))))
 
 
 def configure_cpu(threads: int) -> str:

@@ -60,3 +60,32 @@ def test_only_the_run_module_reads_config_json():
 
 def test_a_changed_option_is_part_of_the_config():
     assert config() != replace(config(), train=replace(config().train, lr=0.5))
+
+
+def test_default_threads_are_the_cores_others_leave_free(monkeypatch):
+    """One thread per free core: beside a busy core, two threads ran at 0.31 of their speed."""
+    from pipeline.run import runtime
+
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    # (idle, total) of the machine and this process's own time, before and after the sample
+    for machine, own, want in (([(0, 0), (100, 200)], [0, 0], 1),  # another process on one core
+                               ([(0, 0), (190, 200)], [0, 0], 2),  # both idle, some noise
+                               ([(0, 0), (0, 200)], [0, 200], 2),  # busy, but with our own work
+                               ([(0, 0), (5, 200)], [0, 0], 1),  # both busy: still one thread
+                               ([None, None], [0, 0], 2)):  # no /proc/stat: every usable core
+        m, o = iter(machine), iter(own)
+        monkeypatch.setattr(runtime, "_cpu_jiffies", lambda m=m: next(m))
+        monkeypatch.setattr(runtime, "_own_jiffies", lambda o=o: next(o))
+        assert runtime.default_threads() == want, (machine, own)
+    m, o = iter([(0, 0), (200, 200)]), iter([0, 0])
+    monkeypatch.setattr(runtime, "_cpu_jiffies", lambda: next(m))
+    monkeypatch.setattr(runtime, "_own_jiffies", lambda: next(o))
+    assert runtime.default_threads(local_world=2) == 1  # two ranks share the free cores
+
+
+def test_others_busy_reads_this_machine():
+    from pipeline.run import runtime
+
+    busy = runtime.others_busy(0.05)
+    assert busy is None or 0.0 <= busy <= (runtime.os.cpu_count() or 1)

@@ -1,0 +1,296 @@
+"""The model step against the machine's peak (issue 21), measured in one run on this machine.
+
+(a) the peak: a 2048² matmul in fp32 and bf16 on the threads the step uses;
+(b) each model's training step (T = 32, batch 32, 15 classes: the recommended recipe's shape),
+    fp32 and bf16: clips/s, GFLOP per clip (torch.utils.flop_counter, forward + backward) and
+    the share of the peak of its precision;
+(c) candidates for ST-GCN++, each against the reference in the same round (interleaved, median
+    of `--rounds`): channels-last memory format; the six entry 1x1 convs of each multi-scale TCN
+    as one; every conv as one GEMM on (N, T, V, C) activations; torch.compile (with --compile:
+    its compile time is minutes here);
+(d) the loader (SkeletonDataset over a synthetic cache, the recipe's options) against the step;
+(e) a shared machine: the step on 2 threads and on 1, alone and beside a one-core busy loop,
+    each in a fresh process; and the threads skpipe's default picks in each case.
+
+    python -m benchmarks.step [--rounds 3] [--steps 12] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+B, T, CLASSES = 32, 32, 15
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def flop_per_clip(model: nn.Module) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, lengths = torch.randn(B, T, 17, 3), torch.full((B,), T)
+    with FlopCounterMode(display=False) as fc:
+        model(x, lengths).sum().backward()
+    model.zero_grad(set_to_none=True)
+    return fc.get_total_flops() / B
+
+
+def step_rate(forward: Callable[..., torch.Tensor], model: nn.Module, precision: str, steps: int) -> float:
+    opt = torch.optim.SGD(model.parameters(), 0.1, momentum=0.9)
+    x, y, lengths = torch.randn(B, T, 17, 3), torch.randint(0, CLASSES, (B,)), torch.full((B,), T)
+    model.train()
+
+    def one() -> None:
+        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            loss = F.cross_entropy(forward(x, lengths), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        one()
+    t = time.perf_counter()
+    for _ in range(steps):
+        one()
+    return B * steps / (time.perf_counter() - t)
+
+
+# --- candidates: the same parameters, computed another way ------------------------------------
+
+def _bn_last(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    if bn.training and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+    return F.batch_norm(x.reshape(-1, x.shape[-1]), bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                        bn.training, bn.momentum or 0.1, bn.eps).view(x.shape)
+
+
+def _lin(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    return F.linear(x, conv.weight.view(conv.out_channels, conv.in_channels), conv.bias)
+
+
+def _shift(x: torch.Tensor, offset: int, t_out: int, stride: int, fill: float = 0.0) -> torch.Tensor:
+    idx = torch.arange(t_out) * stride + offset  # frames of x (N, T, V, C) to take
+    ok = (idx >= 0) & (idx < x.shape[1])
+    out = x.index_select(1, idx.clamp(0, x.shape[1] - 1))
+    return out if bool(ok.all()) else out.masked_fill(~ok.view(1, -1, 1, 1), fill)
+
+
+def gemm_forward(m: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """ST-GCN++ with (N, T, V, C) activations, every conv one GEMM (outputs equal the reference)."""
+    from models.persons import fold_persons, pool_persons
+
+    x, _, persons = fold_persons(x, lengths)
+    b, t, v, c = x.shape
+    x = m.data_bn(x.permute(0, 2, 3, 1).reshape(b, v * c, t)).view(b, v, c, t).permute(0, 3, 1, 2)
+    x = x.contiguous()  # (N, T, V, C)
+    for blk in m.blocks:
+        g = blk.gcn
+        y = _lin(x, g.conv)  # (N, T, V, K * C')
+        n, tt = y.shape[:2]
+        cc = y.shape[-1] // g.k
+        a = g.a.permute(2, 1, 0).reshape(v, v * g.k)  # A'[w, v K + k] = A[k, v, w]
+        y = torch.matmul(a, y.view(n * tt, v * g.k, cc)).view(n, tt, v, cc)
+        res = x if isinstance(g.down, nn.Identity) else _bn_last(_lin(x, g.down[0]), g.down[1])
+        h = F.relu(_bn_last(y, g.bn) + res)
+        z = _tcn(blk.tcn, h)
+        if blk.residual is None:
+            x = F.relu(z)
+        elif isinstance(blk.residual, nn.Identity):
+            x = F.relu(z + x)
+        else:
+            conv, bn = blk.residual
+            s = conv.stride[0]
+            x = F.relu(z + _bn_last(_lin(x[:, ::s] if s > 1 else x, conv), bn))
+    return m.fc(m.dropout(pool_persons(x.mean(dim=(1, 2)), persons)))
+
+
+def _tcn(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    entry = [br[0] if isinstance(br, nn.Sequential) else br for br in m.branches]
+    w = torch.cat([e.weight.view(e.out_channels, e.in_channels) for e in entry])
+    y = F.linear(x, w, torch.cat([e.bias for e in entry]))
+    stride, outs, lo = entry[-1].stride[0], [], 0
+    t_out = (x.shape[1] - 1) // stride + 1
+    for br, e in zip(m.branches, entry, strict=True):
+        part, lo = y[..., lo : lo + e.out_channels], lo + e.out_channels
+        if not isinstance(br, nn.Sequential):
+            outs.append(part[:, ::stride])
+            continue
+        h, tail = F.relu(_bn_last(part, br[1])), br[3]
+        if isinstance(tail, nn.MaxPool2d):
+            taps = [_shift(h, j - 1, t_out, stride, float("-inf")) for j in range(3)]
+            outs.append(torch.stack(taps).amax(0))
+        else:
+            d = tail.dilation[0]
+            taps = torch.cat([_shift(h, (j - 1) * d, t_out, stride) for j in range(3)], dim=-1)
+            outs.append(F.linear(taps, tail.weight[..., 0].permute(0, 2, 1).reshape(tail.out_channels, -1),
+                                 tail.bias))
+    z = F.relu(_bn_last(torch.cat(outs, dim=-1), m.transform[0]))
+    return _bn_last(_lin(z, m.transform[2]), m.bn)
+
+
+def fused_entry_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MultiScaleTCN.forward with the six entry 1x1 convs as one conv (same weights)."""
+    entry = [br[0] if isinstance(br, nn.Sequential) else br for br in self.branches]
+    y = F.conv2d(x, torch.cat([e.weight for e in entry]), torch.cat([e.bias for e in entry]))
+    stride, outs, lo = entry[-1].stride[0], [], 0
+    for br, e in zip(self.branches, entry, strict=True):
+        part, lo = y[:, lo : lo + e.out_channels], lo + e.out_channels
+        outs.append(part[:, :, ::stride] if not isinstance(br, nn.Sequential) else br[3](br[2](br[1](part))))
+    return self.bn(self.transform(torch.cat(outs, dim=1)))
+
+
+def candidates(steps: int, rounds: int, with_compile: bool) -> None:
+    from models import build_model
+    from models import stgcnpp as s
+
+    torch.manual_seed(0)
+    ref = build_model("stgcnpp", CLASSES)
+    x, lengths = torch.randn(4, T, 17, 3), torch.full((4,), T)
+    ref.eval()
+    gemm = copy.deepcopy(ref)
+    with torch.no_grad():
+        diff = float((ref(x, lengths) - gemm_forward(gemm, x, lengths)).abs().max())
+    print(f"(c) gemm layout: max |logit difference| vs the reference {diff:.1e} (eval)")
+    cl = copy.deepcopy(ref).to(memory_format=torch.channels_last)
+    original = s.MultiScaleTCN.forward
+    variants: dict[str, tuple[Callable[..., torch.Tensor], nn.Module]] = {
+        "reference": (ref, ref), "channels_last": (cl, cl),
+        "fused TCN entry": (ref, ref), "gemm layout": (lambda a, b: gemm_forward(gemm, a, b), gemm)}
+    if with_compile:
+        compiled = torch.compile(copy.deepcopy(ref))
+        t0 = time.perf_counter()
+        step_rate(compiled, compiled, "bf16", 1)
+        print(f"    torch.compile: first steps took {time.perf_counter() - t0:.0f} s")
+        variants["torch.compile"] = (compiled, compiled)
+    for precision in ("fp32", "bf16"):
+        rates: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(rounds):
+            for name, (fwd, model) in variants.items():
+                s.MultiScaleTCN.forward = fused_entry_forward if name == "fused TCN entry" else original
+                try:
+                    rates[name].append(step_rate(fwd, model, precision, steps))
+                finally:
+                    s.MultiScaleTCN.forward = original
+        base = statistics.median(rates["reference"])
+        print(f"    {precision}: " + ", ".join(f"{k} {statistics.median(v):.1f}" + (
+            f" ({statistics.median(v) / base:.2f}x)" if k != "reference" else "") for k, v in rates.items())
+              + " clips/s")
+
+
+def loader_rate(batches: int = 30) -> tuple[float, float]:
+    """Samples/s of the recommended recipe's training loader over a synthetic cache, in memory
+    mode as a small cache runs, and in streaming mode (a cache larger than memory)."""
+    from pipeline.data.cache import ingest, open_cache
+    from pipeline.data.splits import write_splits
+    from pipeline.inputs.dataset import SkeletonDataset
+    from pipeline.run.options import TrainConfig
+    from pipeline.run.recipes import recipe_options
+    from pipeline.source.synth import SynthConfig, write_synth
+
+    with tempfile.TemporaryDirectory() as d:
+        write_synth(Path(d) / "raw.pkl", SynthConfig(classes=15, per_class=80, seed=0))
+        ingest(Path(d) / "raw.pkl", Path(d) / "cache")
+        cache = open_cache(Path(d) / "cache")
+        write_splits(cache)
+        out = []
+        for mode in ("memory", "stream"):
+            cfg = TrainConfig(model="stgcnpp", cache=str(Path(d) / "cache"), loader=mode,
+                              **recipe_options("recommended", {}))
+            ds = SkeletonDataset(cache, cfg.loader_config("train", cache.skeleton))
+            n, t0 = 0, time.perf_counter()
+            for i, (x, *_) in enumerate(ds):
+                n += len(x)
+                if i + 1 >= batches:
+                    break
+            out.append(n / (time.perf_counter() - t0))
+    return out[0], out[1]
+
+
+SHARED_STEP = r"""
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[1]))
+from benchmarks.step import step_rate
+from models import build_model
+m = build_model("stgcnpp", 15)
+print(step_rate(m, m, "bf16", int(sys.argv[2])))
+"""
+HOG = "import time\nt = time.time()\nwhile time.time() - t < 120: pass\n"
+
+
+def shared(steps: int) -> None:
+    from pipeline.run.runtime import default_threads
+
+    def rate(threads: int, hog: bool) -> tuple[float, int]:
+        busy = subprocess.Popen([sys.executable, "-c", HOG]) if hog else None
+        try:
+            if busy is not None:
+                time.sleep(1.0)
+            picked = default_threads()
+            out = subprocess.run([sys.executable, "-c", SHARED_STEP, str(threads), str(steps)],
+                                 capture_output=True, text=True, check=True, cwd=ROOT).stdout
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+        return float(out.split()[-1]), picked
+
+    for hog in (False, True):
+        two, picked = rate(2, hog)
+        one, _ = rate(1, hog)
+        where = "beside a one-core busy loop" if hog else "alone"
+        print(f"(e) {where}: bf16 step on 2 threads {two:.1f} clips/s, on 1 thread {one:.1f}; "
+              f"skpipe's default picks {picked} thread(s)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--compile", action="store_true")
+    a = ap.parse_args()
+    from models import build_model
+    from pipeline.run.runtime import configure_cpu, usable_cores
+
+    configure_cpu(usable_cores())
+    peaks = {"fp32": peak(torch.float32), "bf16": peak(torch.bfloat16)}
+    print(f"(a) peak on {torch.get_num_threads()} threads: fp32 {peaks['fp32']:.0f} GFLOPS, bf16 "
+          f"{peaks['bf16']:.0f} GFLOPS")
+    for name in ("lstm", "stgcn", "stgcnpp"):
+        torch.manual_seed(0)
+        m = build_model(name, CLASSES)
+        f = flop_per_clip(m)
+        for precision in ("fp32", "bf16"):
+            r = step_rate(m, m, precision, a.steps)
+            if f < 1e6:  # the counter sees no FLOPs in aten::lstm
+                print(f"(b) {name:8s} {precision}: {r:6.1f} clips/s (FLOPs not counted for LSTMs)")
+                continue
+            print(f"(b) {name:8s} {precision}: {r:6.1f} clips/s x {f / 1e9:.2f} GFLOP = "
+                  f"{r * f / 1e9:5.0f} GFLOPS, {r * f / 1e9 / peaks[precision]:.0%} of the {precision} peak")
+    candidates(a.steps, a.rounds, a.compile)
+    memory, stream = loader_rate()
+    print(f"(d) loader, recommended recipe: {memory:.0f} samples/s in memory, {stream:.0f} streaming")
+    shared(a.steps)
+
+
+if __name__ == "__main__":
+    main()
