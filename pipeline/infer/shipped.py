@@ -171,11 +171,18 @@ class ShippedModel:
         """(B, [M,] frames, V, C) float32, (B,) int64 -> (B, classes) logits."""
         if self.kind == "onnx":
             feed = {"x": x, "lengths": lengths}
-            return np.asarray(self._engine.run(None, {n: feed[n] for n in self.card.inputs})[0])
-        with torch.no_grad():
-            args = (torch.from_numpy(x), torch.from_numpy(lengths))
-            out = self._engine(*args)
-        return out.float().numpy()
+            try:
+                z = np.asarray(self._engine.run(None, {n: feed[n] for n in self.card.inputs})[0])
+            except Exception as e:  # onnxruntime raises its own types for a graph that fails
+                raise SkpipeError(f"the ONNX model failed on its input ({type(e).__name__}: "
+                                  f"{short_repr(str(e), 100)})") from None
+        else:
+            with torch.no_grad():
+                z = self._engine(torch.from_numpy(x), torch.from_numpy(lengths)).float().numpy()
+        if z.shape != (len(x), len(self.card.class_names)):
+            raise SkpipeError(f"the model returned {z.shape} logits for {len(x)} clips of "
+                              f"{len(self.card.class_names)} classes: its card does not describe it")
+        return z
 
     def predict(self, source: Source, top: int = 5, clips: int | None = None, batch_size: int = 64
                 ) -> list[dict[str, Any]]:

@@ -158,3 +158,17 @@ def test_a_nan_export_is_refused(runs, tmp_path, monkeypatch):
     with pytest.raises(SkpipeError, match="differs from PyTorch by nan"):
         export_run(runs["stgcn"], "onnx", tmp_path / "n.onnx")
     assert not (tmp_path / "n.onnx").exists()
+
+
+def test_a_card_that_lies_about_the_classes_is_caught(runs, tmp_path):
+    import onnx
+
+    proto = onnx.load(str(runs["stgcn"] / "export" / "model.onnx"))
+    props = {p.key: p.value for p in proto.metadata_props}
+    card = json.loads(props["skpipe"])
+    card["class_names"] = card["class_names"][:3]  # the graph still returns 5 logits
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {**props, "skpipe": json.dumps(card)})
+    onnx.save(proto, str(tmp_path / "lie.onnx"))
+    with pytest.raises(SkpipeError, match="its card does not describe it"):
+        skpipe.load(tmp_path / "lie.onnx").predict(PICKLE)
