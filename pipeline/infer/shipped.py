@@ -115,7 +115,8 @@ Source = str | Path | dict[str, Any] | Sequence[dict[str, Any]] | tuple[np.ndarr
 
 def annotations_of(source: Source) -> RawData:
     """PYSKL annotations from a pickle (or video) path, one dict, a list of dicts, or a
-    (keypoint (M, T, V, C), keypoint_score (M, T, V)) pair of arrays, validated as ingest does."""
+    (keypoint (M, T, V, C), keypoint_score (M, T, V) or None for 3D) pair of arrays, validated
+    as ingest does."""
     if isinstance(source, str | Path):
         path = Path(source)
         from pipeline.source.video import is_video
@@ -127,10 +128,12 @@ def annotations_of(source: Source) -> RawData:
         return read_raw(path)
     if isinstance(source, tuple) and len(source) == 2:
         kp, sc = source
-        if not isinstance(kp, np.ndarray) or not isinstance(sc, np.ndarray):
-            raise SkpipeError("expected (keypoint, keypoint_score) numpy arrays")
-        ann: dict[str, Any] = {"frame_dir": "clip", "label": 0, "keypoint": kp, "keypoint_score": sc,
+        if not isinstance(kp, np.ndarray) or not (sc is None or isinstance(sc, np.ndarray)):
+            raise SkpipeError("expected (keypoint, keypoint_score or None) numpy arrays")
+        ann: dict[str, Any] = {"frame_dir": "clip", "label": 0, "keypoint": kp,
                                "total_frames": int(kp.shape[1]) if kp.ndim == 4 else 0}
+        if sc is not None:
+            ann["keypoint_score"] = sc
         if kp.ndim == 4 and kp.shape[-1] == 2:
             raise SkpipeError("2D keypoints need their img_shape: pass an annotation dict with img_shape")
         return raw_from_object([ann], Path("<arrays>"), 0, "")

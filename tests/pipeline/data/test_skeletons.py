@@ -139,3 +139,30 @@ def test_a_3d_two_person_run_end_to_end(tmp_path):
     flat = write_pickle(tmp_path / "flat.pkl", [make_ann("v_A_g01_c01", 0, t=8)])
     assert_one_line_error(run("predict", run_dir, flat),
                           "holds 17 joints in 2D with scores; .* trained on 20 joints in 3D")
+
+
+def test_the_python_api_on_a_3d_two_person_export(tmp_path):
+    """skpipe.load on an ONNX export of a 3D two-person run, fed a pickle, a dict and arrays."""
+    pytest.importorskip("onnxruntime")
+    import skpipe
+    from pipeline.infer.export import export_run
+    from pipeline.source.raw import read_raw
+
+    ingest(pickle3d(tmp_path / "ntu.pkl", n=24, m=2), tmp_path / "cache")
+    write_splits(open_cache(tmp_path / "cache"))
+    r = run("train", "stgcnpp", "--cache", tmp_path / "cache", "--split", "xsub", "--epochs", 1,
+            "--frames", 8, "--threads", 1, "--out", tmp_path / "runs")
+    assert r.exit_code == 0, r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    export_run(run_dir, "onnx")
+    m = skpipe.load(run_dir / "export" / "model.onnx")
+    assert (m.card.input.persons, m.card.input.dims, m.card.input.layout["name"]) == (2, 3, "kinect20")
+    on_run = skpipe.load(run_dir).predict(tmp_path / "ntu.pkl")
+    on_onnx = m.predict(tmp_path / "ntu.pkl")
+    for a, b in zip(on_run, on_onnx, strict=True):
+        assert a["frame_dir"] == b["frame_dir"] and a["top"][0][0] == b["top"][0][0]
+        assert a["top"][0][1] == pytest.approx(b["top"][0][1], abs=1e-5)
+    ann = read_raw(tmp_path / "ntu.pkl").annotations[0]
+    assert m.predict(ann)[0]["top"] == m.predict((ann["keypoint"], None))[0]["top"]
+    with pytest.raises(skpipe.SkpipeError, match="17 joints in 2D"):
+        m.predict(make_ann())

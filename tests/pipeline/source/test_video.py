@@ -235,3 +235,15 @@ def test_predict_on_a_video_equals_predict_on_its_pickle_and_renders(tmp_path, s
     r = CliRunner().invoke(main, ["render", str(tmp_path / "c.pkl"), "--out", str(tmp_path / "s.mp4"),
                                   "--video", str(clip)])
     assert r.exit_code == 0 and (tmp_path / "s.mp4").stat().st_size > 1000, r.output
+    folder = tmp_path / "new_videos"
+    folder.mkdir()
+    for name in ("one.mp4", "two.mp4"):
+        shutil.copy(DEV_VIDEO, folder / name)
+    r = CliRunner().invoke(main, ["predict", str(run), str(folder), "--json", "--top", "3"])
+    assert r.exit_code == 0, r.output
+    one, two = map(json.loads, r.output.splitlines())
+    assert (one["frame_dir"], two["frame_dir"]) == ("one", "two")
+    for got in (one, two):  # the same video twice: the same answer (a batch of 2 rounds differently)
+        assert [t["class"] for t in got["top"]] == [t["class"] for t in a["top"]]
+        assert [t["probability"] for t in got["top"]] == pytest.approx([t["probability"] for t in a["top"]],
+                                                                       abs=1e-6)
