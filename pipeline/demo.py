@@ -7,7 +7,6 @@ Runs are always new directories; the cache is reused only when it was built from
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pandas as pd
 from pipeline import SkpipeError
 from pipeline.data.cache import ingest, is_cache, open_cache, source_status
 from pipeline.data.splits import SPLITS_NAME, write_splits
+from pipeline.files.atomic import ensure_dir
 from pipeline.infer.compare import compare_runs, to_markdown
 from pipeline.infer.evaluate import evaluate_run
 from pipeline.source.synth import SynthConfig, write_synth
@@ -67,12 +67,7 @@ def _cache(cfg: DemoConfig, raw: Path, event: Event) -> Path:
 def run_demo(cfg: DemoConfig, event: Event | None = None) -> tuple[pd.DataFrame, list[str], Path]:
     emit = event or (lambda name, info: None)
     work = Path(cfg.workdir)
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SkpipeError(f"cannot create the demo's --workdir {work}: {e.strerror or e}") from None
-    if not os.access(work, os.W_OK | os.X_OK):
-        raise SkpipeError(f"cannot write to the demo's --workdir {work}: permission denied")
+    ensure_dir(work, "the demo's --workdir")
     if cfg.raw is None:
         raw = work / "raw.pkl"
         if not raw.exists():

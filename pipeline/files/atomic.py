@@ -65,12 +65,17 @@ def check_target(target: Path, force: bool, what: str = "output") -> None:
     parent = target.parent
     if parent.exists() and not parent.is_dir():
         raise SkpipeError(f"cannot write {target}: {parent} is not a directory")
+    ensure_dir(parent)
+
+
+def ensure_dir(path: Path, what: str = "directory") -> None:
+    """`path` as a directory this process can write into (created with its parents), or one line."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise SkpipeError(f"cannot create directory {parent}: {e.strerror}") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SkpipeError(f"cannot write to {parent}: permission denied")
+        raise SkpipeError(f"cannot create {what} {path}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SkpipeError(f"cannot write to {what} {path}: permission denied")
 
 
 def _umask() -> int:
