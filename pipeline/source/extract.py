@@ -364,6 +364,8 @@ def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str
         result.out = out
         if not found.failed:  # kept while some failed: a re-run retries only those
             shutil.rmtree(parts, ignore_errors=True)
+    elif not any(parts.iterdir()):  # nothing extracted, nothing to resume: leave nothing behind
+        parts.rmdir()
     result.seconds = time.perf_counter() - start
     return result
 

@@ -196,7 +196,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
         r = CliRunner().invoke(main, args)
         assert r.exit_code != 0 and "Traceback" not in r.output, r.output
         assert len([ln for ln in r.output.splitlines() if ln.startswith("Error")]) == 1
-        assert not (tmp_path / "o.pkl").exists()
+        assert not (tmp_path / "o.pkl").exists() and not parts_dir(tmp_path / "o.pkl").exists()
     existing = tmp_path / "have.pkl"
     existing.write_bytes(b"keep")
     r = CliRunner().invoke(main, ["extract", str(zero), "--out", str(existing)])
