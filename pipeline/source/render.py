@@ -5,7 +5,8 @@ The drawing is plain numpy and Pillow (the bones of the layout's graph over each
 an optional caption per frame, e.g. the current top label); a `.gif` needs nothing more, a video
 (`.mp4`, `.avi`) needs OpenCV (the video extra). The background is the source video's frames when
 given, else black at the clip's `img_shape`. Sizes from a file are bounded: the canvas is scaled
-to at most `MAX_SIDE` pixels, a GIF holds at most `MAX_GIF_FRAMES` frames.
+to at most `MAX_SIDE` pixels, a GIF holds at most `MAX_GIF_FRAMES` frames, and at most
+`MAX_PERSONS_DRAWN` person slots are drawn (the best-scored).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MAX_SIDE = {GIF: 480, ".mp4": 1280, ".avi": 1280}  # the longer side of what is 
 MAX_GIF_FRAMES = 1000
 MIN_SCORE = 0.05  # joints scored lower are not drawn (missing, or a guess)
 COLOURS = [(255, 80, 80), (80, 170, 255), (120, 230, 120), (255, 200, 60)]  # per person
+MAX_PERSONS_DRAWN = len(COLOURS)  # a crowd's slots beyond these (by mean score) are not drawn
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ def render_annotation(ann: dict[str, Any], layout: Layout, out: Path, captions: 
         raise SkpipeError(f"the clip has {kp.shape[2]} joints; the layout {layout['name']} has "
                           f"{len(layout['joints'])}")
     sc = np.nan_to_num(np.asarray(ann["keypoint_score"], np.float32))  # (M, T, V)
-    kp = np.nan_to_num(kp, nan=0.0, posinf=0.0, neginf=0.0)
+    keep = np.argsort(-sc.mean(axis=(1, 2)), kind="stable")[:MAX_PERSONS_DRAWN]  # best-scored slots
+    kp, sc = np.nan_to_num(kp[keep], nan=0.0, posinf=0.0, neginf=0.0), sc[keep]
     h, w = (int(v) for v in ann["img_shape"])
     if video is not None:
         cv2 = import_cv2()

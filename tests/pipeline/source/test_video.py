@@ -247,3 +247,15 @@ def test_predict_on_a_video_equals_predict_on_its_pickle_and_renders(tmp_path, s
         assert [t["class"] for t in got["top"]] == [t["class"] for t in a["top"]]
         assert [t["probability"] for t in got["top"]] == pytest.approx([t["probability"] for t in a["top"]],
                                                                        abs=1e-6)
+
+
+def test_render_of_a_crowd_draws_the_best_scored_persons_only(tmp_path):
+    from pipeline.source.render import MAX_PERSONS_DRAWN, render_annotation
+    from tests.conftest import make_ann
+
+    ann = make_ann(m=200, t=6)  # a crowd of 200 slots: drawing each would take minutes
+    ann["keypoint_score"][3] = 1.0  # the best-scored slot
+    r = render_annotation(ann, COCO17, tmp_path / "crowd.gif")
+    assert r.frames == 6 and (tmp_path / "crowd.gif").stat().st_size > 0 and MAX_PERSONS_DRAWN == 4
+    with pytest.raises(SkpipeError, match="must end in"):
+        render_annotation(ann, COCO17, tmp_path / "crowd.png")
