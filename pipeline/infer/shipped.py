@@ -39,6 +39,7 @@ CARD_KEY = "skpipe"  # ONNX metadata key
 CARD_FILE = "skpipe.json"  # extra file of a .pt2 / TorchScript archive
 MAX_EXPORT_BYTES = 2 << 30
 MAX_CARD_BYTES = 4 << 20
+MAX_ROWS = 64  # rows (clips x temporal clips) per forward pass: the input size graphs are checked at
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,11 @@ class ShippedModel:
         return list(self.card.class_names)
 
     def logits(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """(B, [M,] frames, V, C) float32, (B,) int64 -> (B, classes) logits."""
+        """(B, [M,] frames, V, C) float32, (B,) int64 -> (B, classes) logits, at most MAX_ROWS
+        rows per forward pass (what the graph's sizes were checked at)."""
+        if len(x) > MAX_ROWS:
+            return np.concatenate([self.logits(x[i : i + MAX_ROWS], lengths[i : i + MAX_ROWS])
+                                   for i in range(0, len(x), MAX_ROWS)])
         if self.kind == "onnx":
             feed = {"x": x, "lengths": lengths}
             try:
@@ -191,6 +196,8 @@ class ShippedModel:
                 ) -> list[dict[str, Any]]:
         """For every clip of `source`: its frame_dir and the top classes with probabilities."""
         k = clips or self.card.clips
+        if batch_size < 1 or not 1 <= k <= 100:
+            raise SkpipeError(f"batch_size must be >= 1 and clips in 1..100, got {batch_size} and {k}")
         raw = annotations_of(source)
         out = []
         for lo in range(0, len(raw.annotations), batch_size):
@@ -206,9 +213,12 @@ class ShippedModel:
         return out
 
 
-def _check_onnx(data: bytes, where: str) -> None:
-    """Refuse an ONNX model whose tensors live in other files: onnxruntime would read whatever
-    path the model names (`/etc/passwd`, a device) into memory."""
+MAX_TENSOR_ELEMENTS = 1 << 28  # 1 GiB of float32: far above any tensor of skpipe's own graphs
+
+
+def _check_onnx(data: bytes, where: str) -> Any:
+    """The model's proto, refused when its tensors live in other files (onnxruntime would read
+    whatever path the model names, `/etc/passwd` or a device, into memory)."""
     import onnx
 
     try:
@@ -219,6 +229,39 @@ def _check_onnx(data: bytes, where: str) -> None:
     tensors += [a.t for n in proto.graph.node for a in n.attribute if a.HasField("t")]
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors):
         raise SkpipeError(f"{where}: refused: its weights name external files (skpipe writes one file)")
+    return proto
+
+
+def _check_sizes(proto: Any, card: ModelCard, batch: int, where: str) -> None:
+    """Refuse a graph any of whose tensors, at the largest input skpipe feeds it (`batch` rows
+    of the card's shape), would hold more than MAX_TENSOR_ELEMENTS (a ConstantOfShape or Expand
+    bomb). Sizes that depend on the input's values, not its shape, stay unknown and unchecked."""
+    import onnx
+    from onnx import shape_inference
+
+    sk = card.input
+    persons = (sk.persons,) if sk.persons > 1 else ()
+    x_shape = (batch, *persons, card.frames, sk.num_joints, sk.channels)
+    m = onnx.ModelProto()
+    m.CopyFrom(proto)
+    for i in m.graph.input:
+        dims = i.type.tensor_type.shape.dim
+        for d, v in zip(dims, x_shape if i.name == "x" else (batch,), strict=False):
+            d.ClearField("dim_param")
+            d.dim_value = v
+    try:
+        inferred = shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+    except Exception:
+        raise SkpipeError(f"{where}: refused: its shapes cannot be worked out for skpipe's input") from None
+    for vi in [*inferred.graph.value_info, *inferred.graph.output]:
+        dims = vi.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            size = 1
+            for d in dims:
+                size *= max(0, d.dim_value)
+            if size > MAX_TENSOR_ELEMENTS:
+                raise SkpipeError(f"{where}: refused: tensor {short_repr(vi.name)} would hold {size:,} "
+                                  "elements (more than any skeleton model needs)")
 
 
 def from_bytes(fmt: str, data: bytes, where: str = "the export", trusted: bool = False) -> ShippedModel:
@@ -228,15 +271,17 @@ def from_bytes(fmt: str, data: bytes, where: str = "the export", trusted: bool =
     if fmt == "onnx":
         import onnxruntime
 
-        _check_onnx(data, where)
+        proto = _check_onnx(data, where)
+        meta = {p.key: p.value for p in proto.metadata_props}
+        if CARD_KEY not in meta:
+            raise SkpipeError(f"{where}: an ONNX model without a skpipe card (export it with skpipe 0.2+)")
+        card = ModelCard.from_json(meta[CARD_KEY])
+        _check_sizes(proto, card, MAX_ROWS, where)
         try:
             session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         except Exception as e:
             raise SkpipeError(f"{where}: not a loadable ONNX model ({type(e).__name__})") from None
-        meta = session.get_modelmeta().custom_metadata_map
-        if CARD_KEY not in meta:
-            raise SkpipeError(f"{where}: an ONNX model without a skpipe card (export it with skpipe 0.2+)")
-        return ShippedModel(ModelCard.from_json(meta[CARD_KEY]), session, "onnx")
+        return ShippedModel(card, session, "onnx")
     if fmt == "pt2":
         if not trusted:
             raise SkpipeError(f"{where}: a .pt2 program can run code when loaded (torch.export unpickles "

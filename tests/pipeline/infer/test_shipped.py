@@ -172,3 +172,26 @@ def test_a_card_that_lies_about_the_classes_is_caught(runs, tmp_path):
     onnx.save(proto, str(tmp_path / "lie.onnx"))
     with pytest.raises(SkpipeError, match="its card does not describe it"):
         skpipe.load(tmp_path / "lie.onnx").predict(PICKLE)
+
+
+def test_an_onnx_graph_that_would_allocate_gigabytes_is_refused_before_it_runs(runs, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    proto = onnx.load(str(runs["stgcn"] / "export" / "model.onnx"))
+    # a 10^5 x 10^5 float tensor (40 GB) from a 16-byte constant, added to the logits
+    shape = helper.make_tensor("bomb_shape", TensorProto.INT64, [2], [100_000, 100_000])
+    proto.graph.initializer.append(shape)
+    out = proto.graph.output[0].name
+    proto.graph.node[-1].output[0] = "pre_bomb"
+    proto.graph.node.extend([
+        helper.make_node("ConstantOfShape", ["bomb_shape"], ["bomb"]),
+        helper.make_node("ReduceSum", ["bomb"], ["bomb_sum"], keepdims=0),
+        helper.make_node("Add", ["pre_bomb", "bomb_sum"], [out]),
+    ])
+    onnx.save(proto, str(tmp_path / "bomb.onnx"))
+    with pytest.raises(SkpipeError, match="would hold 10,000,000,000 elements"):
+        skpipe.load(tmp_path / "bomb.onnx")
+    m = skpipe.load(runs["stgcn"] / "export" / "model.onnx")  # skpipe's own graphs pass
+    x, lengths = skpipe.preprocess(PICKLE, m.card, clips=20)  # 120 rows: run 64 at a time
+    assert m.logits(x, lengths).shape == (120, 5)
