@@ -10,9 +10,10 @@
     its compile time is minutes here);
 (d) the loader (SkeletonDataset over a synthetic cache, the recipe's options) against the step;
 (e) a shared machine: the step on 2 threads and on 1, alone and beside a one-core busy loop,
-    each in a fresh process; and the threads skpipe's default picks in each case.
+    each in a fresh process; and the threads skpipe's default picks in each case;
+(f) with --cache: minutes per epoch of that cache's train subset at the measured step rates.
 
-    python -m benchmarks.step [--rounds 3] [--steps 12] [--compile]
+    python -m benchmarks.step [--rounds 3] [--steps 12] [--compile] [--cache DIR --split NAME]
 """
 
 from __future__ import annotations
@@ -262,11 +263,29 @@ def shared(steps: int) -> None:
               f"skpipe's default picks {picked} thread(s)")
 
 
+def epoch_minutes(cache_dir: str, split: str, rates: dict[str, float]) -> None:
+    """(f) minutes per epoch of the recommended recipe on a real cache, from the measured step
+    rates: its train subset at the step's rate (T = 32 here; other frame counts scale it)."""
+    from pipeline.data.cache import open_cache
+    from pipeline.inputs.dataset import SkeletonDataset
+    from pipeline.run.options import TrainConfig
+    from pipeline.run.recipes import recipe_options
+
+    cache = open_cache(cache_dir)
+    cfg = TrainConfig(model="stgcnpp", cache=cache_dir, split=split, **recipe_options("recommended", {}))
+    n = len(SkeletonDataset(cache, cfg.loader_config("train", cache.skeleton)).samples)
+    for precision, rate in rates.items():
+        print(f"(f) {cache_dir} split {split}: {n:,} train clips, stgcnpp {precision} at T = 32: "
+              f"{n / rate / 60:.2f} min ({n / rate:.0f} s) per epoch (recipe frames {cfg.frames})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--cache", help="Also print minutes per epoch of this cache (recommended recipe).")
+    ap.add_argument("--split", default="1")
     a = ap.parse_args()
     from models import build_model
     from pipeline.run.runtime import configure_cpu, usable_cores
@@ -275,12 +294,15 @@ def main() -> None:
     peaks = {"fp32": peak(torch.float32), "bf16": peak(torch.bfloat16)}
     print(f"(a) peak on {torch.get_num_threads()} threads: fp32 {peaks['fp32']:.0f} GFLOPS, bf16 "
           f"{peaks['bf16']:.0f} GFLOPS")
+    pp_rates: dict[str, float] = {}
     for name in ("lstm", "stgcn", "stgcnpp"):
         torch.manual_seed(0)
         m = build_model(name, CLASSES)
         f = flop_per_clip(m)
         for precision in ("fp32", "bf16"):
             r = step_rate(m, m, precision, a.steps)
+            if name == "stgcnpp":
+                pp_rates[precision] = r
             if f < 1e6:  # the counter sees no FLOPs in aten::lstm
                 print(f"(b) {name:8s} {precision}: {r:6.1f} clips/s (FLOPs not counted for LSTMs)")
                 continue
@@ -290,6 +312,8 @@ def main() -> None:
     memory, stream = loader_rate()
     print(f"(d) loader, recommended recipe: {memory:.0f} samples/s in memory, {stream:.0f} streaming")
     shared(a.steps)
+    if a.cache:
+        epoch_minutes(a.cache, a.split, pp_rates)
 
 
 if __name__ == "__main__":
