@@ -44,9 +44,9 @@ class EpochView:
                           f"{shown(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
             if c.skeleton:  # not the seed's COCO-17 2D single person
                 console.print(f"skeleton {shown(c.input.describe())}")
-            console.print(f"recipe {t.recipe} · stream {t.feats} · {t.frames} frames · {t.precision} · "
-                          f"loader {c.loader_mode} · {t.threads} thread{'s' if t.threads > 1 else ''} · "
-                          f"{c.device}")
+            console.print(f"recipe {t.recipe} · stream {t.feats} · {t.frames} frames · {t.precision}")
+            console.print(f"loader {c.loader_mode} · {t.threads} thread{'s' if t.threads > 1 else ''} · "
+                          f"{c.device}")  # two lines: each fits 80 columns
             if c.world_size > 1:
                 console.print(f"{c.world_size} processes · effective batch {c.effective_batch_size} "
                               f"· lr {c.effective_lr:g}")

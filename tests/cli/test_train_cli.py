@@ -125,3 +125,13 @@ def test_without_a_terminal_long_epochs_and_evaluations_still_show_progress(tmp_
         for done in range(1, 4):
             progress(done, 3)
     assert lines == ["Evaluating on test: 1 of 3 batches", "Evaluating on test: 2 of 3 batches"]
+
+
+def test_the_train_header_fits_80_columns(tmp_path, synth_cache):
+    r = CliRunner().invoke(main, ["train", "stgcnpp", "--recipe", "recommended", "--cache", str(synth_cache),
+                                  "--epochs", "1", "--frames", "8", "--threads", "1", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    head = r.output.split("per epoch:")[0].splitlines()
+    assert any(ln.startswith("recipe recommended") for ln in head)
+    assert any(ln.startswith("loader ") and ln.rstrip().endswith("cpu") for ln in head)  # not wrapped
+    assert all(len(ln) <= 80 for ln in head if not ln.startswith("run: "))
