@@ -259,3 +259,32 @@ def test_render_of_a_crowd_draws_the_best_scored_persons_only(tmp_path):
     assert r.frames == 6 and (tmp_path / "crowd.gif").stat().st_size > 0 and MAX_PERSONS_DRAWN == 4
     with pytest.raises(SkpipeError, match="must end in"):
         render_annotation(ann, COCO17, tmp_path / "crowd.png")
+
+
+@needs_video
+@needs_dev_video
+def test_an_interrupted_extraction_continues_where_it_stopped(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    v = tmp_path / "v" / "act"
+    v.mkdir(parents=True)
+    for i in range(4):
+        shutil.copy(DEV_VIDEO, v / f"clip{i}.mp4")
+    out = tmp_path / "raw.pkl"
+    cmd = [sys.executable, "-m", "cli.main", "extract", str(v.parent), "--out", str(out)]
+    p = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[3], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(parts_dir(out).glob("*.npz")):
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)  # Ctrl-C after the first video is finished
+    text = p.communicate(timeout=60)[0]
+    assert p.returncode != 0 and "Traceback" not in text, text
+    assert not out.exists() and (done := len(list(parts_dir(out).glob("*.npz")))) >= 1
+    r = CliRunner().invoke(main, ["extract", str(v.parent), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"({done} from an earlier run)" in r.output
+    assert len(read_raw(out).annotations) == 4 and not parts_dir(out).exists()
