@@ -40,7 +40,8 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="skpipe")
 def main() -> None:
-    """skpipe: skeleton action recognition from a PYSKL 2D pickle, via a Zarr tensor cache."""
+    """skpipe: skeleton action recognition from a PYSKL pickle (2D or 3D, any layout) or your own
+    videos, via a Zarr tensor cache."""
 
 
 for command in (synth, extract, render, ingest, build_splits, info, layouts, train, models, evaluate,

@@ -33,7 +33,7 @@ from pipeline.data.preprocess import DTYPES
 from pipeline.files.location import read_bytes
 from pipeline.inputs.features import FEATS, InputSpec, clips_input
 from pipeline.run.config import MAX_CLASSES
-from pipeline.source.raw import RawData, raw_from_object, read_raw, short_repr
+from pipeline.source.raw import RawData, raw_from_object, short_repr
 
 CARD_KEY = "skpipe"  # ONNX metadata key
 CARD_FILE = "skpipe.json"  # extra file of a .pt2 / TorchScript archive
@@ -111,22 +111,17 @@ def card_of(config: Any, fmt: str, inputs: Sequence[str]) -> ModelCard:
 
 # --- the one feed: annotations -> the model's input --------------------------------------------
 
-Source = str | Path | dict[str, Any] | Sequence[dict[str, Any]] | tuple[np.ndarray, np.ndarray]
+Source = str | Path | dict[str, Any] | Sequence[dict[str, Any]] | tuple[np.ndarray, np.ndarray | None]
 
 
-def annotations_of(source: Source) -> RawData:
-    """PYSKL annotations from a pickle (or video) path, one dict, a list of dicts, or a
-    (keypoint (M, T, V, C), keypoint_score (M, T, V) or None for 3D) pair of arrays, validated
-    as ingest does."""
+def annotations_of(source: Source, skeleton: Skeleton) -> RawData:
+    """PYSKL annotations from a pickle path (or videos, extracted into `skeleton`'s layout), one
+    dict, a list of dicts, or a (keypoint (M, T, V, C), keypoint_score (M, T, V) or None for 3D)
+    pair of arrays, validated as ingest does."""
     if isinstance(source, str | Path):
-        path = Path(source)
-        from pipeline.source.video import is_video
+        from pipeline.infer.predict import read_source
 
-        if is_video(path) or path.is_dir():
-            from pipeline.source.extract import extract_raw
-
-            return extract_raw(path)
-        return read_raw(path)
+        return read_source(Path(source), skeleton, Path("this model"))
     if isinstance(source, tuple) and len(source) == 2:
         kp, sc = source
         if not isinstance(kp, np.ndarray) or not (sc is None or isinstance(sc, np.ndarray)):
@@ -152,7 +147,7 @@ def preprocess(source: Source, card: ModelCard, clips: int | None = None) -> tup
     their softmax). Exactly ingest's preprocessing, then the run's stream and normalisation."""
     from pipeline.infer.predict import check_fits, prepare
 
-    raw = annotations_of(source)
+    raw = annotations_of(source, card.input)
     check_fits(raw, card.input, Path(f"this {card.model} model"))
     x, valid = prepare(raw.annotations, 300, card.cache_dtype, card.input)  # (N, [M,] 300, V, C)
     xk, lengths = clips_input(x, valid, card.input_spec(), clips or card.clips)
@@ -198,7 +193,7 @@ class ShippedModel:
         k = clips or self.card.clips
         if batch_size < 1 or not 1 <= k <= 100:
             raise SkpipeError(f"batch_size must be >= 1 and clips in 1..100, got {batch_size} and {k}")
-        raw = annotations_of(source)
+        raw = annotations_of(source, self.card.input)
         out = []
         for lo in range(0, len(raw.annotations), batch_size):
             anns = raw.annotations[lo : lo + batch_size]
