@@ -145,12 +145,19 @@ def preprocess(source: Source, card: ModelCard, clips: int | None = None) -> tup
     """The model's input for every clip of `source`: x (N * K, [M,] frames, V, C) float32 and
     lengths (N * K,) int64, rows n * K .. n * K + K - 1 the K temporal clips of clip n (average
     their softmax). Exactly ingest's preprocessing, then the run's stream and normalisation."""
-    from pipeline.infer.predict import check_fits, prepare
+    from pipeline.infer.predict import check_fits
 
     raw = annotations_of(source, card.input)
     check_fits(raw, card.input, Path(f"this {card.model} model"))
-    x, valid = prepare(raw.annotations, 300, card.cache_dtype, card.input)  # (N, [M,] 300, V, C)
-    xk, lengths = clips_input(x, valid, card.input_spec(), clips or card.clips)
+    return _model_input(raw.annotations, card, clips or card.clips)
+
+
+def _model_input(anns: list[dict[str, Any]], card: ModelCard, clips: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validated annotations that fit the card -> (x (N * K, ...) float32, lengths (N * K,) int64)."""
+    from pipeline.infer.predict import prepare
+
+    x, valid = prepare(anns, 300, card.cache_dtype, card.input)  # (N, [M,] 300, V, C)
+    xk, lengths = clips_input(x, valid, card.input_spec(), clips)
     return np.ascontiguousarray(xk, np.float32), lengths.astype(np.int64)
 
 
@@ -193,11 +200,14 @@ class ShippedModel:
         k = clips or self.card.clips
         if batch_size < 1 or not 1 <= k <= 100:
             raise SkpipeError(f"batch_size must be >= 1 and clips in 1..100, got {batch_size} and {k}")
-        raw = annotations_of(source, self.card.input)
+        from pipeline.infer.predict import check_fits
+
+        raw = annotations_of(source, self.card.input)  # validated once, here
+        check_fits(raw, self.card.input, Path(f"this {self.card.model} model"))
         out = []
         for lo in range(0, len(raw.annotations), batch_size):
             anns = raw.annotations[lo : lo + batch_size]
-            x, lengths = preprocess(anns, self.card, k)  # (B * K, ...)
+            x, lengths = _model_input(anns, self.card, k)  # (B * K, ...)
             z = self.logits(x, lengths).reshape(len(anns), k, -1)  # (B, K, classes)
             z = z - z.max(-1, keepdims=True)
             p = (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).mean(1)  # (B, classes)
