@@ -198,9 +198,10 @@ def candidates(steps: int, rounds: int, with_compile: bool) -> None:
               + " clips/s")
 
 
-def loader_rate(batches: int = 30) -> tuple[float, float]:
+def loader_rate(batches: int = 30) -> dict[str, float]:
     """Samples/s of the recommended recipe's training loader over a synthetic cache, in memory
-    mode as a small cache runs, and in streaming mode (a cache larger than memory)."""
+    mode as a small cache runs, in streaming mode (a cache larger than memory), and built by
+    torch on the device (`--loader device`; here the CPU, on a GPU the device)."""
     from pipeline.data.cache import ingest, open_cache
     from pipeline.data.splits import write_splits
     from pipeline.inputs.dataset import SkeletonDataset
@@ -213,8 +214,8 @@ def loader_rate(batches: int = 30) -> tuple[float, float]:
         ingest(Path(d) / "raw.pkl", Path(d) / "cache")
         cache = open_cache(Path(d) / "cache")
         write_splits(cache)
-        out = []
-        for mode in ("memory", "stream"):
+        out = {}
+        for mode in ("memory", "stream", "device"):
             cfg = TrainConfig(model="stgcnpp", cache=str(Path(d) / "cache"), loader=mode,
                               **recipe_options("recommended", {}))
             ds = SkeletonDataset(cache, cfg.loader_config("train", cache.skeleton))
@@ -223,8 +224,8 @@ def loader_rate(batches: int = 30) -> tuple[float, float]:
                 n += len(x)
                 if i + 1 >= batches:
                     break
-            out.append(n / (time.perf_counter() - t0))
-    return out[0], out[1]
+            out[mode] = n / (time.perf_counter() - t0)
+    return out
 
 
 SHARED_STEP = r"""
@@ -309,8 +310,9 @@ def main() -> None:
             print(f"(b) {name:8s} {precision}: {r:6.1f} clips/s x {f / 1e9:.2f} GFLOP = "
                   f"{r * f / 1e9:5.0f} GFLOPS, {r * f / 1e9 / peaks[precision]:.0%} of the {precision} peak")
     candidates(a.steps, a.rounds, a.compile)
-    memory, stream = loader_rate()
-    print(f"(d) loader, recommended recipe: {memory:.0f} samples/s in memory, {stream:.0f} streaming")
+    rates = loader_rate()
+    print(f"(d) loader, recommended recipe: {rates['memory']:.0f} samples/s in memory, "
+          f"{rates['stream']:.0f} streaming, {rates['device']:.0f} built by torch on the CPU device")
     shared(a.steps)
     if a.cache:
         epoch_minutes(a.cache, a.split, pp_rates)

@@ -159,9 +159,11 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--lr-scaling", type=click.Choice(LR_SCALINGS),
               help="Distributed: multiply --lr by the number of processes (the effective batch grows).")
 @threads_option
-@click.option("--workers", type=int, help="DataLoader worker processes (default 0).")
+@click.option("--workers", type=int, help="DataLoader worker processes (default 0; not used by "
+              "--loader device).")
 @click.option("--loader", type=click.Choice(LOADERS),
-              help="Hold the subset in memory, or stream chunks (default auto).")
+              help="Hold the subset in memory, stream chunks, or hold it on the device and build "
+              "batches there (default auto: device on a GPU it fits, else memory or stream by size).")
 @click.option("--seed", type=int, help="Default 0.")
 @click.option("--patience", type=int, help="Early stop after N epochs without a better val accuracy "
               "(default 0: off).")

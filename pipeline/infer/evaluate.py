@@ -51,13 +51,13 @@ def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, 
     t = run.config.train
     model = model.to(device).eval()
     precision = inference_precision(t.precision, device)
-    cfg = t.loader_config(subset, cache.skeleton, batch_size=batch_size, clips=clips)
+    cfg = t.loader_config(subset, cache.skeleton, batch_size=batch_size, clips=clips, device=str(device))
     ds = SkeletonDataset(cache, cfg)
     total = len(ds)
     probs, labels, samples = [], [], []
     for i, (x, y, lengths, s) in enumerate(prefetch(ds)):  # x (B * clips, T, V, C)
         probs.append(clip_probs(model, x, lengths, clips, device, precision))  # (B, classes)
-        labels.append(y.numpy())
+        labels.append(y.cpu().numpy())  # on the device when it built the batch
         samples.append(s.numpy())
         if progress is not None:
             progress(i + 1, total)

@@ -122,12 +122,18 @@ def prenormalize_3d(x: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     return np.where(present(x), out, 0.0).astype(x.dtype)
 
 
-def flip(x: np.ndarray, mask: np.ndarray, centre: np.ndarray | float = 0.5,
-         skeleton: Skeleton = DEFAULT) -> np.ndarray:
-    """Mirror x about `centre` (per clip) and swap left / right joints, for clips where `mask`."""
+def flip_order(skeleton: Skeleton = DEFAULT) -> np.ndarray:
+    """(V,) joint order of the mirrored body: each left joint swapped with its right one."""
     perm = np.arange(skeleton.num_joints)
     for left, right in skeleton.layout["pairs"]:
         perm[left], perm[right] = right, left
+    return perm
+
+
+def flip(x: np.ndarray, mask: np.ndarray, centre: np.ndarray | float = 0.5,
+         skeleton: Skeleton = DEFAULT) -> np.ndarray:
+    """Mirror x about `centre` (per clip) and swap left / right joints, for clips where `mask`."""
+    perm = flip_order(skeleton)
     mirrored = x[:, :, perm].copy()  # (B, T, V, C): joints swapped
     d = skeleton.dims
     cx = np.broadcast_to(np.asarray(centre, dtype=x.dtype), (len(x), 1, 1, d))[..., 0]  # (B, 1, 1)
@@ -140,9 +146,13 @@ def affine(x: np.ndarray, angle: np.ndarray, scale: np.ndarray, shift: np.ndarra
            centre: np.ndarray) -> np.ndarray:
     """Rotate by `angle` (B,) radians in the image plane and scale by (B,) about `centre`
     (B, 1, 1, 2), then shift by (B, 2); scores and missing joints untouched."""
-    c, s = np.cos(angle) * scale, np.sin(angle) * scale  # (B,)
-    rot = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)  # (B, 2, 2)
-    return _transform(x, rot, shift, centre)
+    return _transform(x, rotations_2d(angle) * scale[:, None, None], shift, centre)
+
+
+def rotations_2d(angle: np.ndarray) -> np.ndarray:
+    """(B,) angles (radians) -> (B, 2, 2) rotations in the image plane."""
+    c, s = np.cos(angle), np.sin(angle)  # (B,)
+    return np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
 
 
 def rotations_3d(angles: np.ndarray) -> np.ndarray:
@@ -166,24 +176,50 @@ def _transform(x: np.ndarray, rot: np.ndarray, shift: np.ndarray, centre: np.nda
     return np.where(present(x), out, 0.0).astype(x.dtype)
 
 
+@dataclass(frozen=True)
+class Draw:
+    """One batch's augmentation parameters. They are drawn on the host from the loader's
+    generator, so that numpy here and torch on a GPU (`pipeline.inputs.ondevice`) apply the same."""
+
+    flip: np.ndarray | None  # (B,) bool: the clips mirrored
+    linear: np.ndarray | None  # (B, d, d): rotation times scale, about each clip's body centre
+    shift: np.ndarray | None  # (B, d)
+
+
+def draw(aug: Augment, rng: np.random.Generator, batch: int, dims: int) -> Draw | None:
+    """`aug`'s parameters for `batch` clips of `dims` coordinates (None when `aug` does nothing):
+    in 2D a rotation in the image plane; in 3D one about each axis (PYSKL's RandomRot), each
+    within +-`rotate` degrees."""
+    if not aug.active:
+        return None
+    mask = rng.random(batch) < aug.flip if aug.flip else None
+    if not (aug.rotate or aug.scale or aug.shift):
+        return Draw(mask, None, None)
+    if dims == 2:
+        angle = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, batch))
+        scale = rng.uniform(1 - aug.scale, 1 + aug.scale, batch)
+        shift = rng.uniform(-aug.shift, aug.shift, (batch, 2))
+        return Draw(mask, rotations_2d(angle) * scale[:, None, None], shift)
+    angles = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, (batch, 3)))
+    scale = rng.uniform(1 - aug.scale, 1 + aug.scale, batch)
+    shift = rng.uniform(-aug.shift, aug.shift, (batch, 3))
+    return Draw(mask, rotations_3d(angles) * scale[:, None, None], shift)
+
+
+def apply(x: np.ndarray, params: Draw | None, skeleton: Skeleton = DEFAULT) -> np.ndarray:
+    """x (B, T, V, C) with the drawn flips, then rotation, scale and shift, about each clip's
+    body centre (measured before the flip, which keeps it)."""
+    if params is None:
+        return x
+    centre = body_centre(x, skeleton.dims)  # (B, 1, 1, d)
+    if params.flip is not None:
+        x = flip(x, params.flip, centre, skeleton)
+    if params.linear is not None and params.shift is not None:
+        x = _transform(x, params.linear, params.shift, centre)
+    return x
+
+
 def augment(x: np.ndarray, aug: Augment, rng: np.random.Generator, skeleton: Skeleton = DEFAULT
             ) -> np.ndarray:
-    """Apply `aug` with parameters drawn per clip from `rng`: in 2D a rotation in the image
-    plane; in 3D one about each axis (PYSKL's RandomRot), each within +-`rotate` degrees."""
-    if not aug.active:
-        return x
-    b, d = len(x), skeleton.dims
-    centre = body_centre(x, d)  # (B, 1, 1, d)
-    if aug.flip:
-        x = flip(x, rng.random(b) < aug.flip, centre, skeleton)
-    if aug.rotate or aug.scale or aug.shift:
-        if d == 2:
-            angle = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, b))
-            scale = rng.uniform(1 - aug.scale, 1 + aug.scale, b)
-            shift = rng.uniform(-aug.shift, aug.shift, (b, 2))
-            return affine(x, angle, scale, shift, centre)
-        angles = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, (b, 3)))
-        scale = rng.uniform(1 - aug.scale, 1 + aug.scale, b)
-        shift = rng.uniform(-aug.shift, aug.shift, (b, 3))
-        x = _transform(x, rotations_3d(angles) * scale[:, None, None], shift, centre)
-    return x
+    """Apply `aug` with parameters drawn per clip from `rng` (`draw`, then `apply`)."""
+    return apply(x, draw(aug, rng, len(x), skeleton.dims), skeleton)

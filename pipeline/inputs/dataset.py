@@ -8,7 +8,9 @@ bounded by the buffer whatever the cache size; a batch mixes the clips of at mos
 `buffer_chunks` chunks. A subset that fits comfortably in memory (every rank holding it) is
 instead read once and held (`mode="memory"`, which `mode="auto"` picks by size): one shuffle of
 the whole subset per epoch, its batches dealt to DDP ranks and DataLoader workers round-robin,
-so every batch draws from every class however the cache is ordered.
+so every batch draws from every class however the cache is ordered. `mode="device"` (which
+`auto` picks on a GPU the subset fits) holds it on the model's device instead and builds the
+same batches there in torch (`pipeline.inputs.ondevice`), with no worker processes.
 
 The Zarr array is opened lazily in each process (main, DataLoader worker, DDP rank), never
 pickled. When streaming, chunks are dealt to DDP ranks, then to DataLoader workers, round-robin.
@@ -28,6 +30,7 @@ from data_manifest.manifest import ARRAY_NAME
 from pipeline import SkpipeError
 from pipeline.data.cache import Cache, read_chunk
 from pipeline.data.splits import read_splits
+from pipeline.inputs import ondevice
 from pipeline.inputs.features import clips_input, model_input
 from pipeline.inputs.loader import MODES, LoaderConfig
 
@@ -58,15 +61,32 @@ class SkeletonDataset(IterableDataset[Batch]):
         self.labels = index.loc[self.samples, "label"].to_numpy(np.int64)
         self.valid = index.loc[self.samples, "valid_frames"].to_numpy(np.int64)
         self.itemsize = np.dtype(spec["dtype"]).itemsize
-        nbytes = len(self.samples) * math.prod(spec["shape"][1:]) * self.itemsize
-        self.mode = cfg.mode if cfg.mode != "auto" else (
-            "memory" if nbytes * cfg.world <= cfg.memory_limit else "stream")  # every rank holds it
+        self.device = torch.device(cfg.device)
+        self.mode = self._mode(tuple(spec["shape"][1:]))
         self.epoch = 0
         self._arr: Any = None  # opened lazily, per process
         self._held: np.ndarray | None = None  # memory mode: (n, T, V, C) in the cache dtype
+        self._resident: torch.Tensor | None = None  # device mode: (n, T, V, C) on `device`
+
+    def _mode(self, row_shape: tuple[int, ...]) -> str:
+        """`cfg.mode`, with `auto` resolved by size: on the device where it is a GPU the subset
+        fits, else in memory where every rank can hold it, else streamed."""
+        cfg, n = self.cfg, len(self.samples)
+        on_device = ondevice.held_bytes(n, row_shape, self.itemsize, cfg.spec)
+        if cfg.mode == "device" and not ondevice.fits(self.device, on_device * cfg.world, cfg.memory_limit):
+            raise SkpipeError(f"--loader device: the {cfg.subset} subset ({on_device / 2**30:.1f} GiB "
+                              f"held) does not fit on {self.device}; use --loader stream")
+        if cfg.mode != "auto":
+            return cfg.mode
+        if self.device.type == "cuda" and ondevice.fits(self.device, on_device * cfg.world, 0):
+            return "device"
+        nbytes = n * math.prod(row_shape) * self.itemsize
+        return "memory" if nbytes * cfg.world <= cfg.memory_limit else "stream"  # every rank holds it
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
+        if self.mode == "device":
+            raise SkpipeError("--loader device builds batches on the device: use it without --workers")
         state["_arr"] = None  # each worker opens its own handle
         return state
 
@@ -76,7 +96,7 @@ class SkeletonDataset(IterableDataset[Batch]):
     def __len__(self) -> int:
         """Batches this rank yields per epoch (streaming: exact with one worker; workers add
         partial batches)."""
-        if self.mode == "memory":
+        if self.mode in ("memory", "device"):
             return len(self.memory_batches())
         return math.ceil(len(self.my_samples()) / self.cfg.batch_size)
 
@@ -99,7 +119,7 @@ class SkeletonDataset(IterableDataset[Batch]):
 
     def my_samples(self) -> np.ndarray:
         """The samples this rank reads this epoch."""
-        if self.mode == "memory":
+        if self.mode in ("memory", "device"):
             batches = self.memory_batches()
             return np.sort(self.samples[np.concatenate(batches)]) if batches else self.samples[:0]
         mine = np.isin(self.samples // self.chunk, self.my_chunks())
@@ -134,7 +154,9 @@ class SkeletonDataset(IterableDataset[Batch]):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         rng = np.random.default_rng([self.cfg.seed, self.epoch, self.cfg.rank, worker, 1])
-        if self.mode == "memory":
+        if self.mode == "device":
+            yield from self._iter_device(rng)
+        elif self.mode == "memory":
             yield from self._iter_memory(rng, worker, workers)
         else:
             yield from self._iter_stream(rng, worker, workers)
@@ -143,6 +165,21 @@ class SkeletonDataset(IterableDataset[Batch]):
         held = self._hold()
         for r in self.memory_batches()[worker::workers]:  # DataLoader workers: batches dealt again
             yield self._batch(held[r], self.samples[r], rng)
+
+    def _iter_device(self, rng: np.random.Generator) -> Iterator[Batch]:
+        """The memory mode's batches, from the same draws of `rng`, built on the device."""
+        if self._resident is None:
+            self._resident = ondevice.hold(self._hold(), self.cfg.spec, self.device)
+            self._held = None  # the host copy is no longer needed
+        held, labels = self._resident, torch.from_numpy(self.labels).to(self.device)
+        for r in self.memory_batches():
+            rows = torch.from_numpy(r).to(self.device)
+            if self.cfg.train:
+                x, lengths = ondevice.model_input(held[rows], self.valid[r], self.cfg.spec, rng)
+            else:
+                x, lengths = ondevice.clips_input(held[rows], self.valid[r], self.cfg.spec,
+                                                  self.cfg.num_clips)
+            yield x, labels[rows], lengths, torch.from_numpy(self.samples[r].astype(np.int64))
 
     def _iter_stream(self, rng: np.random.Generator, worker: int, workers: int) -> Iterator[Batch]:
         order = self.my_chunks(worker, workers)

@@ -11,7 +11,8 @@ from pipeline.data.protocols import SUBSETS
 from pipeline.inputs.augment import Augment
 from pipeline.inputs.features import InputSpec
 
-MODES = ("auto", "memory", "stream")  # hold the subset in memory, or stream chunks
+MODES = ("auto", "memory", "stream", "device")  # hold the subset in memory, stream chunks, or
+# hold it on the model's device and build batches there (`pipeline.inputs.ondevice`)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class LoaderConfig:
     normalize: str = "none"
     augment: Augment = field(default_factory=Augment)  # train only
     skeleton: Skeleton = field(default_factory=Skeleton)  # the cache's
+    device: str = "cpu"  # where batches go; `auto` holds a subset that fits on a GPU there
 
     def __post_init__(self) -> None:
         if self.subset not in SUBSETS:

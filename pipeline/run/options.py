@@ -106,15 +106,16 @@ class TrainConfig:
         return InputSpec(self.frames, self.feats, self.normalize, aug, skeleton or Skeleton())
 
     def loader_config(self, subset: str, skeleton: Skeleton, *, train: bool = False,
-                      batch_size: int | None = None, clips: int = 1, rank: int = 0, world: int = 1
-                      ) -> LoaderConfig:
+                      batch_size: int | None = None, clips: int = 1, rank: int = 0, world: int = 1,
+                      device: str = "cpu") -> LoaderConfig:
         """The one way a run's options become a loader: its protocol, frames, stream and
-        normalisation always; augmentation and shuffling only for training."""
+        normalisation always; augmentation and shuffling only for training. `device`: where
+        the batches go (a GPU holds the subset when it fits, `--loader auto`)."""
         return LoaderConfig(split=self.split, subset=subset, batch_size=batch_size or self.batch_size,
                             frames=self.frames, train=train, seed=self.seed, mode=self.loader,
                             num_clips=clips, rank=rank, world=world, feats=self.feats,
                             normalize=self.normalize, augment=self.input_spec(train).augment,
-                            skeleton=skeleton)
+                            skeleton=skeleton, device=device)
 
     def resolved(self) -> TrainConfig:
         threads = self.threads or len(os.sched_getaffinity(0))

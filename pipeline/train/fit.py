@@ -119,14 +119,18 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str,
 
 
 def _loaders(cache: Cache, cfg: TrainConfig, d: DistInfo) -> tuple[SkeletonDataset, SkeletonDataset]:
+    on = str(d.device)
     train = SkeletonDataset(cache, cfg.loader_config("train", cache.skeleton, train=True, rank=d.rank,
-                                                     world=d.world))
-    val = SkeletonDataset(cache, cfg.loader_config("val", cache.skeleton, rank=d.rank, world=d.world))
+                                                     world=d.world, device=on))
+    val = SkeletonDataset(cache, cfg.loader_config("val", cache.skeleton, rank=d.rank, world=d.world,
+                                                   device=on))
     return train, val
 
 
 def _batches(ds: SkeletonDataset, workers: int, device: torch.device) -> Iterable[Batch]:
-    if workers == 0:
+    """The dataset itself, or a DataLoader of `workers` processes (not for batches built on the
+    device, which need none)."""
+    if workers == 0 or ds.mode == "device":
         return ds
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
                                        pin_memory=device.type == "cuda")

@@ -66,3 +66,26 @@ def test_a_cpu_run_resumes_on_the_gpu(synth_cache, tmp_path):
     assert applied == ["device", "epochs"]
     fit(cfg, resume=first)
     assert [r.epoch for r in read_metrics(first)] == [1, 2]
+
+
+
+def test_a_gpu_holds_the_subset_and_builds_the_same_batches(synth_cache, tmp_path):
+    """`--loader auto` on a GPU: the subset held there, batches equal to the numpy loader's, and
+    a run recording it."""
+    from pipeline.data.cache import open_cache
+    from pipeline.inputs.augment import Augment
+    from pipeline.inputs.dataset import LoaderConfig, SkeletonDataset
+
+    cache = open_cache(synth_cache)
+    opts = dict(frames=24, feats="bm", normalize="pyskl", augment=Augment(flip=0.5, rotate=15),
+                skeleton=cache.skeleton, seed=4)
+    gpu = SkeletonDataset(cache, LoaderConfig(device="cuda:0", **opts))
+    cpu = SkeletonDataset(cache, LoaderConfig(device="cpu", **opts))
+    assert gpu.mode == "device" and cpu.mode == "memory"
+    for (x, y, lengths, s), (xg, yg, lg, sg) in zip(cpu, gpu, strict=True):
+        assert xg.is_cuda and yg.is_cuda
+        torch.testing.assert_close(xg.cpu(), x, rtol=1e-4, atol=1e-4)
+        assert torch.equal(yg.cpu(), y) and torch.equal(lg.cpu(), lengths) and torch.equal(sg, s)
+    result = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path), epochs=1,
+                             frames=16, device="cuda"))
+    assert result.loader_mode == "device"

@@ -1,0 +1,179 @@
+"""The loader's transforms in torch, for batches built where the model runs (`--loader device`).
+
+On a GPU the numpy loader, not the device, bounded training (BENCHMARKS.md: about 390 clips/s
+on an H200 at batch 32). So the subset is held on the device, normalized once there
+(normalisation is fixed per clip), and each batch is gathered, augmented, turned into its
+stream and sampled by torch on that device.
+
+Every random number is still drawn on the host, from the loader's numpy generator and in the
+order the numpy path draws them (`augment.draw`, then `transforms.uniform_indices`): a few
+hundred numbers per batch. A seed so gives the same batches, flips, angles and frames on any
+device, and the arithmetic differs from numpy's only by float rounding
+(tests/pipeline/inputs/test_ondevice.py compares the two on the CPU device).
+
+Shapes as in `features`: x (B, [M,] T, V, C); persons travel together as (B, M * T, V, C).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from models.layouts import Skeleton
+from pipeline.inputs.augment import Draw, draw, flip_order, normalize
+from pipeline.inputs.features import InputSpec
+from pipeline.inputs.transforms import uniform_indices
+
+HOLD_ROWS = 1024  # rows normalized on the host at a time while the subset moves to the device
+
+
+def held_bytes(rows: int, row_shape: tuple[int, ...], itemsize: int, spec: InputSpec) -> int:
+    """Bytes the held subset takes on the device: the cache dtype, or float32 once normalized."""
+    return rows * int(np.prod(row_shape)) * (itemsize if spec.normalize == "none" else 4)
+
+
+def fits(device: torch.device, nbytes: int, host_limit: int) -> bool:
+    """Whether `nbytes` may be held on `device`: up to half its free memory on a GPU (the rest is
+    the model's), up to the loader's memory limit on the CPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return nbytes <= free // 2
+    return nbytes <= host_limit
+
+
+def hold(rows: np.ndarray, spec: InputSpec, device: torch.device) -> torch.Tensor:
+    """Cached rows (n, [M,] T, V, C) -> the same rows on `device`, normalized as the numpy path
+    normalizes each batch (float32), or as cached when the spec does not normalize."""
+    if spec.normalize == "none":
+        return torch.from_numpy(np.ascontiguousarray(rows)).to(device)
+    out = torch.empty(rows.shape, dtype=torch.float32, device=device)
+    for i in range(0, len(rows), HOLD_ROWS):
+        part = rows[i : i + HOLD_ROWS].astype(np.float32)  # (k, [M,] T, V, C)
+        flat = part.reshape(len(part), -1, *part.shape[-2:])  # (k, [M *] T, V, C): persons together
+        normed = normalize(flat, spec.normalize, spec.skeleton).reshape(part.shape)
+        out[i : i + len(part)] = torch.from_numpy(normed).to(device)
+    return out
+
+
+def present(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, V, 1) bool: the joints that hold a detection."""
+    return (x != 0).any(-1, keepdim=True)
+
+
+def body_centre(x: torch.Tensor, dims: int) -> torch.Tensor:
+    """(B, 1, 1, dims): mean coordinates of each clip's present joints (`augment.body_centre`)."""
+    m = present(x)  # (B, T, V, 1)
+    count = m.sum((1, 2), keepdim=True)  # (B, 1, 1, 1)
+    total = (x[..., :dims] * m).sum((1, 2), keepdim=True)  # (B, 1, 1, dims)
+    return torch.where(count > 0, total / count.clamp(min=1), 0.5 if dims == 2 else 0.0)
+
+
+def _flip(x: torch.Tensor, mask: torch.Tensor, centre: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
+    perm = torch.as_tensor(flip_order(skeleton), device=x.device)
+    swapped = x[:, :, perm]  # (B, T, V, C): joints swapped
+    mirrored = swapped.clone()
+    mirrored[..., 0] = 2 * centre[..., 0] - swapped[..., 0]  # centre (B, 1, 1, d) -> (B, 1, 1)
+    mirrored = torch.where(present(swapped), mirrored, 0.0)
+    return torch.where(mask[:, None, None, None], mirrored, x)
+
+
+def _transform(x: torch.Tensor, linear: torch.Tensor, shift: torch.Tensor, centre: torch.Tensor
+               ) -> torch.Tensor:
+    d = linear.shape[-1]
+    xy = x[..., :d] - centre  # (B, T, V, d)
+    xy = torch.einsum("btvj,bij->btvi", xy, linear) + centre + shift[:, None, None, :]
+    out = x.clone()
+    out[..., :d] = xy
+    return torch.where(present(x), out, 0.0)
+
+
+def apply(x: torch.Tensor, params: Draw | None, skeleton: Skeleton) -> torch.Tensor:
+    """`augment.apply` in torch: x (B, T, V, C) float32 with the host's drawn parameters."""
+    if params is None:
+        return x
+    centre = body_centre(x, skeleton.dims)  # (B, 1, 1, d)
+    if params.flip is not None:
+        x = _flip(x, torch.as_tensor(params.flip, device=x.device), centre, skeleton)
+    if params.linear is not None and params.shift is not None:
+        def on(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=x.dtype, device=x.device)
+
+        x = _transform(x, on(params.linear), on(params.shift), centre)
+    return x
+
+
+def bones(x: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
+    """`features.bones`: (B, T, V, C) joints -> joint minus parent; score = the pair's mean."""
+    parent = torch.as_tensor(skeleton.layout["parents"], device=x.device)
+    out = x - x[:, :, parent]
+    if skeleton.score:
+        out[..., -1] = (x[..., -1] + x[:, :, parent, -1]) / 2
+    return out
+
+
+def motion(x: torch.Tensor, valid: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
+    """`features.motion`: frame-to-frame differences within each clip's `valid` (B,) frames."""
+    out = torch.zeros_like(x)
+    out[:, :-1] = x[:, 1:] - x[:, :-1]
+    if skeleton.score:
+        out[:, :-1, :, -1] = (x[:, 1:, :, -1] + x[:, :-1, :, -1]) / 2
+    t = torch.arange(x.shape[1], device=x.device)[None, :]  # (1, T)
+    out[t >= (valid[:, None] - 1)] = 0  # the last valid frame and the padding
+    return out
+
+
+def stream(x: torch.Tensor, valid: torch.Tensor, feats: str, skeleton: Skeleton) -> torch.Tensor:
+    y = bones(x, skeleton) if feats.startswith("b") else x
+    return motion(y, valid, skeleton) if feats.endswith("m") else y
+
+
+def streamed(x: torch.Tensor, valid: torch.Tensor, spec: InputSpec, params: Draw | None
+             ) -> torch.Tensor:
+    """Held rows (B, [M,] T, V, C), already normalized -> augmented and turned into the spec's
+    stream, float32 (`features._streamed`)."""
+    shape, sk = x.shape, spec.skeleton
+    flat = apply(x.float().reshape(len(x), -1, *shape[-2:]), params, sk)  # (B, [M *] T, V, C)
+    if spec.feats == "j":
+        return flat.reshape(shape)
+    if len(shape) == 4:
+        return stream(flat, valid, spec.feats, sk)
+    b, m = shape[:2]
+    per = flat.reshape(b * m, *shape[2:])  # (B * M, T, V, C): streams per person
+    return stream(per, valid.repeat_interleave(m), spec.feats, sk).reshape(shape)
+
+
+def take_frames(x: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+    """x (B, [M,] T, V, C), host indices (B, F) -> (B, [M,] F, V, C), every person at the same frames."""
+    i = torch.from_numpy(idx).to(x.device)
+    if x.dim() == 5:
+        return torch.take_along_dim(x, i[:, None, :, None, None], dim=2)
+    return torch.take_along_dim(x, i[:, :, None, None], dim=1)
+
+
+def model_input(x: torch.Tensor, valid: np.ndarray, spec: InputSpec, rng: np.random.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch (`features.model_input`): held rows (B, [M,] T_cache, V, C) on the device
+    and their valid lengths (B,) on the host -> (input (B, [M,] frames, V, C), lengths (B,))."""
+    params = draw(spec.augment, rng, len(x), spec.skeleton.dims)  # first, as numpy draws them
+    lengths = torch.from_numpy(np.asarray(valid, np.int64)).to(x.device)
+    y = streamed(x, lengths, spec, params)
+    if spec.frames < x.shape[-3]:
+        idx = uniform_indices(valid, spec.frames, rng)  # (B, frames), drawn on the host
+        return take_frames(y, idx), torch.full_like(lengths, spec.frames)
+    return y, lengths
+
+
+def clips_input(x: torch.Tensor, valid: np.ndarray, spec: InputSpec, num_clips: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """An evaluation batch (`features.clips_input`): the K fixed clips of every row folded into
+    the batch, (B * K, [M,] frames, V, C) and lengths (B * K,)."""
+    lengths = torch.from_numpy(np.asarray(valid, np.int64)).to(x.device)
+    y = streamed(x, lengths, spec, None)  # (B, [M,] T_cache, V, C): once for all K clips
+    if spec.frames < x.shape[-3]:
+        parts = [take_frames(y, uniform_indices(valid, spec.frames, None, k, num_clips))
+                 for k in range(num_clips)]
+        lengths = torch.full_like(lengths, spec.frames)
+    else:
+        parts = [y] * num_clips
+    xs = torch.stack(parts, 1)  # (B, K, [M,] frames, V, C)
+    return xs.reshape(-1, *xs.shape[2:]), lengths.repeat_interleave(num_clips)
