@@ -7,10 +7,11 @@
 (c) candidates for ST-GCN++, each against the reference in the same round (interleaved, median
     of `--rounds`): channels-last memory format; the six entry 1x1 convs of each multi-scale TCN
     as one; every conv as one GEMM on (N, T, V, C) activations; torch.compile (with --compile:
-    its compile time is minutes here);
+    its compile time is minutes here); and for evaluation, BatchNorm folded into the convs;
 (d) the loader (SkeletonDataset over a synthetic cache, the recipe's options) against the step;
-(e) a shared machine: the step on 2 threads and on 1, alone and beside a one-core busy loop,
-    each in a fresh process; and the threads skpipe's default picks in each case;
+(e) a shared machine: the step on 2 threads (under each OpenMP waiting policy) and on 1, alone
+    and beside a one-core busy loop, each in a fresh process; and the threads skpipe's default
+    picks in each case;
 (f) with --cache: minutes per epoch of that cache's train subset at the measured step rates.
 
     python -m benchmarks.step [--rounds 3] [--steps 12] [--compile] [--cache DIR --split NAME]
@@ -198,6 +199,68 @@ def candidates(steps: int, rounds: int, with_compile: bool) -> None:
               + " clips/s")
 
 
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An eval copy of ST-GCN++ with every BatchNorm that directly follows a conv folded into it
+    (the conv + BN pairs of the TCN branches, the TCN's last conv, the residual convs)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    from models.stgcnpp import MultiScaleTCN
+
+    m = copy.deepcopy(model).eval()
+    for mod in m.modules():
+        if isinstance(mod, nn.Sequential):
+            for i in range(len(mod) - 1):
+                if isinstance(mod[i], nn.Conv2d) and isinstance(mod[i + 1], nn.BatchNorm2d):
+                    mod[i], mod[i + 1] = fuse_conv_bn_eval(mod[i], mod[i + 1]), nn.Identity()
+        if isinstance(mod, MultiScaleTCN):
+            mod.transform[2], mod.bn = fuse_conv_bn_eval(mod.transform[2], mod.bn), nn.Identity()
+    return m
+
+
+def eval_candidates(rounds: int) -> None:
+    """(c) evaluation as `evaluate` batches it (64 samples x the recipe's clips), each against
+    the reference, interleaved, median of `rounds`: ST-GCN++ (5 clips of T = 32: 320 rows) with
+    BN folded into the convs, and in skpipe's CPU pieces (`forward.piece_rows`) against the
+    batch whole; the seed ST-GCN (1 clip of T = 300: 64 rows) in pieces against whole."""
+    from models import build_model
+    from pipeline.run import forward
+
+    torch.manual_seed(0)
+    pp, seed = build_model("stgcnpp", CLASSES).eval(), build_model("stgcn", CLASSES).eval()
+    with torch.no_grad():
+        for bn in pp.modules():  # statistics of a trained model, not the identity
+            if isinstance(bn, nn.BatchNorm2d):
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.5, 2.0)
+    folded = fold_batchnorm(pp)
+    whole = (1 << 30, 1 << 30)  # PIECE_ROWS that keep any batch whole
+
+    def rate(model: nn.Module, rows: int, t: int, precision: str, pieces: tuple[int, int]) -> float:
+        x, lengths = torch.randn(rows, t, 17, 3), torch.full((rows,), t)
+        saved, forward.PIECE_ROWS = forward.PIECE_ROWS, pieces
+        try:
+            forward.clip_logits(model, x, lengths, 1, precision=precision)
+            t0 = time.perf_counter()
+            for _ in range(2):
+                forward.clip_logits(model, x, lengths, 1, precision=precision)
+            return 2 * rows / (time.perf_counter() - t0)
+        finally:
+            forward.PIECE_ROWS = saved
+
+    variants = {"stgcnpp whole": (pp, 320, T, whole), "stgcnpp BN folded": (folded, 320, T, whole),
+                "stgcnpp pieces": (pp, 320, T, forward.PIECE_ROWS),
+                "stgcn whole": (seed, 64, 300, whole), "stgcn pieces": (seed, 64, 300, forward.PIECE_ROWS)}
+    for precision in ("fp32", "bf16"):
+        rates: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(rounds):
+            for name, (model, rows, t, pieces) in variants.items():
+                rates[name].append(rate(model, rows, t, precision, pieces))
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print(f"(c) eval {precision} clips/s: " + ", ".join(
+            f"{k} {v:.0f}" + (f" ({v / med[k.split()[0] + ' whole']:.2f}x)" if "whole" not in k else "")
+            for k, v in med.items()))
+
+
 def loader_rate(batches: int = 30) -> dict[str, float]:
     """Samples/s of the recommended recipe's training loader over a synthetic cache, in memory
     mode as a small cache runs, in streaming mode (a cache larger than memory), and built by
@@ -239,29 +302,39 @@ print(step_rate(m, m, "bf16", int(sys.argv[2])))
 HOG = "import time\nt = time.time()\nwhile time.time() - t < 120: pass\n"
 
 
+WAIT_POLICIES = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+                 "active": {"OMP_WAIT_POLICY": "ACTIVE"}}  # libgomp's, read when the process starts
+
+
 def shared(steps: int) -> None:
+    """(e) The bf16 step on 2 threads under each OpenMP waiting policy and on 1 thread, alone
+    and beside a one-core busy loop, each in a fresh process; and skpipe's default threads."""
+    import os
+
     from pipeline.run.runtime import default_threads
 
-    def rate(threads: int, hog: bool) -> tuple[float, int]:
+    def rate(threads: int, env: dict[str, str]) -> float:
+        out = subprocess.run([sys.executable, "-c", SHARED_STEP, str(threads), str(steps)],
+                             capture_output=True, text=True, check=True, cwd=ROOT,
+                             env={**os.environ, **env}).stdout
+        return float(out.split()[-1])
+
+    for hog in (False, True):
         busy = subprocess.Popen([sys.executable, "-c", HOG]) if hog else None
         try:
             if busy is not None:
                 time.sleep(1.0)
             picked = default_threads()
-            out = subprocess.run([sys.executable, "-c", SHARED_STEP, str(threads), str(steps)],
-                                 capture_output=True, text=True, check=True, cwd=ROOT).stdout
+            two = {name: rate(2, env) for name, env in WAIT_POLICIES.items()}
+            one = rate(1, {})
         finally:
             if busy is not None:
                 busy.kill()
                 busy.wait()
-        return float(out.split()[-1]), picked
-
-    for hog in (False, True):
-        two, picked = rate(2, hog)
-        one, _ = rate(1, hog)
         where = "beside a one-core busy loop" if hog else "alone"
-        print(f"(e) {where}: bf16 step on 2 threads {two:.1f} clips/s, on 1 thread {one:.1f}; "
-              f"skpipe's default picks {picked} thread(s)")
+        policies = ", ".join(f"{name} {r:.1f}" for name, r in two.items())
+        print(f"(e) {where}: bf16 step clips/s on 2 threads by OpenMP wait policy: {policies}; "
+              f"on 1 thread {one:.1f}; skpipe's default picks {picked} thread(s)")
 
 
 def epoch_minutes(cache_dir: str, split: str, rates: dict[str, float]) -> None:
@@ -310,6 +383,7 @@ def main() -> None:
             print(f"(b) {name:8s} {precision}: {r:6.1f} clips/s x {f / 1e9:.2f} GFLOP = "
                   f"{r * f / 1e9:5.0f} GFLOPS, {r * f / 1e9 / peaks[precision]:.0%} of the {precision} peak")
     candidates(a.steps, a.rounds, a.compile)
+    eval_candidates(a.rounds)
     rates = loader_rate()
     print(f"(d) loader, recommended recipe: {rates['memory']:.0f} samples/s in memory, "
           f"{rates['stream']:.0f} streaming, {rates['device']:.0f} built by torch on the CPU device")

@@ -40,7 +40,7 @@ clips_option = click.option("--clips", type=click.IntRange(min=1),
                                  "--test-clips).")
 
 threads_option = click.option("--threads", type=click.IntRange(min=1),
-                              help="Torch threads (default: every usable core).")
+                              help="Torch threads (default: one per core that no other process is using).")
 
 
 def device_option(default: str | None) -> Callable[[F], F]:

@@ -3,10 +3,28 @@ sample folded into the batch dimension (PYSKL's layout), under the run's precisi
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from pipeline.run.runtime import CPU, autocast
+
+# On a CPU the model runs a large batch in pieces of about this many frames (rows x persons x T):
+# measured (BENCHMARKS.md, `python -m benchmarks.step`), 320 rows of ST-GCN++ at T = 32 ran at
+# 0.44x (fp32) and 0.56x (bf16) the clips/s of 32-row pieces, as activations outgrow the caches;
+# the seed ST-GCN at T = 300 peaked at 8-16 rows. A GPU takes the batch whole.
+PIECE_FRAMES = 1024
+PIECE_ROWS = (16, 64)  # at least, at most: an LSTM slows below 16 rows
+
+
+def piece_rows(x: torch.Tensor, device: torch.device) -> int:
+    """Rows of x (R, [M,] T, V, C) per forward on `device`."""
+    if device.type != "cpu":
+        return max(1, len(x))
+    frames = math.prod(x.shape[1:-2])  # [M *] T per row
+    lo, hi = PIECE_ROWS
+    return min(hi, max(lo, PIECE_FRAMES // max(1, frames)))
 
 
 @torch.no_grad()
@@ -14,9 +32,13 @@ def clip_logits(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, clips:
                 device: torch.device = CPU, precision: str = "fp32") -> torch.Tensor:
     """x (B * K, T, V, C), lengths (B * K,) -> logits (B, K, num_classes) float32 on `device`.
 
-    The model must already be on `device` and in eval mode."""
+    The model must already be on `device` and in eval mode (rows are then independent, so
+    running them in pieces changes nothing but the speed)."""
     if len(x) % clips:
         raise ValueError(f"a batch of {len(x)} inputs is not a whole number of {clips}-clip samples")
+    x, lengths = x.to(device, non_blocking=True), lengths.to(device, non_blocking=True)
+    rows = piece_rows(x, device)
     with autocast(precision, device):
-        logits = model(x.to(device, non_blocking=True), lengths.to(device, non_blocking=True))
-    return logits.float().reshape(-1, clips, logits.shape[-1])  # (B, K, classes)
+        logits = torch.cat([model(xp, lp).float() for xp, lp in zip(x.split(rows), lengths.split(rows),
+                                                                    strict=True)])
+    return logits.reshape(-1, clips, logits.shape[-1])  # (B, K, classes)
