@@ -5,8 +5,9 @@
     fp32 and bf16: clips/s, GFLOP per clip (torch.utils.flop_counter, forward + backward) and
     the share of the peak of its precision;
 (c) candidates for ST-GCN++, each against the reference in the same round (interleaved, median
-    of `--rounds`): channels-last memory format; the six entry 1x1 convs of each multi-scale TCN
-    as one; every conv as one GEMM on (N, T, V, C) activations; torch.compile (with --compile:
+    of `--rounds`): channels-last memory format; the multi-scale TCN's branches each run apart
+    (the model before issue 21, whose six entry 1x1 convs now run as one); every conv as one GEMM
+    on (N, T, V, C) activations; torch.compile (with --compile:
     its compile time is minutes here); and for evaluation, BatchNorm folded into the convs;
 (d) the loader (SkeletonDataset over a synthetic cache, the recipe's options) against the step;
 (e) a shared machine: the step on 2 threads (under each OpenMP waiting policy) and on 1, alone
@@ -150,15 +151,9 @@ def _tcn(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return _bn_last(_lin(z, m.transform[2]), m.bn)
 
 
-def fused_entry_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """MultiScaleTCN.forward with the six entry 1x1 convs as one conv (same weights)."""
-    entry = [br[0] if isinstance(br, nn.Sequential) else br for br in self.branches]
-    y = F.conv2d(x, torch.cat([e.weight for e in entry]), torch.cat([e.bias for e in entry]))
-    stride, outs, lo = entry[-1].stride[0], [], 0
-    for br, e in zip(self.branches, entry, strict=True):
-        part, lo = y[:, lo : lo + e.out_channels], lo + e.out_channels
-        outs.append(part[:, :, ::stride] if not isinstance(br, nn.Sequential) else br[3](br[2](br[1](part))))
-    return self.bn(self.transform(torch.cat(outs, dim=1)))
+def branches_apart_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MultiScaleTCN.forward as it was before issue 21: each branch on its own (same weights)."""
+    return self.bn(self.transform(torch.cat([b(x) for b in self.branches], dim=1)))
 
 
 def candidates(steps: int, rounds: int, with_compile: bool) -> None:
@@ -177,7 +172,8 @@ def candidates(steps: int, rounds: int, with_compile: bool) -> None:
     original = s.MultiScaleTCN.forward
     variants: dict[str, tuple[Callable[..., torch.Tensor], nn.Module]] = {
         "reference": (ref, ref), "channels_last": (cl, cl),
-        "fused TCN entry": (ref, ref), "gemm layout": (lambda a, b: gemm_forward(gemm, a, b), gemm)}
+        "branches apart (before)": (ref, ref),
+        "gemm layout": (lambda a, b: gemm_forward(gemm, a, b), gemm)}
     if with_compile:
         compiled = torch.compile(copy.deepcopy(ref))
         t0 = time.perf_counter()
@@ -188,7 +184,8 @@ def candidates(steps: int, rounds: int, with_compile: bool) -> None:
         rates: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(rounds):
             for name, (fwd, model) in variants.items():
-                s.MultiScaleTCN.forward = fused_entry_forward if name == "fused TCN entry" else original
+                apart = name.startswith("branches apart")
+                s.MultiScaleTCN.forward = branches_apart_forward if apart else original
                 try:
                     rates[name].append(step_rate(fwd, model, precision, steps))
                 finally:

@@ -95,10 +95,9 @@ def apply(x: torch.Tensor, params: Draw | None, skeleton: Skeleton) -> torch.Ten
     if params.flip is not None:
         x = _flip(x, torch.as_tensor(params.flip, device=x.device), centre, skeleton)
     if params.linear is not None and params.shift is not None:
-        def on(a: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(a, dtype=x.dtype, device=x.device)
-
-        x = _transform(x, on(params.linear), on(params.shift), centre)
+        linear, shift = (torch.as_tensor(a, dtype=x.dtype, device=x.device)
+                         for a in (params.linear, params.shift))
+        x = _transform(x, linear, shift, centre)
     return x
 
 

@@ -10,10 +10,12 @@ from torch import nn
 
 from pipeline.run.runtime import CPU, autocast
 
-# On a CPU the model runs a large batch in pieces of about this many frames (rows x persons x T):
-# measured (BENCHMARKS.md, `python -m benchmarks.step`), 320 rows of ST-GCN++ at T = 32 ran at
-# 0.44x (fp32) and 0.56x (bf16) the clips/s of 32-row pieces, as activations outgrow the caches;
-# the seed ST-GCN at T = 300 peaked at 8-16 rows. A GPU takes the batch whole.
+# On a CPU the model runs a large batch in pieces of about this many frames (rows x persons x T).
+# Measured (BENCHMARKS.md, issue 21) on evaluate's batches (320 rows of ST-GCN++ at T = 32, 64 of
+# ST-GCN at T = 300): with glibc's default allocator, as a Python program using skpipe's API
+# runs, pieces gave 1.7-2.3x the clips/s of the whole batch, whose large tensors are mapped and
+# page-faulted afresh; under the CLI's tuned allocator (`runtime.configure_cpu`) 1.04-1.17x.
+# A GPU takes the batch whole.
 PIECE_FRAMES = 1024
 PIECE_ROWS = (16, 64)  # at least, at most: an LSTM slows below 16 rows
 

@@ -1,10 +1,15 @@
-"""ST-GCN++: the 3-partition graph, shapes, parameter count, and a short learning test."""
+"""ST-GCN++: the 3-partition graph, shapes, parameter count, a short learning test, and the
+fused multi-scale TCN entry against the branches run apart."""
+
+import copy
 
 import numpy as np
+import pytest
 import torch
 
 from models import build_model, count_parameters
 from models.graph import INWARD, spatial_partitions
+from models.stgcnpp import MultiScaleTCN
 
 
 def test_spatial_partitions():
@@ -48,3 +53,32 @@ def test_learns_two_motions():
     with torch.no_grad():  # batch statistics: 15 steps are too few for BN's running averages
         assert (m(x).argmax(1) == y).float().mean() >= 0.9  # chance is 0.5
     assert losses[-1] < 0.5 * losses[0]
+
+
+def per_branch(tcn: MultiScaleTCN, x: torch.Tensor) -> torch.Tensor:
+    """The multi-scale TCN as PYSKL writes it: each branch on its own, concatenated."""
+    return tcn.bn(tcn.transform(torch.cat([b(x) for b in tcn.branches], dim=1)))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize(("channels", "stride"), [(64, 1), (128, 2), (256, 1)])
+def test_the_fused_tcn_entry_matches_the_branches_run_apart(precision, channels, stride):
+    """Outputs and every parameter's gradient of the one-conv entry against the six branches
+    run apart, with the same weights (train mode: batch statistics)."""
+    torch.manual_seed(0)
+    tcn = MultiScaleTCN(channels, stride)
+    ref = copy.deepcopy(tcn)
+    x = torch.randn(4, channels, 16, 17)
+    grads = []
+    for fn, m in ((MultiScaleTCN.forward, tcn), (per_branch, ref)):
+        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            y = fn(m, x)
+        y.float().square().mean().backward()
+        grads.append((y.float(), {n: p.grad for n, p in m.named_parameters()}))
+    (y, g), (y_ref, g_ref) = grads
+    assert y.shape == (4, channels, 16 // stride, 17)
+    tol = 1e-4 if precision == "fp32" else 5e-2
+    torch.testing.assert_close(y, y_ref, rtol=tol, atol=tol)
+    assert g.keys() == g_ref.keys() and len(g) == len(list(tcn.parameters()))
+    for name in g:
+        torch.testing.assert_close(g[name], g_ref[name], rtol=tol, atol=tol, msg=name)
