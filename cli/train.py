@@ -221,36 +221,35 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
 @cache_option
 @user_errors
 def models(cache_dir: str) -> None:
-    """List the models and their parameter counts for the cache's classes (101 without one)."""
+    """List the models, with parameters and cost for the cache's skeleton and classes (COCO-17 2D
+    and UCF101's 101 classes without one)."""
     from models import MODELS, build_model, count_parameters
+    from models.layouts import Skeleton
     from pipeline.data.cache import is_cache, open_cache
 
-    classes, where = 101, "no cache: UCF101's 101 classes"
+    classes, skeleton, where = 101, Skeleton(), "no cache: UCF101's 101 classes"
     if is_cache(cache_dir):
-        classes, where = open_cache(cache_dir).manifest.num_classes, f"cache {cache_dir}"
+        cache = open_cache(cache_dir)
+        classes, skeleton, where = cache.manifest.num_classes, cache.skeleton, f"cache {cache_dir}"
     t = Table(title=f"Models at {classes} classes ({where})",
-              caption="input (B, T, V=17, C=3); GFLOP: one clip's forward pass at T = 100 frames "
+              caption=f"input {skeleton.describe()}; GFLOP: one clip's forward pass at T = 100 frames "
                       "(a training step costs about 3x)")
     for col in ("model", "what it is", "parameters", "GFLOP / clip"):
         t.add_column(col, justify="left" if col in ("model", "what it is") else "right")
-    for name in MODELS:
-        net = build_model(name, classes)
-        t.add_row(name, MODEL_NOTES[name], f"{count_parameters(net):,}", f"{forward_gflop(net, 100):.2f}")
+    for name, entry in MODELS.items():
+        net = build_model(name, classes, skeleton=skeleton)
+        t.add_row(name, entry.note, f"{count_parameters(net):,}", f"{forward_gflop(net, 100, skeleton):.2f}")
     console.print(t)
 
 
-MODEL_NOTES = {
-    "lstm": "2-layer BiLSTM baseline (the study's)",
-    "stgcn": "ST-GCN: 4 blocks, one fixed graph",
-    "stgcnpp": "PYSKL's ST-GCN++: 10 blocks, learned 3-part graph",
-}
-
-
-def forward_gflop(net: Any, frames: int) -> float:
+def forward_gflop(net: Any, frames: int, skeleton: Any = None) -> float:
     """Floating-point operations of one clip's forward pass, counted by PyTorch."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net.eval()(torch.zeros(1, frames, 17, 3))
+        sk = skeleton
+        shape = (1, frames, 17, 3) if sk is None else (
+            1, *((sk.persons,) if sk.persons > 1 else ()), frames, sk.num_joints, sk.channels)
+        net.eval()(torch.zeros(*shape))
     return counter.get_total_flops() / 1e9

@@ -75,3 +75,20 @@ def spatial_partitions(inward: tuple[tuple[int, int], ...] = INWARD,
         _normalize_columns(_edge_matrix(inward, num_joints)),
         _normalize_columns(_edge_matrix(outward, num_joints)),
     ])
+
+
+def stgcn_spatial(layout: Layout) -> np.ndarray:
+    """Vanilla ST-GCN's (3, V, V) graph (PYSKL's `stgcn_spatial` mode, max_hop 1): self-links,
+    then the one-hop neighbours at least as far from the centre, then those nearer, each weighted
+    by the column-normalized adjacency. Hop distances beyond one are infinite, as PYSKL's are."""
+    v, center = len(layout["joints"]), int(layout["center"])
+    adj = np.eye(v)
+    for i, j in _pairs("inward", layout):
+        adj[i, j] = adj[j, i] = 1.0
+    hop = np.where(np.eye(v) > 0, 0.0, np.where(adj > 0, 1.0, np.inf))  # (V, V)
+    norm = _normalize_columns(adj.astype(np.float32))
+    # entry [j, i]: joint j's distance to the centre against joint i's
+    close = hop[:, [center]] >= hop[center][None, :]  # (V, V)
+    one = hop == 1
+    return np.stack([np.where(hop == 0, norm, 0.0), np.where(one & close, norm, 0.0),
+                     np.where(one & ~close, norm, 0.0)]).astype(np.float32)

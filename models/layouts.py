@@ -104,7 +104,19 @@ MEDIAPIPE33: Layout = {  # MediaPipe pose landmarks
     "shoulders": [12, 11],
 }
 
-LAYOUTS: dict[str, Layout] = {d["name"]: d for d in (COCO17, OPENPOSE18, NTU25, KINECT20, MEDIAPIPE33)}
+HANDMP: Layout = {  # MediaPipe Hands' 21 landmarks (PYSKL's `handmp`: its hand-gesture models)
+    "name": "handmp",
+    "joints": ["wrist", "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip", "index_mcp", "index_pip",
+               "index_dip", "index_tip", "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+               "ring_mcp", "ring_pip", "ring_dip", "ring_tip", "pinky_mcp", "pinky_pip", "pinky_dip",
+               "pinky_tip"],
+    "parents": [0, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19],  # PYSKL's edges
+    "center": 0,
+    "pairs": [],  # one hand: no left / right twins to swap
+}
+
+LAYOUTS: dict[str, Layout] = {d["name"]: d for d in (COCO17, OPENPOSE18, NTU25, KINECT20, MEDIAPIPE33,
+                                                     HANDMP)}
 
 # COCO-17 joint j is MediaPipe landmark MEDIAPIPE33_TO_COCO17[j]: nose, eyes, ears, shoulders,
 # elbows, wrists, hips, knees, ankles (MediaPipe's eye centre and ear, not the inner/outer points)

@@ -79,7 +79,7 @@ def load_model(path: Path, expect: ModelArgs | None = None) -> tuple[nn.Module, 
         raise SkpipeError(f"{path} holds a {args.name} model of {args.num_classes} classes; the run "
                           f"is {expect.name} with {expect.num_classes}")
     ckpt.check_finite(path)
-    model = build_model(args.name, args.num_classes, args.dropout, args.input)
+    model = build_model(args.name, args.num_classes, args.dropout, args.input, args.arch)
     try:
         model.load_state_dict(ckpt.weights)
     except (RuntimeError, TypeError, AttributeError):

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from models.layouts import LayoutError, Skeleton
 from pipeline import SkpipeError, __version__
 from pipeline.data.preprocess import DTYPES
 from pipeline.files.location import read_bytes
-from pipeline.inputs.features import FEATS, InputSpec, clips_input
+from pipeline.infer.feed import check_fits, model_input, read_source, window_annotation, window_starts
+from pipeline.inputs.features import FEATS, InputSpec
 from pipeline.run.config import MAX_CLASSES
 from pipeline.source.raw import RawData, raw_from_object, short_repr
 
@@ -57,6 +58,7 @@ class ModelCard:
     inputs: tuple[str, ...]  # the graph's input names: "x", and "lengths" where the model reads it
     format: str = ""
     skpipe_version: str = __version__
+    pyskl: dict[str, Any] = field(default_factory=dict)  # an imported model's PYSKL test pipeline
 
     @property
     def input(self) -> Skeleton:
@@ -97,6 +99,12 @@ class ModelCard:
         if not set(self.inputs) <= {"x", "lengths"} or "x" not in self.inputs:
             raise ValueError("inputs must be x [and lengths]")
         self.input_spec()  # checks the skeleton and the normalisation
+        if not isinstance(self.pyskl, dict):
+            raise ValueError("pyskl must be a table")
+        if self.pyskl:
+            from pipeline.inputs.pyskl import PysklPipeline
+
+            PysklPipeline.from_dict(self.pyskl)
 
 
 def card_of(config: Any, fmt: str, inputs: Sequence[str]) -> ModelCard:
@@ -106,7 +114,7 @@ def card_of(config: Any, fmt: str, inputs: Sequence[str]) -> ModelCard:
                      skeleton={"layout": sk.layout, "dims": sk.dims, "score": sk.score,
                                "persons": sk.persons},
                      cache_dtype=config.cache_dtype, frames=t.frames, feats=t.feats, normalize=t.normalize,
-                     clips=t.test_clips, inputs=tuple(inputs), format=fmt)
+                     clips=t.test_clips, inputs=tuple(inputs), format=fmt, pyskl=dict(config.pyskl))
 
 
 # --- the one feed: annotations -> the model's input --------------------------------------------
@@ -119,9 +127,7 @@ def annotations_of(source: Source, skeleton: Skeleton) -> RawData:
     dict, a list of dicts, or a (keypoint (M, T, V, C), keypoint_score (M, T, V) or None for 3D)
     pair of arrays, validated as ingest does."""
     if isinstance(source, str | Path):
-        from pipeline.infer.predict import read_source
-
-        return read_source(Path(source), skeleton, Path("this model"))
+        return read_source(Path(source), skeleton, "this model")
     if isinstance(source, tuple) and len(source) == 2:
         kp, sc = source
         if not isinstance(kp, np.ndarray) or not (sc is None or isinstance(sc, np.ndarray)):
@@ -130,7 +136,7 @@ def annotations_of(source: Source, skeleton: Skeleton) -> RawData:
                                "total_frames": int(kp.shape[1]) if kp.ndim == 4 else 0}
         if sc is not None:
             ann["keypoint_score"] = sc
-        if kp.ndim == 4 and kp.shape[-1] == 2:
+        if kp.ndim == 4 and kp.shape[-1] == 2 and (skeleton.score or sc is not None):
             raise SkpipeError("2D keypoints need their img_shape: pass an annotation dict with img_shape")
         return raw_from_object([ann], Path("<arrays>"), 0, "")
     if isinstance(source, dict):
@@ -144,30 +150,30 @@ def annotations_of(source: Source, skeleton: Skeleton) -> RawData:
 def preprocess(source: Source, card: ModelCard, clips: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The model's input for every clip of `source`: x (N * K, [M,] frames, V, C) float32 and
     lengths (N * K,) int64, rows n * K .. n * K + K - 1 the K temporal clips of clip n (average
-    their softmax). Exactly ingest's preprocessing, then the run's stream and normalisation."""
-    from pipeline.infer.predict import check_fits
-
+    their softmax). Exactly ingest's preprocessing, then the run's stream and normalisation (or,
+    for an imported model, PYSKL's test pipeline)."""
     raw = annotations_of(source, card.input)
-    check_fits(raw, card.input, Path(f"this {card.model} model"))
-    return _model_input(raw.annotations, card, clips or card.clips)
+    check_fits(raw, card.input, f"this {card.model} model")
+    x, lengths, _ = model_input(raw.annotations, card, clips or card.clips)
+    return x, lengths
 
 
-def _model_input(anns: list[dict[str, Any]], card: ModelCard, clips: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validated annotations that fit the card -> (x (N * K, ...) float32, lengths (N * K,) int64)."""
-    from pipeline.infer.predict import prepare
+# --- the predictor -----------------------------------------------------------------------------
 
-    x, valid = prepare(anns, 300, card.cache_dtype, card.input)  # (N, [M,] 300, V, C)
-    xk, lengths = clips_input(x, valid, card.input_spec(), clips)
-    return np.ascontiguousarray(xk, np.float32), lengths.astype(np.int64)
+def top_classes(p: np.ndarray, names: Sequence[str], k: int) -> list[dict[str, Any]]:
+    """The k most probable classes of one probability vector, as objects: class, probability."""
+    return [{"class": names[i], "probability": float(p[i])} for i in np.argsort(-p, kind="stable")[:k]]
 
-
-# --- engines -----------------------------------------------------------------------------------
 
 class ShippedModel:
-    """A network and its card; `logits` runs whichever engine holds the network."""
+    """The one predictor: a network, its card, and whichever engine holds it (PyTorch on a device,
+    ONNX Runtime, a torch.export program). It owns the feed, the clips, batching and the average
+    of the clips' softmax, for whole clips and for windows of frames (a ring buffer of poses)."""
 
-    def __init__(self, card: ModelCard, engine: Any, kind: str) -> None:
+    def __init__(self, card: ModelCard, engine: Any, kind: str, device: torch.device | None = None,
+                 precision: str = "fp32") -> None:
         self.card, self._engine, self.kind = card, engine, kind
+        self.device, self.precision = device or torch.device("cpu"), precision
 
     @property
     def classes(self) -> list[str]:
@@ -186,36 +192,83 @@ class ShippedModel:
             except Exception as e:  # onnxruntime raises its own types for a graph that fails
                 raise SkpipeError(f"the ONNX model failed on its input ({type(e).__name__}: "
                                   f"{short_repr(str(e), 100)})") from None
+        elif self.kind == "torch":
+            from pipeline.run.forward import clip_logits
+
+            z = clip_logits(self._engine, torch.from_numpy(x), torch.from_numpy(lengths), 1, self.device,
+                            self.precision)[:, 0].cpu().numpy()
         else:
             with torch.no_grad():
                 z = self._engine(torch.from_numpy(x), torch.from_numpy(lengths)).float().numpy()
         if z.shape != (len(x), len(self.card.class_names)):
             raise SkpipeError(f"the model returned {z.shape} logits for {len(x)} clips of "
                               f"{len(self.card.class_names)} classes: its card does not describe it")
+        if not np.isfinite(z).all():
+            raise SkpipeError("the model returned NaN or infinite logits (a damaged or crafted model)")
         return z
 
-    def predict(self, source: Source, top: int = 5, clips: int | None = None, batch_size: int = 64
-                ) -> list[dict[str, Any]]:
-        """For every clip of `source`: its frame_dir and the top classes with probabilities."""
-        k = clips or self.card.clips
-        if batch_size < 1 or not 1 <= k <= 100:
-            raise SkpipeError(f"batch_size must be >= 1 and clips in 1..100, got {batch_size} and {k}")
-        from pipeline.infer.predict import check_fits
+    def probabilities(self, anns: list[dict[str, Any]], clips: int | None = None) -> np.ndarray:
+        """Validated annotations that fit the card -> class probabilities (N, classes): the mean
+        over each clip's K temporal clips of the softmax (an imported model whose config averages
+        scores: the softmax of the mean logits)."""
+        x, lengths, k = model_input(anns, self.card, clips or self.card.clips)  # (N * K, ...)
+        z = self.logits(x, lengths).reshape(len(anns), k, -1)  # (N, K, classes)
+        if self.card.pyskl.get("average") == "score":
+            z = z.mean(1, keepdims=True)  # (N, 1, classes)
+        z = z - z.max(-1, keepdims=True)
+        return (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).mean(1)  # (N, classes)
 
-        raw = annotations_of(source, self.card.input)  # validated once, here
-        check_fits(raw, self.card.input, Path(f"this {self.card.model} model"))
-        out = []
+    def windows(self, ann: dict[str, Any], window: int, stride: int, batch_size: int = 64
+                ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(first frame, last frame, probabilities) of each window of `window` frames every
+        `stride` frames over the whole clip (not cut at the cache's 300), `batch_size` windows
+        at a time: memory does not grow with the clip's length."""
+        total = int(np.asarray(ann["keypoint"]).shape[1])
+        starts = window_starts(total, window, stride)
+        for lo in range(0, len(starts), batch_size):
+            some = starts[lo : lo + batch_size]
+            parts = [window_annotation(ann, s, window) for s in some]
+            for s, part, p in zip(some, parts, self.probabilities(parts, 1), strict=True):
+                yield s, s + part["total_frames"] - 1, p
+
+    def check_options(self, top: int, clips: int | None, batch_size: int, window: int | None,
+                      stride: int | None) -> None:
+        """The one check of the options every prediction takes."""
+        k = clips or self.card.clips
+        if top < 1 or batch_size < 1 or not 1 <= k <= 100:
+            raise SkpipeError(f"top and batch_size must be >= 1 and clips in 1..100, got {top}, "
+                              f"{batch_size} and {k}")
+        if window is not None and not 1 <= window <= self.card.frames and not self.card.pyskl:
+            raise SkpipeError(f"--window must be in 1..{self.card.frames} (the model's frames), got {window}")
+        if window is not None and not 1 <= window <= 100_000:
+            raise SkpipeError(f"--window must be in 1..100,000, got {window}")
+        if stride is not None and stride < 1:
+            raise SkpipeError(f"--stride must be >= 1, got {stride}")
+
+    def iter_predict(self, source: Source | RawData, top: int = 5, clips: int | None = None,
+                     batch_size: int = 64, window: int | None = None, stride: int | None = None
+                     ) -> Iterator[dict[str, Any]]:
+        """For every clip of `source`, as soon as its batch is done: its frame_dir, the top
+        classes ({"class", "probability"}) and, with `window`, those of each window of `window`
+        frames every `stride` (default a quarter window) frames along it."""
+        self.check_options(top, clips, batch_size, window, stride)
+        raw = source if isinstance(source, RawData) else annotations_of(source, self.card.input)
+        check_fits(raw, self.card.input, f"this {self.card.model} model")
+        names = self.card.class_names
         for lo in range(0, len(raw.annotations), batch_size):
             anns = raw.annotations[lo : lo + batch_size]
-            x, lengths = _model_input(anns, self.card, k)  # (B * K, ...)
-            z = self.logits(x, lengths).reshape(len(anns), k, -1)  # (B, K, classes)
-            z = z - z.max(-1, keepdims=True)
-            p = (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).mean(1)  # (B, classes)
-            for a, q in zip(anns, p, strict=True):
-                best = np.argsort(-q)[:top]
-                out.append({"frame_dir": a["frame_dir"],
-                            "top": [(self.card.class_names[i], float(q[i])) for i in best]})
-        return out
+            for a, p in zip(anns, self.probabilities(anns, clips), strict=True):
+                result: dict[str, Any] = {"frame_dir": a["frame_dir"], "top": top_classes(p, names, top)}
+                if window is not None:
+                    result["windows"] = [{"start": s, "end": e, "top": top_classes(q, names, top)}
+                                         for s, e, q in self.windows(a, window, stride or max(1, window // 4),
+                                                                     batch_size)]
+                yield result
+
+    def predict(self, source: Source, top: int = 5, clips: int | None = None, batch_size: int = 64,
+                window: int | None = None, stride: int | None = None) -> list[dict[str, Any]]:
+        """`iter_predict` as a list."""
+        return list(self.iter_predict(source, top, clips, batch_size, window, stride))
 
 
 MAX_TENSOR_ELEMENTS = 1 << 28  # 1 GiB of float32: far above any tensor of skpipe's own graphs
@@ -302,17 +355,21 @@ def from_bytes(fmt: str, data: bytes, where: str = "the export", trusted: bool =
     raise SkpipeError(f"{where}: {fmt} files are not loaded (TorchScript is deprecated: export --format pt2)")
 
 
-def load(path: str | Path, checkpoint: str = "best", trusted: bool = False) -> ShippedModel:
-    """A run directory, a checkpoint inside one, a `.onnx` or (`trusted`) a `.pt2` export,
-    ready to predict."""
+def load(path: str | Path, checkpoint: str = "best", trusted: bool = False, device: str = "cpu"
+         ) -> ShippedModel:
+    """A run directory (trained or imported), a checkpoint inside one, a `.onnx` or (`trusted`)
+    a `.pt2` export, ready to predict; a run's network on `device` at the run's precision."""
     from pipeline.infer.inference import load_model, load_run_model
     from pipeline.run.config import is_run, open_run
+    from pipeline.run.runtime import inference_precision, resolve_device
 
     path = Path(path)
     if path.is_dir():
         run = open_run(path)
         model, _ = load_run_model(run, checkpoint)
-        return ShippedModel(card_of(run.config, "run", ("x", "lengths")), model.float().eval(), "torch")
+        dev = resolve_device(device)
+        return ShippedModel(card_of(run.config, "run", ("x", "lengths")), model.float().eval().to(dev),
+                            "torch", dev, inference_precision(run.config.train.precision, dev))
     suffix = path.suffix.lower()
     if suffix in (".onnx", ".pt2"):
         if not path.is_file():

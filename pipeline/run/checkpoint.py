@@ -133,6 +133,7 @@ def _model_args(data: dict[str, Any]) -> ModelArgs:
     if not isinstance(args.dropout, int | float) or not 0 <= args.dropout < 1:
         raise ValueError(f"dropout {args.dropout!r} out of range")
     args.input  # noqa: B018 - refuses a malformed skeleton (LayoutError is a ValueError)
+    args.check_arch()
     return args
 
 

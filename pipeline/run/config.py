@@ -58,10 +58,24 @@ class ModelArgs:
     num_classes: int
     dropout: float = 0.5
     skeleton: dict[str, Any] = field(default_factory=dict)  # Skeleton.to_dict(); {}: the seed's
+    arch: dict[str, Any] = field(default_factory=dict)  # the architecture ({}: the model's default)
 
     @property
     def input(self) -> Skeleton:
         return Skeleton.from_dict(self.skeleton)
+
+    def check_arch(self) -> None:
+        """Refuse an architecture the model does not take or that is malformed (ValueError)."""
+        from models import MODELS
+
+        if not isinstance(self.arch, dict):
+            raise ValueError("arch is not a table")
+        if self.arch and not MODELS[self.name].arch:
+            raise ValueError(f"{self.name} takes no architecture")
+        if self.arch:
+            from models.stgcnpp import GCNArch
+
+            GCNArch.from_dict(self.arch)
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,9 @@ class RunConfig:
     allocator: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     skeleton: dict[str, Any] = field(default_factory=dict)  # the cache's (Skeleton.to_dict); {}: the seed's
+    arch: dict[str, Any] = field(default_factory=dict)  # the model's architecture; {}: its default
+    pyskl: dict[str, Any] = field(default_factory=dict)  # an imported model's test pipeline; {}: skpipe's
+    source: dict[str, Any] = field(default_factory=dict)  # where the weights came from (import, --init)
 
     def __post_init__(self) -> None:
         if self.train.cache != self.cache:  # one cache: the resolved one
@@ -90,7 +107,18 @@ class RunConfig:
 
     @property
     def model_args(self) -> ModelArgs:
-        return ModelArgs(self.train.model, self.num_classes, self.train.dropout, self.skeleton)
+        return ModelArgs(self.train.model, self.num_classes, self.train.dropout, self.skeleton, self.arch)
+
+    @property
+    def imported(self) -> bool:
+        """A model imported from PYSKL / MMAction2: fed by PYSKL's test pipeline, no cache."""
+        return bool(self.pyskl)
+
+    def pipeline(self) -> Any:
+        """An imported model's `PysklPipeline` (None for a model skpipe trained)."""
+        from pipeline.inputs.pyskl import PysklPipeline
+
+        return PysklPipeline.from_dict(self.pyskl) if self.pyskl else None
 
     @property
     def input(self) -> Skeleton:
@@ -115,6 +143,10 @@ class RunConfig:
         if not all(isinstance(c, str) for c in self.class_names):
             raise ValueError("class names must be strings")
         self.input  # noqa: B018 - refuses a malformed skeleton
+        self.model_args.check_arch()
+        if not all(isinstance(d, dict) for d in (self.pyskl, self.source)):
+            raise ValueError("pyskl and source must be tables")
+        self.pipeline()
 
     @classmethod
     def from_json(cls, text: str) -> RunConfig:

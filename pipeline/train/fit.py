@@ -42,7 +42,7 @@ from pipeline.run.config import (
 )
 from pipeline.run.forward import clip_logits
 from pipeline.run.metrics import EpochRow, truncate_metrics
-from pipeline.run.options import DEFAULT_EPOCHS, TrainConfig
+from pipeline.run.options import TrainConfig
 from pipeline.run.runlog import library_versions, plot_curves, run_lock, write_epoch
 from pipeline.run.runtime import CPU, allocator_in_use, autocast
 from pipeline.train.distributed import (
@@ -56,7 +56,7 @@ from pipeline.train.distributed import (
 )
 from pipeline.train.resume import resume_options, runtime_given
 
-__all__ = ["DEFAULT_EPOCHS", "FitResult", "TrainConfig", "evaluate", "fit", "train_one_epoch"]
+__all__ = ["FitResult", "TrainConfig", "evaluate", "fit", "train_one_epoch"]
 
 Event = Callable[[str, Any], None]  # (name, a dict of details, or the EpochRow of epoch_end)
 

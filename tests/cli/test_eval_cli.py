@@ -47,7 +47,7 @@ def test_demo_quick_end_to_end(tmp_path):
     (tmp_path / "v25.pkl").write_bytes(pickle.dumps([ann]))
     r = CliRunner().invoke(main, ["predict", str(runs[1]), str(tmp_path / "v25.pkl")])
     assert r.exit_code != 0 and len(r.output.splitlines()) == 1
-    assert "holds 25 joints in 2D with scores" in r.output and "trained on 17 joints in 2D" in r.output
+    assert "holds 25 joints in 2D with scores" in r.output and "reads 17 joints in 2D" in r.output
     if not torch.cuda.is_available():
         before = sorted(p.name for p in runs[0].rglob("*"))
         for args in (["predict", str(runs[1]), str(TEST_DATA / "mini_ucf101.pkl")],

@@ -138,7 +138,7 @@ def test_a_3d_two_person_run_end_to_end(tmp_path):
     assert r.exit_code == 0 and "the pickle names no classes, so no agreement is reported" in r.output
     flat = write_pickle(tmp_path / "flat.pkl", [make_ann("v_A_g01_c01", 0, t=8)])
     assert_one_line_error(run("predict", run_dir, flat),
-                          "holds 17 joints in 2D with scores; .* trained on 20 joints in 3D")
+                          "holds 17 joints in 2D with scores; .* reads 20 joints in 3D")
 
 
 def test_the_python_api_on_a_3d_two_person_export(tmp_path):
@@ -160,8 +160,8 @@ def test_the_python_api_on_a_3d_two_person_export(tmp_path):
     on_run = skpipe.load(run_dir).predict(tmp_path / "ntu.pkl")
     on_onnx = m.predict(tmp_path / "ntu.pkl")
     for a, b in zip(on_run, on_onnx, strict=True):
-        assert a["frame_dir"] == b["frame_dir"] and a["top"][0][0] == b["top"][0][0]
-        assert a["top"][0][1] == pytest.approx(b["top"][0][1], abs=1e-5)
+        assert a["frame_dir"] == b["frame_dir"] and a["top"][0]["class"] == b["top"][0]["class"]
+        assert a["top"][0]["probability"] == pytest.approx(b["top"][0]["probability"], abs=1e-5)
     ann = read_raw(tmp_path / "ntu.pkl").annotations[0]
     assert m.predict(ann)[0]["top"] == m.predict((ann["keypoint"], None))[0]["top"]
     with pytest.raises(skpipe.SkpipeError, match="17 joints in 2D"):

@@ -12,7 +12,8 @@ import pipeline.infer.evaluate as ev
 from pipeline import SkpipeError
 from pipeline.infer.compare import compare_runs, to_markdown
 from pipeline.infer.evaluate import compute_metrics, confusion_png, evaluate_run, worst_pairs
-from pipeline.infer.predict import predict_file, prepare
+from pipeline.infer.feed import prepare
+from pipeline.infer.predict import predict_file
 from pipeline.infer.report import Report, read_report, to_json
 from pipeline.source.raw import read_raw
 from pipeline.train.fit import TrainConfig, fit
@@ -176,6 +177,7 @@ def test_predict_uses_ingest_preprocessing(synth_cache, tmp_path):
 
 
 def test_predict_sends_batches_not_the_whole_file(synth_cache, tmp_path, monkeypatch):
+    from pipeline.infer import inference
     from pipeline.infer import predict as pr
     from tests.conftest import make_ann, write_pickle
 
@@ -183,14 +185,14 @@ def test_predict_sends_batches_not_the_whole_file(synth_cache, tmp_path, monkeyp
                               frames=8, threads=1)).run_dir
     raw = write_pickle(tmp_path / "many.pkl", [make_ann(f"c{i:02d}", seed=i, t=20) for i in range(10)])
     seen = []
-    real = pr.load_run_model
+    real = inference.load_run_model
 
     def spy(run, checkpoint="best"):
         model, path = real(run, checkpoint)
         model.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
         return model, path
 
-    monkeypatch.setattr(pr, "load_run_model", spy)
+    monkeypatch.setattr(inference, "load_run_model", spy)
     res = pr.predict_file(run_dir, raw, top=2, clips=2, batch_size=4)
     assert len(res) == 10 and seen == [8, 8, 4]  # 4 clips x 2 temporal clips, folded: one pass each
     whole = pr.predict_file(run_dir, raw, top=2, clips=2, batch_size=64)
@@ -199,7 +201,7 @@ def test_predict_sends_batches_not_the_whole_file(synth_cache, tmp_path, monkeyp
 
 
 def test_window_ranges():
-    from pipeline.infer.predict import window_starts
+    from pipeline.infer.feed import window_starts
 
     assert window_starts(100, 32, 16) == [0, 16, 32, 48, 64, 68]  # the last window ends at frame 99
     assert window_starts(20, 32, 8) == [0]

@@ -77,16 +77,26 @@ def test_card_in_every_format_and_the_graph_inputs(runs):
 
 
 def test_api_agrees_with_skpipe_predict_on_every_engine(runs):
+    """One predictor: the CLI's JSON and the API's return value have the same shape and the same
+    probabilities on every engine, for whole clips and for windows along them."""
     run = runs["stgcn"]
-    r = CliRunner().invoke(main, ["predict", str(run), str(PICKLE), "--json", "--top", "5"])
-    want = {d["frame_dir"]: {t["class"]: t["probability"] for t in d["top"]}
-            for d in map(json.loads, r.output.splitlines())}
+    r = CliRunner().invoke(main, ["predict", str(run), str(PICKLE), "--json", "--top", "5",
+                                  "--window", "8", "--stride", "4"])
+    got = [json.loads(line) for line in r.output.splitlines()]
+    want = {d["frame_dir"]: d for d in got}
+    assert got and all(len(d["windows"]) > 1 for d in got)
     for model in (skpipe.load(run), skpipe.load(run / "checkpoints" / "best.pt"),
                   skpipe.load(run / "export" / "model.onnx"),
                   skpipe.load(run / "export" / "model.pt2", trusted=True)):
-        for clip in model.predict(PICKLE, top=5):
-            for name, p in clip["top"]:
-                assert p == pytest.approx(want[clip["frame_dir"]][name], abs=1e-5)
+        for clip in model.predict(PICKLE, top=5, window=8, stride=4):
+            cli = want[clip["frame_dir"]]
+            assert set(clip) == set(cli) - {"label", "label_class"}
+            pairs = [(clip["top"], cli["top"])] + [
+                (a["top"], b["top"]) for a, b in zip(clip["windows"], cli["windows"], strict=True)]
+            for ours, theirs in pairs:
+                assert [t["class"] for t in ours] == [t["class"] for t in theirs]
+                assert [t["probability"] for t in ours] == pytest.approx(
+                    [t["probability"] for t in theirs], abs=1e-5)
     ann = make_ann(t=30)
     one = skpipe.load(run).predict(ann)
     assert one == skpipe.load(run).predict([ann]) and len(one[0]["top"]) == 5
