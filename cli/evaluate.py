@@ -22,7 +22,7 @@ from cli.options import (
     threads_option,
 )
 from cli.ui import batch_progress, configure_process, console, shown, user_errors
-from pipeline.infer.formats import DEPRECATED, FORMATS
+from pipeline.infer.formats import CLASS_LISTS, DEPRECATED, FORMATS
 
 
 @click.command()
@@ -193,7 +193,7 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir
         r = export_run(run_dir, fmt, out, force, checkpoint, cache_dir=cache_dir)
     card = r["card"]
     console.print(f"wrote {shown(str(r['path']))}: max |logit difference| vs PyTorch "
-                  f"{r['max_abs_diff']:.1e} (limit {TOLERANCE:g}) on real clips "
+                  f"{r['max_abs_diff']:.1e} (limit {TOLERANCE:g}) on {r['checked_on']} "
                   f"{', '.join(str(s) for s in r['checked_batches'])}", soft_wrap=True)
     lengths = "; lengths (B,) int64" if "lengths" in card.inputs else " (the model reads no lengths)"
     console.print(f"inputs: x {r['input']} float32{lengths}; stream {r['feats']}, normalize "
@@ -312,3 +312,34 @@ def demo(workdir: Path, quick: bool, raw: Path | None, split: str, force: bool) 
         console.print("[yellow]--quick is a smoke test (4 classes, 2 epochs): its accuracies say "
                       "nothing about the models; `skpipe demo` trains them properly.[/yellow]")
     console.print(f"Table: {table}. Reports, confusion matrices and curves: {workdir / 'runs'}/*/")
+
+
+@click.command("import")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Its PYSKL / MMAction2 config (.py), read as data, never run: strides, layout and the "
+                   "test pipeline come from it (else PYSKL's defaults, named in the output).")
+@click.option("--classes", help=f"Class names: a file of one name per line, or {', '.join(CLASS_LISTS)}.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The run directory to write.")
+@force_option("an existing --out")
+@user_errors
+def import_(checkpoint: Path, config: Path | None, classes: str | None, out: Path, force: bool) -> None:
+    """Import a PYSKL or MMAction2 ST-GCN / ST-GCN++ checkpoint as a skpipe run: predict, export,
+    ensemble, skpipe.load and train --init take it like a run skpipe trained."""
+    from pipeline.infer.zoo import import_checkpoint
+
+    with console.status(f"Importing {shown(str(checkpoint))}"):
+        path, imp, run = import_checkpoint(checkpoint, out, config, classes, force)
+    p, a = imp.pipeline, imp.arch
+    console.print(f"wrote {shown(str(path))}: {imp.model} from {imp.origin}, {run.parameters:,} parameters, "
+                  f"{imp.num_classes} classes ({shown(run.source['classes'])})", soft_wrap=True)
+    console.print(f"skeleton {shown(imp.skeleton.describe())} · {a.num_stages} stages, base {a.base_channels}, "
+                  f"inflate {list(a.inflate_stages)}, down {list(a.down_stages)}, data BN {a.data_bn}")
+    console.print(f"test pipeline: normalize {p.normalize}{' ' + p.mode if p.normalize == '2d' else ''}, "
+                  f"feats {p.feats}, {p.clip_len} frames x {p.num_clips} clips, {p.num_person} person(s), "
+                  f"average {p.average}")
+    if imp.assumed:
+        console.print(f"[yellow]assumed[/yellow] (not in the weights or config): {shown('; '.join(imp.assumed))}",
+                      soft_wrap=True)
+    console.print(f"next: skpipe predict {shown(str(path))} VIDEO|PICKLE --window {p.clip_len}", soft_wrap=True)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cli.data import build_splits, info, ingest, layouts, synth
-from cli.evaluate import compare, demo, ensemble, evaluate, export, predict
+from cli.evaluate import compare, demo, ensemble, evaluate, export, import_, predict
 from cli.train import models, train
 from cli.ui import plain
 from cli.video import extract, render
@@ -45,7 +45,7 @@ def main() -> None:
 
 
 for command in (synth, extract, render, ingest, build_splits, info, layouts, train, models, evaluate,
-                ensemble, compare, predict, export, demo):
+                ensemble, compare, predict, export, import_, demo):
     main.add_command(command)
 
 

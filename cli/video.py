@@ -10,7 +10,7 @@ from rich.table import Table
 
 from cli.options import force_option
 from cli.ui import console, shown, user_errors
-from pipeline.source.pose import BACKENDS, DEFAULT_BACKEND
+from pipeline.source.pose import BACKENDS
 from pipeline.source.video import EXTRACT_LAYOUTS, MAX_FRAMES
 
 MOST_MISSING = 10  # videos listed in the summary, those with most frames without a person first
@@ -24,16 +24,17 @@ MOST_MISSING = 10  # videos listed in the summary, those with most frames withou
               help="CSV with columns video,label[,split] (video relative to SOURCE; split train|test). "
                    "Default: class-per-folder, SOURCE/<class>/<video>.")
 @click.option("--layout", type=click.Choice(EXTRACT_LAYOUTS), default=EXTRACT_LAYOUTS[0], show_default=True,
-              help="Joints written: COCO-17 (mapped from MediaPipe's 33) or MediaPipe's 33 landmarks.")
-@click.option("--backend", type=click.Choice(list(BACKENDS)), default=DEFAULT_BACKEND, show_default=True,
-              help="The pose model (one person per frame).")
+              help="Joints written: COCO-17 (mapped from MediaPipe's 33), MediaPipe's 33 landmarks, or "
+                   "MediaPipe Hands' 21 (handmp: the most confident hand).")
+@click.option("--backend", type=click.Choice(list(BACKENDS)),
+              help="The pose model (default: the layout's; one person or hand per frame).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Videos extracted at once, one process each.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=MAX_FRAMES, show_default=True,
               help="Frames read per video at most.")
 @force_option("OUT if it exists")
 @user_errors
-def extract(source: Path, out: Path, labels_csv: Path | None, layout: str, backend: str, jobs: int,
+def extract(source: Path, out: Path, labels_csv: Path | None, layout: str, backend: str | None, jobs: int,
             max_frames: int, force: bool) -> None:
     """Find the person in every frame of SOURCE (a video or a folder of them) and write the
     skeletons as a pickle that `skpipe ingest` reads. An interrupted run continues where it

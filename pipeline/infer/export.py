@@ -41,6 +41,8 @@ def real_inputs(run_dir: Path, clips: int = 8, cache_dir: Location | None = None
     """Batches of real clips from the run's own cache, as the run feeds them: the first `clips`
     test (else val) clips at the run's frame count, and half of them at half the frames."""
     run = open_run(run_dir)
+    if run.config.imported:
+        return seeded_inputs(run.config.input, run.config.train.frames)
     cache = run.open_cache(cache_dir)
     t = run.config.train
     for subset in ("test", "val"):
@@ -53,6 +55,18 @@ def real_inputs(run_dir: Path, clips: int = 8, cache_dir: Location | None = None
         shorter = x[:n].narrow(x.dim() - 3, 0, half).contiguous()  # (n, [M,] T/2, V, C)
         return [(x, lengths), (shorter, lengths[:n].clamp(max=half))]
     raise SkpipeError(f"{run_dir}: its cache has no test or val clips to check the export on")
+
+
+def seeded_inputs(skeleton: Skeleton, frames: int, clips: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """An imported model has no cache: seeded normal inputs of its shape, at its frames and at
+    half of them, the coordinates of PYSKL's normalised range."""
+    g = torch.Generator().manual_seed(0)
+    persons = (skeleton.persons,) if skeleton.persons > 1 else ()
+    out = []
+    for n, t in ((clips, frames), (max(1, clips // 2), max(1, frames // 2))):
+        x = torch.randn(n, *persons, t, skeleton.num_joints, skeleton.channels, generator=g)
+        out.append((x, torch.full((n,), t, dtype=torch.int64)))
+    return out
 
 
 def _export(model: torch.nn.Module, fmt: str, example: tuple[torch.Tensor, torch.Tensor],
@@ -146,6 +160,7 @@ def export_run(run_dir: Path, fmt: str = "onnx", out: Path | None = None, force:
     t = run.config.train
     return {"path": out, "format": fmt, "max_abs_diff": worst, "card": cards[-1],
             "checked_batches": [tuple(x.shape) for x, _ in batches], "checkpoint": str(ckpt),
+            "checked_on": "seeded inputs (an imported run has no cache)" if run.config.imported else "real clips",
             "frames": t.frames, "feats": t.feats, "normalize": t.normalize,
             "input": input_shape(run.config.input), "bytes": len(data)}
 

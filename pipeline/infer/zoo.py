@@ -29,6 +29,7 @@ from models.layouts import LAYOUTS, LayoutError, Skeleton, check_layout
 from models.stgcnpp import GCNArch
 from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_dir, atomic_write_text
+from pipeline.infer.formats import CLASS_LISTS
 from pipeline.inputs.pyskl import PYSKL_LAYOUTS, PysklPipeline
 from pipeline.run.checkpoint import Checkpoint, save_checkpoint
 from pipeline.run.config import MAX_CLASSES, RunConfig, checkpoint_file, write_config
@@ -37,7 +38,6 @@ from pipeline.source.mmconfig import read_config
 from pipeline.source.raw import file_sha256, short_repr
 
 MAX_ZOO_BYTES = 1 << 30  # the largest skeleton GCN checkpoints are tens of MB
-CLASS_LISTS = ("ntu60", "ntu120", "gesture40")  # bundled: pipeline/source/classes/NAME.txt
 CARD_NAME = "card.json"
 MAX_CLASS_FILE = 4 << 20
 
@@ -243,10 +243,11 @@ def _dig(d: Any, *keys: str) -> Any:
 
 
 def _pipeline(cfg: dict[str, Any], layout: str, dims: int, persons_seen: int | None, assumed: list[str],
-              path: Path) -> PysklPipeline:
-    """The test pipeline from the config, PYSKL's defaults where it says nothing."""
+              path: Path, origin: str) -> PysklPipeline:
+    """The test pipeline from the config, PYSKL's defaults where it says nothing; its transforms
+    as the checkpoint's own project (`origin`) computes them."""
     dataset = next((k for k, v in PYSKL_LAYOUTS.items() if v == layout), "coco")
-    kw: dict[str, Any] = {"normalize": "3d" if dims == 3 else "2d", "dataset": dataset}
+    kw: dict[str, Any] = {"normalize": "3d" if dims == 3 else "2d", "dataset": dataset, "origin": origin}
     steps = _test_pipeline(cfg)
     if steps is None:
         assumed.append(f"the test pipeline: PreNormalize{dims}D, joints, 100 frames x 10 clips, "
@@ -263,6 +264,10 @@ def _pipeline(cfg: dict[str, Any], layout: str, dims: int, persons_seen: int | N
     if "FormatGCNInput" not in names:
         kw["num_person"] = persons_seen or 2
         assumed.append(f"num_person={kw['num_person']} (FormatGCNInput's default)")
+    if kw.get("mode") == "auto":
+        kw["units"] = "frame"
+        assumed.append("2D coordinates as fractions of the frame (x / width, y / height), as PYSKL's "
+                       "demo feeds MediaPipe's: auto mode leaves them unchanged")
     avg = _dig(cfg, "model", "test_cfg", "average_clips") or _dig(cfg, "model", "cls_head", "average_clips")
     if avg is not None:
         kw["average"] = avg
@@ -284,7 +289,7 @@ def _step(step: dict[str, Any], kw: dict[str, Any], path: Path) -> None:
     if kind == "PreNormalize2D":
         kw.update(normalize="2d", **take("img_shape", "threshold", "mode"))
     elif kind == "PreNormalize3D":
-        kw.update(normalize="3d", **take("zaxis", "xaxis", "align_spine", "align_center"))
+        kw.update(normalize="3d", **take("zaxis", "xaxis", "align_spine", "align_center", "align_shoulder"))
     elif kind == "GenSkeFeat":
         a = take("dataset", "feats", "axis")
         feats = a.get("feats", ["j"])
@@ -322,7 +327,7 @@ def inspect_checkpoint(path: Path, config: Path | None = None) -> Imported:
     k, v, in_channels, outs = _stage_channels(weights, path)
     layout = _layout(backbone, v, path, assumed)
     pipeline = _pipeline(cfg, layout["name"], 3 if layout["name"] == "ntu25" and in_channels == 3 else 2,
-                         None, assumed, path)
+                         None, assumed, path, origin)
     dims = 3 if pipeline.normalize == "3d" else 2
     if in_channels not in (dims, dims + 1):
         raise SkpipeError(f"{path}: {in_channels} input channels; a {dims}D skeleton gives {dims} or "

@@ -41,6 +41,7 @@ MOTION_SCORE = ("openpose", "coco")  # ToMotion does for these only
 NORMALIZE = ("2d", "3d", "none")
 AVERAGES = ("prob", "score")
 FEATS = ("j", "b", "jm", "bm")
+ORIGINS = ("pyskl", "mmaction2")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class PysklPipeline:
     xaxis: tuple[int, int] = (8, 4)
     align_spine: bool = True
     align_center: bool = True
+    align_shoulder: bool = True  # MMAction2's own switch; PYSKL aligns the shoulders with the spine
     dataset: str = "coco"  # GenSkeFeat's dataset: which bone pairs
     feats: str = "j"
     clip_len: int = 100
@@ -65,6 +67,12 @@ class PysklPipeline:
     num_person: int = 2
     person_mode: str = "zero"  # FormatGCNInput: pad missing persons with zeros, or loop person 0
     average: str = "prob"  # the recognizer's average over clips: of softmax, or of scores
+    # 2D coordinates as the model saw them: pixels, or fractions of the frame (x / width, y / height:
+    # MediaPipe's own output, which PYSKL's hand demo feeds and auto mode leaves unchanged)
+    units: str = "pixels"
+    # the two projects differ: PYSKL's PreNormalize2D zeroes points scored at or below the threshold
+    # and its UniformSample draws a ratio and an offset before each clip; MMAction2 1.x does neither
+    origin: str = "pyskl"
 
     def __post_init__(self) -> None:
         for name in ("img_shape", "zaxis", "xaxis", "p_interval"):
@@ -85,7 +93,9 @@ class PysklPipeline:
                   (len(self.img_shape) == 2 and min(self.img_shape) >= 1, "img_shape (h, w)"),
                   (len(self.p_interval) == 2 and 0 < min(self.p_interval) <= max(self.p_interval) <= 1,
                    "p_interval in (0, 1]"),
-                  (isinstance(self.threshold, int | float), "a numeric threshold"))
+                  (isinstance(self.threshold, int | float), "a numeric threshold"),
+                  (self.units in ("pixels", "frame"), "units pixels or frame"),
+                  (self.origin in ORIGINS, f"origin one of {', '.join(ORIGINS)}"))
         for ok, rule in checks:
             if not ok:
                 raise SkpipeError(f"pipeline: expected {rule}")
@@ -109,8 +119,8 @@ def prenormalize_2d(kp: np.ndarray, score: np.ndarray | None, img_shape: tuple[i
     x = kp.astype(np.float32)
     if score is not None:
         x = np.concatenate([x, score.astype(np.float32)[..., None]], axis=-1)
-    mask = x[..., 2] > p.threshold if x.shape[-1] == 3 else None
-    if p.mode == "auto":
+    mask = x[..., 2] > p.threshold if x.shape[-1] == 3 and p.origin == "pyskl" else None
+    if p.mode == "auto" and p.origin == "pyskl":
         if mask is not None:
             pts = x[mask] if mask.any() else np.zeros((1, 3), np.float32)
         else:
@@ -177,6 +187,7 @@ def prenormalize_3d(kp: np.ndarray, p: PysklPipeline) -> np.ndarray:
         bottom, top = x[0, 0, p.zaxis[0]], x[0, 0, p.zaxis[1]]
         rz = _rotation(np.cross(top - bottom, [0, 0, 1]), _angle(top - bottom, np.array([0, 0, 1])))
         x = np.einsum("abcd,kd->abck", x, rz)
+    if p.align_spine if p.origin == "pyskl" else p.align_shoulder:
         right, left = x[0, 0, p.xaxis[0]], x[0, 0, p.xaxis[1]]
         rx = _rotation(np.cross(right - left, [1, 0, 0]), _angle(right - left, np.array([1, 0, 0])))
         x = np.einsum("abcd,kd->abck", x, rx)
@@ -206,15 +217,18 @@ def skeleton_feature(x: np.ndarray, dataset: str, feats: str) -> np.ndarray:
 
 
 def test_indices(total: int, clip_len: int, num_clips: int, seed: int = 255,
-                 p_interval: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                 p_interval: tuple[float, float] = (1.0, 1.0), origin: str = "pyskl") -> np.ndarray:
     """UniformSampleFrames' test-mode frame indices (num_clips * clip_len,), its draws taken from
-    RandomState(seed) in PYSKL's order; short clips loop (the indices wrap modulo `total`)."""
+    RandomState(seed) in the order of `origin`'s code (PYSKL draws a ratio and an offset before
+    each clip, MMAction2 1.x does not); short clips loop (the indices wrap modulo `total`)."""
     rng = np.random.RandomState(seed)
     out = []
     for i in range(num_clips):
-        ratio = rng.rand() * (p_interval[1] - p_interval[0]) + p_interval[0]
-        n = int(ratio * total)
-        off = rng.randint(total - n + 1)
+        n, off = total, 0
+        if origin == "pyskl":
+            ratio = rng.rand() * (p_interval[1] - p_interval[0]) + p_interval[0]
+            n = int(ratio * total)
+            off = rng.randint(total - n + 1)
         if n < clip_len:
             start = i if n < num_clips else i * n // num_clips
             inds = np.arange(start, start + clip_len)
@@ -251,6 +265,8 @@ def pyskl_input(kp: np.ndarray, score: np.ndarray | None, img_shape: tuple[int, 
     (K, num_person, clip_len, V, C) float32, through the whole test pipeline."""
     if kp.shape[1] < 1:
         raise SkpipeError("a clip of 0 frames")
+    if p.units == "frame" and img_shape is not None and kp.shape[-1] == 2:
+        kp = kp.astype(np.float32) / np.array([img_shape[1], img_shape[0]], np.float32)
     if p.normalize == "2d":
         x = prenormalize_2d(kp, score, img_shape or p.img_shape, p)
     elif p.normalize == "3d":
@@ -260,6 +276,6 @@ def pyskl_input(kp: np.ndarray, score: np.ndarray | None, img_shape: tuple[int, 
         if score is not None:
             x = np.concatenate([x, score.astype(np.float32)[..., None]], axis=-1)
     x = skeleton_feature(x, p.dataset, p.feats)  # (M, T', V, C)
-    inds = test_indices(x.shape[1], p.clip_len, p.num_clips, p.seed, p.p_interval)  # (K * L,)
+    inds = test_indices(x.shape[1], p.clip_len, p.num_clips, p.seed, p.p_interval, p.origin)  # (K * L,)
     x = x[:, inds].astype(np.float32)  # PoseDecode: (M, K * L, V, C)
     return format_gcn_input(x, p.num_person, p.num_clips, p.person_mode)  # (K, M, L, V, C)

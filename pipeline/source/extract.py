@@ -35,7 +35,7 @@ import numpy as np
 
 from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_write_bytes, check_target
-from pipeline.source.pose import BACKENDS, DEFAULT_BACKEND, quiet_native_logs
+from pipeline.source.pose import BACKENDS, backend_for, quiet_native_logs
 from pipeline.source.raw import MAX_LABEL, RawData, raw_from_object, short_repr
 from pipeline.source.video import (
     EXTRACT_LAYOUTS,
@@ -340,7 +340,7 @@ def _extract_all(items: list[VideoItem], parts: Path, settings: tuple[str, str, 
 
 
 def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str = "coco17",
-            backend: str = DEFAULT_BACKEND, jobs: int = 1, max_frames: int = MAX_FRAMES,
+            backend: str | None = None, jobs: int = 1, max_frames: int = MAX_FRAMES,
             force: bool = False, progress: ProgressFn | None = None,
             on_start: Callable[[int, int], None] | None = None) -> ExtractResult:
     """Extract every video of `source` into the pickle `out`; see the module's docstring.
@@ -370,11 +370,15 @@ def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str
     return result
 
 
-def _settings(layout: str, backend: str, jobs: int, max_frames: int) -> tuple[str, str, int]:
+def _settings(layout: str, backend: str | None, jobs: int, max_frames: int) -> tuple[str, str, int]:
+    """(layout, backend, max_frames), checked; the backend is the layout's unless named."""
     if layout not in EXTRACT_LAYOUTS:
         raise SkpipeError(f"--layout must be one of {', '.join(EXTRACT_LAYOUTS)}, got {layout!r}")
+    backend = backend or backend_for(layout)
     if backend not in BACKENDS:
         raise SkpipeError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend != backend_for(layout):
+        raise SkpipeError(f"the {backend} backend does not give {layout} skeletons; {backend_for(layout)} does")
     if jobs < 1 or max_frames < 1:
         raise SkpipeError("--jobs and --max-frames must be >= 1")
     return layout, backend, max_frames
@@ -392,7 +396,7 @@ def _pickle_dict(items: list[VideoItem], poses: dict[str, VideoPose], classes: l
     return data
 
 
-def extract_raw(source: Path, layout: str = "coco17", backend: str = DEFAULT_BACKEND, jobs: int = 1,
+def extract_raw(source: Path, layout: str = "coco17", backend: str | None = None, jobs: int = 1,
                 max_frames: int = MAX_FRAMES) -> RawData:
     """The videos of `source` as a loaded pickle, in memory (for `predict VIDEO`): the same
     annotations `extract` writes, so predicting on either gives the same answer. Any video that

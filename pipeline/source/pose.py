@@ -78,6 +78,41 @@ class MediaPipePose:
         self._pose.close()
 
 
+class MediaPipeHands:
+    """MediaPipe Hands (its models ship inside the mediapipe 0.10.14 wheel): up to `max_hands`
+    hands per frame, 21 landmarks each (PYSKL's `handmp`), the hand's handedness confidence as
+    every landmark's score (Hands gives no per-landmark visibility)."""
+
+    layout = "handmp"
+
+    def __init__(self, max_hands: int = 2, static: bool = False, detection: float = 0.5,
+                 tracking: float = 0.5) -> None:
+        mp = import_mediapipe()
+        self.max_persons = max_hands
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._hands = mp.solutions.hands.Hands(static_image_mode=static, max_num_hands=max_hands,
+                                                   model_complexity=1, min_detection_confidence=detection,
+                                                   min_tracking_confidence=tracking)
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h, w = rgb.shape[:2]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = self._hands.process(rgb)
+        hands = found.multi_hand_landmarks or []
+        if not hands:
+            return np.zeros((0, 21, 2), np.float32), np.zeros((0, 21), np.float32)
+        xy = np.array([[(p.x, p.y) for p in hand.landmark] for hand in hands], np.float32)  # (P, 21, 2)
+        conf = [c.classification[0].score for c in (found.multi_handedness or [])]
+        conf = conf if len(conf) == len(hands) else [1.0] * len(hands)
+        scores = np.repeat(np.clip(np.array(conf, np.float32), 0.0, 1.0)[:, None], 21, axis=1)  # (P, 21)
+        return xy * np.array([w, h], np.float32), scores
+
+    def close(self) -> None:
+        self._hands.close()
+
+
 def import_mediapipe() -> Any:
     """mediapipe, or one line naming the extra that brings it."""
     try:
@@ -98,5 +133,15 @@ def import_cv2() -> Any:
     return cv2
 
 
-BACKENDS: dict[str, Callable[[], PoseBackend]] = {"mediapipe": MediaPipePose}
+BACKENDS: dict[str, Callable[[], PoseBackend]] = {"mediapipe": MediaPipePose, "mediapipe-hands": MediaPipeHands}
 DEFAULT_BACKEND = "mediapipe"
+# the backend that gives each extractable layout (its own, or one mapped from it)
+LAYOUT_BACKENDS = {"coco17": "mediapipe", "mediapipe33": "mediapipe", "handmp": "mediapipe-hands"}
+
+
+def backend_for(layout: str) -> str:
+    """The pose backend of a layout, or one line naming the layouts videos can give."""
+    if layout not in LAYOUT_BACKENDS:
+        raise SkpipeError(f"no pose backend gives {layout} skeletons from videos; one of "
+                          f"{', '.join(LAYOUT_BACKENDS)} can be extracted")
+    return LAYOUT_BACKENDS[layout]

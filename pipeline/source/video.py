@@ -21,7 +21,7 @@ from pipeline import SkpipeError
 from pipeline.source.pose import PoseBackend, import_cv2
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-EXTRACT_LAYOUTS = ("coco17", "mediapipe33")
+EXTRACT_LAYOUTS = ("coco17", "mediapipe33", "handmp")
 MAX_PIXELS = 8192 * 8192  # a frame larger than 8K in both directions is not a real video
 MAX_FRAMES = 100_000  # about an hour at 30 fps: bounds one video's time
 FramesFn = Callable[[int], None]  # called with frames decoded so far
