@@ -334,12 +334,14 @@ def import_(checkpoint: Path, config: Path | None, classes: str | None, out: Pat
     p, a = imp.pipeline, imp.arch
     console.print(f"wrote {shown(str(path))}: {imp.model} from {imp.origin}, {run.parameters:,} parameters, "
                   f"{imp.num_classes} classes ({shown(run.source['classes'])})", soft_wrap=True)
-    console.print(f"skeleton {shown(imp.skeleton.describe())} · {a.num_stages} stages, base {a.base_channels}, "
-                  f"inflate {list(a.inflate_stages)}, down {list(a.down_stages)}, data BN {a.data_bn}")
+    console.print(f"skeleton {shown(imp.skeleton.describe())} · {a.num_stages} stages, base "
+                  f"{a.base_channels}, inflate {list(a.inflate_stages)}, down {list(a.down_stages)}, "
+                  f"data BN {a.data_bn}")
     console.print(f"test pipeline: normalize {p.normalize}{' ' + p.mode if p.normalize == '2d' else ''}, "
                   f"feats {p.feats}, {p.clip_len} frames x {p.num_clips} clips, {p.num_person} person(s), "
                   f"average {p.average}")
     if imp.assumed:
-        console.print(f"[yellow]assumed[/yellow] (not in the weights or config): {shown('; '.join(imp.assumed))}",
-                      soft_wrap=True)
-    console.print(f"next: skpipe predict {shown(str(path))} VIDEO|PICKLE --window {p.clip_len}", soft_wrap=True)
+        console.print("[yellow]assumed[/yellow] (not in the weights or config): "
+                      f"{shown('; '.join(imp.assumed))}", soft_wrap=True)
+    console.print(f"next: skpipe predict {shown(str(path))} VIDEO|PICKLE --window {p.clip_len}",
+                  soft_wrap=True)

@@ -160,7 +160,8 @@ def export_run(run_dir: Path, fmt: str = "onnx", out: Path | None = None, force:
     t = run.config.train
     return {"path": out, "format": fmt, "max_abs_diff": worst, "card": cards[-1],
             "checked_batches": [tuple(x.shape) for x, _ in batches], "checkpoint": str(ckpt),
-            "checked_on": "seeded inputs (an imported run has no cache)" if run.config.imported else "real clips",
+            "checked_on": ("seeded inputs (an imported run has no cache)" if run.config.imported
+                           else "real clips"),
             "frames": t.frames, "feats": t.feats, "normalize": t.normalize,
             "input": input_shape(run.config.input), "bytes": len(data)}
 

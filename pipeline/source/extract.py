@@ -378,7 +378,8 @@ def _settings(layout: str, backend: str | None, jobs: int, max_frames: int) -> t
     if backend not in BACKENDS:
         raise SkpipeError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend != backend_for(layout):
-        raise SkpipeError(f"the {backend} backend does not give {layout} skeletons; {backend_for(layout)} does")
+        raise SkpipeError(f"the {backend} backend does not give {layout} skeletons; "
+                          f"{backend_for(layout)} does")
     if jobs < 1 or max_frames < 1:
         raise SkpipeError("--jobs and --max-frames must be >= 1")
     return layout, backend, max_frames

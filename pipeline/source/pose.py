@@ -133,7 +133,8 @@ def import_cv2() -> Any:
     return cv2
 
 
-BACKENDS: dict[str, Callable[[], PoseBackend]] = {"mediapipe": MediaPipePose, "mediapipe-hands": MediaPipeHands}
+BACKENDS: dict[str, Callable[[], PoseBackend]] = {"mediapipe": MediaPipePose,
+                                                  "mediapipe-hands": MediaPipeHands}
 DEFAULT_BACKEND = "mediapipe"
 # the backend that gives each extractable layout (its own, or one mapped from it)
 LAYOUT_BACKENDS = {"coco17": "mediapipe", "mediapipe33": "mediapipe", "handmp": "mediapipe-hands"}
