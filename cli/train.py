@@ -50,6 +50,10 @@ class EpochView:
             if c.world_size > 1:
                 console.print(f"{c.world_size} processes · effective batch {c.effective_batch_size} "
                               f"· lr {c.effective_lr:g}")
+            if c.source.get("kind") == "init":
+                from pipeline.train.init import describe
+
+                console.print(shown(describe(c.source)), soft_wrap=True)
             console.print(f"run: {shown(str(info['run_dir']))}", soft_wrap=True)
             if info["start_epoch"]:
                 console.print(f"resuming after epoch {info['start_epoch']}")
@@ -153,6 +157,9 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--scale", type=float, help="Train-time random scale, +- this fraction.")
 @click.option("--shift", type=float, help="Train-time random shift, +- this (normalized units).")
 @click.option("--test-clips", type=int, help="Temporal clips `evaluate` averages by default (1).")
+@click.option("--init", help="Start from this run's weights (one trained, or `skpipe import`ed): every "
+              "weight that fits, a new head for the cache's classes (fine-tuning).")
+@click.option("--freeze", type=int, help="With --init: keep the first N blocks (and the data BN) fixed.")
 @device_option(None)
 @click.option("--nproc", default=1, show_default=True,
               help="Processes on this machine (DDP through torchrun's launcher).")
@@ -173,8 +180,7 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @user_errors
 def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Path | None, out: Path,
           **options: Any) -> None:
-    """Train MODEL (lstm, stgcn or stgcnpp) on a protocol of the cache; choose on val, never
-    touch test.
+    """Train MODEL on a protocol of the cache; choose on val, never touch test.
 
     Under torchrun, each process trains on its share of the cache's chunks (DDP)."""
     import sys
@@ -196,7 +202,9 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
         if applied and env_rank() == 0:
             console.print("resuming with " + ", ".join(f"--{k} {getattr(cfg, k)}" for k in applied))
     elif model is None:
-        raise SkpipeError("name a model (lstm, stgcn or stgcnpp), or --resume RUN_DIR")
+        from models import MODELS
+
+        raise SkpipeError(f"name a model ({', '.join(MODELS)}), or --resume RUN_DIR")
     else:
         cfg = TrainConfig(model=model, cache=str(cache_dir), out=str(out), **recipe_options(recipe, options))
     configure_process(cfg.threads)

@@ -25,7 +25,8 @@ DEVICES = ("auto", "cpu", "cuda")
 RESUME_RUNTIME = ("device", "threads", "workers", "loader")  # what a resumed run may change
 _KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
 _MAXIMA = {"epochs": 100_000, "batch_size": 65_536, "frames": 100_000, "threads": 4096, "workers": 1024,
-           "test_clips": 100, "checkpoint_every": 100_000, "warmup": 100_000, "patience": 100_000}
+           "test_clips": 100, "checkpoint_every": 100_000, "warmup": 100_000, "patience": 100_000,
+           "freeze": 64}
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     test_clips: int = 1  # temporal clips `evaluate` averages by default
     recipe: str = "seed"
+    init: str = ""  # a run (or checkpoint) whose fitting weights the network starts from
+    freeze: int = 0  # blocks (from the first) whose parameters --init's weights keep fixed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split", str(self.split))  # runs of skpipe <= 0.1 stored an int
@@ -94,7 +97,7 @@ class TrainConfig:
             ("patience", self.patience >= 0, ">= 0"), ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
             ("warmup", self.warmup >= 0, ">= 0"), ("test_clips", self.test_clips >= 1, ">= 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
-            ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"),
+            ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"), ("freeze", self.freeze >= 0, ">= 0"),
         ):
             if not ok:
                 raise SkpipeError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}")

@@ -54,6 +54,7 @@ from pipeline.train.distributed import (
     sync_buffers,
     teardown,
 )
+from pipeline.train.init import freeze_blocks, read_init, transfer
 from pipeline.train.resume import resume_options, runtime_given
 
 __all__ = ["FitResult", "TrainConfig", "evaluate", "fit", "train_one_epoch"]
@@ -154,6 +155,11 @@ def _resume_state(run_dir: Path, cfg: TrainConfig, cache: Cache, d: DistInfo
         raise SkpipeError(f"{run_dir} has finished its {cfg.epochs} epochs; give a larger --epochs to "
                           "train it longer")
     return cfg, ckpt
+
+
+def _saved_source(run_dir: Path) -> dict[str, Any]:
+    """A resumed run keeps the record of where its weights came from."""
+    return dict(open_run(run_dir).config.source)
 
 
 def _record_state(net: nn.Module, d: DistInfo, epoch: int) -> None:
@@ -267,7 +273,15 @@ class _Session:
         """Build the network, optimizer and loaders; restore `ckpt` or create the run directory."""
         train_ds, val_ds = _loaders(cache, cfg, d)
         torch.manual_seed(cfg.seed)
-        net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout, cache.skeleton).to(d.device)
+        init = read_init(cfg.init, cfg.model, cache.skeleton) if cfg.init and ckpt is None else None
+        arch = ckpt.args.arch if ckpt is not None else (init.arch if init is not None else {})
+        net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout, cache.skeleton, arch)
+        source = transfer(net, init, tuple(cache.manifest.class_names)) if init is not None else {}
+        if cfg.freeze:
+            if not cfg.init:
+                raise SkpipeError("--freeze keeps --init's weights fixed; give --init RUN")
+            freeze_blocks(net, cfg.freeze)
+        net = net.to(d.device)
         lr = cfg.lr * d.world if cfg.lr_scaling == "linear" else cfg.lr  # effective batch x world
         optimizer = build_optimizer(net, cfg, lr)
         scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_ds))
@@ -292,7 +306,8 @@ class _Session:
             train=cfg, cache=str(cache.directory), manifest_hash=cache.manifest_hash,
             num_classes=cache.manifest.num_classes, class_names=tuple(cache.manifest.class_names),
             cache_dtype=cache.manifest.array["dtype"], parameters=count_parameters(net),
-            skeleton=cache.skeleton.to_dict(),
+            skeleton=cache.skeleton.to_dict(), arch=dict(arch),
+            source=source or (_saved_source(resume) if resume is not None else {}),
             loader_mode=train_ds.mode, device=str(d.device), world_size=d.world,
             effective_batch_size=cfg.batch_size * d.world, effective_lr=lr,
             train_samples=len(train_ds.samples), val_samples=len(val_ds.samples),
