@@ -25,8 +25,8 @@ import numpy as np
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def quarter_pickle(out: Path, seed: int = 0) -> None:
-    with open(SHARED / "jhmdb14_gt_coco17.pkl", "rb") as f:
+def quarter_pickle(source: Path, out: Path, seed: int = 0) -> None:
+    with open(source, "rb") as f:
         data = pickle.load(f)  # the shared set (the project's own file), not user input
     label = {a["frame_dir"]: a["label"] for a in data["annotations"]}
     rng = np.random.default_rng(seed)
@@ -54,12 +54,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jhmdb", type=Path, default=SHARED / "jhmdb14_gt_coco17.pkl")
     a = ap.parse_args()
     w = a.workdir
     w.mkdir(parents=True, exist_ok=True)
     cache = w / "cache"
     if not (cache / "splits.parquet").exists():
-        quarter_pickle(w / "jhmdb_quarter.pkl")
+        quarter_pickle(a.jhmdb, w / "jhmdb_quarter.pkl")
         skpipe("ingest", str(w / "jhmdb_quarter.pkl"), "--cache", str(cache), "--force")
         skpipe("build-splits", "--cache", str(cache), "--force")
     results: dict[str, list[float]] = {"scratch": [], "init": []}

@@ -94,7 +94,9 @@ def freeze_blocks(net: nn.Module, n: int) -> int:
         raise SkpipeError("--freeze applies to the graph networks (stgcnpp, pyskl_stgcn)")
     if n > len(blocks):
         raise SkpipeError(f"--freeze {n}: the network has {len(blocks)} blocks")
-    frozen = [*net.data_bn.parameters(), *blocks[:n].parameters()]
+    data_bn = net.data_bn
+    assert isinstance(data_bn, nn.Module)
+    frozen = [*data_bn.parameters(), *blocks[:n].parameters()]
     for p in frozen:
         p.requires_grad_(False)
     return sum(p.numel() for p in frozen)
