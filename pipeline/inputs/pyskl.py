@@ -216,7 +216,7 @@ def skeleton_feature(x: np.ndarray, dataset: str, feats: str) -> np.ndarray:
     return x
 
 
-def test_indices(total: int, clip_len: int, num_clips: int, seed: int = 255,
+def uniform_test_indices(total: int, clip_len: int, num_clips: int, seed: int = 255,
                  p_interval: tuple[float, float] = (1.0, 1.0), origin: str = "pyskl") -> np.ndarray:
     """UniformSampleFrames' test-mode frame indices (num_clips * clip_len,), its draws taken from
     RandomState(seed) in the order of `origin`'s code (PYSKL draws a ratio and an offset before
@@ -276,6 +276,6 @@ def pyskl_input(kp: np.ndarray, score: np.ndarray | None, img_shape: tuple[int, 
         if score is not None:
             x = np.concatenate([x, score.astype(np.float32)[..., None]], axis=-1)
     x = skeleton_feature(x, p.dataset, p.feats)  # (M, T', V, C)
-    inds = test_indices(x.shape[1], p.clip_len, p.num_clips, p.seed, p.p_interval, p.origin)  # (K * L,)
+    inds = uniform_test_indices(x.shape[1], p.clip_len, p.num_clips, p.seed, p.p_interval, p.origin)  # (K * L,)
     x = x[:, inds].astype(np.float32)  # PoseDecode: (M, K * L, V, C)
     return format_gcn_input(x, p.num_person, p.num_clips, p.person_mode)  # (K, M, L, V, C)

@@ -1,0 +1,380 @@
+"""`skpipe import`: parity with an independent reference forward on PYSKL-named weights, the real
+hand-gesture checkpoint end to end, configs as data, PYSKL's test sampling, fine-tuning, and
+every bad input in one line with nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+import skpipe
+from cli.main import main
+from pipeline import SkpipeError
+from pipeline.infer.zoo import import_checkpoint
+from pipeline.inputs.pyskl import PysklPipeline, format_gcn_input, prenormalize_2d, uniform_test_indices
+from pipeline.source.mmconfig import ConfigError, read_config
+
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
+COCO_INWARD = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 5), (12, 6), (9, 7), (7, 5), (10, 8), (8, 6),
+               (5, 0), (6, 0), (1, 0), (3, 1), (2, 0), (4, 2)]
+
+
+# --- an independent reference: PYSKL's STGCN written out as functions of its state dict ----------
+
+def _blocks(c_in: int, base: int, stages: int, inflate: list[int], down: list[int]) -> list[tuple[int, int, int]]:
+    out, c, k = [(c_in, base, 1)], base, 0
+    for i in range(2, stages + 1):
+        k += i in inflate
+        out.append((c, base * 2**k, 2 if i in down else 1))
+        c = base * 2**k
+    return out
+
+
+def reference_weights(cfg: dict, g: torch.Generator, classes: int) -> dict[str, torch.Tensor]:
+    """Random PYSKL-named weights (with running statistics) for `cfg`, from its own shape rules."""
+    sd: dict[str, torch.Tensor] = {}
+
+    def conv(name: str, o: int, i: int, k: int = 1) -> None:
+        sd[f"{name}.weight"] = torch.randn(o, i, k, 1, generator=g) / (i * k) ** 0.5
+        sd[f"{name}.bias"] = torch.randn(o, generator=g) * 0.1
+
+    def bn(name: str, c: int) -> None:
+        sd[f"{name}.weight"] = torch.rand(c, generator=g) + 0.5
+        sd[f"{name}.bias"] = torch.randn(c, generator=g) * 0.1
+        sd[f"{name}.running_mean"] = torch.randn(c, generator=g) * 0.2
+        sd[f"{name}.running_var"] = torch.rand(c, generator=g) + 0.5
+        sd[f"{name}.num_batches_tracked"] = torch.tensor(7)
+
+    v, c_in, m = 17, 3, cfg["persons"]
+    bn("backbone.data_bn", (m if cfg["mvc"] else 1) * v * c_in)
+    for i, (ci, co, stride) in enumerate(_blocks(c_in, cfg["base"], cfg["stages"], cfg["inflate"], cfg["down"])):
+        p = f"backbone.gcn.{i}"
+        sd[f"{p}.gcn.A"] = torch.rand(3, v, v, generator=g)
+        if cfg["tcn"] == "unit_tcn":
+            sd[f"{p}.gcn.PA"] = torch.rand(3, v, v, generator=g) + 0.5
+        conv(f"{p}.gcn.conv", co * 3, ci)
+        bn(f"{p}.gcn.bn", co)
+        if cfg["tcn"] == "mstcn" and ci != co:
+            conv(f"{p}.gcn.down.0", co, ci)
+            bn(f"{p}.gcn.down.1", co)
+        if cfg["tcn"] == "mstcn":
+            mid = co // 6
+            for b in range(6):
+                cb = co - 5 * mid if b == 0 else mid
+                if b == 5:
+                    conv(f"{p}.tcn.branches.5", cb, co)
+                    continue
+                conv(f"{p}.tcn.branches.{b}.0", cb, co)
+                bn(f"{p}.tcn.branches.{b}.1", cb)
+                if b < 4:
+                    conv(f"{p}.tcn.branches.{b}.3.conv", cb, cb, 3)
+            bn(f"{p}.tcn.transform.0", co)
+            conv(f"{p}.tcn.transform.2", co, co)
+            bn(f"{p}.tcn.bn", co)
+        else:
+            conv(f"{p}.tcn.conv", co, co, 9)
+            bn(f"{p}.tcn.bn", co)
+        if i > 0 and (ci != co or stride != 1):
+            conv(f"{p}.residual.conv", co, ci)
+            bn(f"{p}.residual.bn", co)
+    last = _blocks(c_in, cfg["base"], cfg["stages"], cfg["inflate"], cfg["down"])[-1][1]
+    sd["cls_head.fc_cls.weight"] = torch.randn(classes, last, generator=g) * 0.1
+    sd["cls_head.fc_cls.bias"] = torch.randn(classes, generator=g) * 0.1
+    return sd
+
+
+def reference_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, cfg: dict) -> torch.Tensor:
+    """PYSKL's RecognizerGCN in eval mode on x (N, M, T, V, C), from its source's definitions."""
+    def bn(y: torch.Tensor, p: str) -> torch.Tensor:
+        return F.batch_norm(y, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"],
+                            sd[f"{p}.bias"], False, 0.0, 1e-5)
+
+    def conv(y: torch.Tensor, p: str, stride: int = 1, dilation: int = 1) -> torch.Tensor:
+        k = sd[f"{p}.weight"].shape[2]
+        pad = (k + (k - 1) * (dilation - 1) - 1) // 2
+        return F.conv2d(y, sd[f"{p}.weight"], sd[f"{p}.bias"], (stride, 1), (pad, 0), (dilation, 1))
+
+    n, m, t, v, c = x.shape
+    y = x.permute(0, 1, 3, 4, 2)
+    y = bn(y.reshape(n, m * v * c, t), "backbone.data_bn") if cfg["mvc"] else bn(y.reshape(n * m, v * c, t),
+                                                                                    "backbone.data_bn")
+    y = y.reshape(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
+    for i, (ci, co, stride) in enumerate(_blocks(c, cfg["base"], cfg["stages"], cfg["inflate"], cfg["down"])):
+        p = f"backbone.gcn.{i}"
+        if i == 0:
+            res = 0
+        elif ci == co and stride == 1:
+            res = y
+        else:
+            res = bn(conv(y, f"{p}.residual.conv", stride), f"{p}.residual.bn")
+        a = sd[f"{p}.gcn.A"] * sd[f"{p}.gcn.PA"] if f"{p}.gcn.PA" in sd else sd[f"{p}.gcn.A"]
+        z = conv(y, f"{p}.gcn.conv")
+        z = torch.einsum("nkctv,kvw->nctw", z.view(z.shape[0], 3, -1, *z.shape[2:]), a)
+        gres = 0
+        if cfg["tcn"] == "mstcn":
+            gres = bn(conv(y, f"{p}.gcn.down.0"), f"{p}.gcn.down.1") if ci != co else y
+        z = F.relu(bn(z, f"{p}.gcn.bn") + gres)
+        if cfg["tcn"] == "mstcn":
+            outs = []
+            for b, spec in enumerate([(3, 1), (3, 2), (3, 3), (3, 4), "max", "1x1"]):
+                if spec == "1x1":
+                    outs.append(conv(z, f"{p}.tcn.branches.5", stride))
+                    continue
+                h = F.relu(bn(conv(z, f"{p}.tcn.branches.{b}.0"), f"{p}.tcn.branches.{b}.1"))
+                if spec == "max":
+                    outs.append(F.max_pool2d(h, (3, 1), (stride, 1), (1, 0)))
+                else:
+                    outs.append(conv(h, f"{p}.tcn.branches.{b}.3.conv", stride, spec[1]))
+            z = torch.cat(outs, 1)
+            z = conv(F.relu(bn(z, f"{p}.tcn.transform.0")), f"{p}.tcn.transform.2")
+            z = bn(z, f"{p}.tcn.bn")
+        else:
+            z = bn(conv(z, f"{p}.tcn.conv", stride), f"{p}.tcn.bn")
+        y = F.relu(z + res)
+    pooled = y.mean(dim=(2, 3)).view(n, m, -1).mean(1)
+    return pooled @ sd["cls_head.fc_cls.weight"].T + sd["cls_head.fc_cls.bias"]
+
+
+def config_text(cfg: dict, classes: int) -> str:
+    tcn = "tcn_type='mstcn', gcn_adaptive='init', gcn_with_res=True, " if cfg["tcn"] == "mstcn" else ""
+    bn = "data_bn_type='MVC', num_person=2, " if cfg["mvc"] else ""
+    return (f"graph = 'coco'\nmodel = dict(type='RecognizerGCN', backbone=dict(type='STGCN', {tcn}{bn}"
+            f"base_channels={cfg['base']}, num_stages={cfg['stages']}, inflate_stages={cfg['inflate']}, "
+            f"down_stages={cfg['down']}, graph_cfg=dict(layout=graph, mode='spatial')), "
+            f"cls_head=dict(type='GCNHead', num_classes={classes}))\n"
+            "test_pipeline = [dict(type='PreNormalize2D'), dict(type='GenSkeFeat', dataset='coco', feats=['j']),"
+            f" dict(type='UniformSample', clip_len=12, num_clips=2), dict(type='PoseDecode'),"
+            f" dict(type='FormatGCNInput', num_person={cfg['persons']})]\n")
+
+
+TINY = [dict(base=12, stages=2, inflate=[2], down=[2], tcn=tcn, mvc=mvc, persons=m)
+        for tcn in ("mstcn", "unit_tcn") for mvc in (False, True) for m in (1, 2) if not (mvc and m == 1)]
+
+
+@pytest.mark.parametrize("cfg", TINY, ids=lambda c: f"{c['tcn']}-{'MVC' if c['mvc'] else 'VC'}-M{c['persons']}")
+def test_imported_logits_equal_an_independent_reference(cfg, tmp_path):
+    g = torch.Generator().manual_seed(0)
+    sd = reference_weights(cfg, g, classes=5)
+    torch.save({"state_dict": sd, "meta": {"epoch": 16}}, tmp_path / "m.pth")
+    (tmp_path / "m.py").write_text(config_text(cfg, 5))
+    run, imp, _ = import_checkpoint(tmp_path / "m.pth", tmp_path / "run", tmp_path / "m.py")
+    assert imp.arch.data_bn == ("MVC" if cfg["mvc"] else "VC") and imp.skeleton.persons == cfg["persons"]
+    x = torch.randn(3, cfg["persons"], 12, 17, 3, generator=g)
+    with torch.no_grad():
+        want = reference_forward(sd, x, cfg).numpy()
+    fed = x.numpy() if cfg["persons"] == 2 else x[:, 0].numpy()  # M squeezed for one person
+    got = skpipe.load(run).logits(fed, np.full(3, 12, np.int64))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_mmaction2_key_format_and_a_two_person_export_match_too(tmp_path):
+    cfg = TINY[1]  # mstcn, VC, two persons
+    g = torch.Generator().manual_seed(1)
+    sd = reference_weights(cfg, g, classes=4)
+    mm = {k.replace("cls_head.fc_cls.", "cls_head.fc."): t for k, t in sd.items()}
+    torch.save(mm, tmp_path / "mm.pth")  # bare state dict, MMAction2 1.x head name
+    (tmp_path / "m.py").write_text(config_text(cfg, 4))
+    run, imp, _ = import_checkpoint(tmp_path / "mm.pth", tmp_path / "run", tmp_path / "m.py")
+    assert imp.origin == "mmaction2" and imp.pipeline.origin == "mmaction2"
+    from pipeline.infer.export import export_run
+
+    export_run(run, "onnx")
+    x = torch.randn(2, 2, 12, 17, 3, generator=g)
+    want = reference_forward(sd, x, cfg).detach().numpy()
+    got = skpipe.load(run / "export" / "model.onnx").logits(x.numpy(), np.full(2, 12, np.int64))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+# --- the real checkpoint -------------------------------------------------------------------------
+
+needs_hand = pytest.mark.skipif(not (SHARED / "pyskl" / "hagrid.pth").exists(),
+                                reason="../shared/data/pyskl (PYSKL's hand checkpoint) is absent")
+
+
+@needs_hand
+def test_hagrid_imports_and_names_the_gestures_of_the_hand_video(tmp_path):
+    pytest.importorskip("mediapipe", reason="the video extra (MediaPipe Hands) is not installed")
+    out = tmp_path / "hagrid"
+    r = CliRunner().invoke(main, ["import", str(SHARED / "pyskl" / "hagrid.pth"), "--config",
+                                  str(SHARED / "pyskl" / "stgcnpp_gesture.py"), "--classes", "gesture40",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "handmp" in r.output and "10 frames x 1 clips" in r.output
+    r = CliRunner().invoke(main, ["predict", str(out), str(SHARED / "videos" / "hand.mp4"), "--window", "10",
+                                  "--stride", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    (clip,) = [json.loads(line) for line in r.output.splitlines()]
+    labels = [w["top"][0]["class"] for w in clip["windows"]]
+    # PYSKL's own demo: Palm at first, Stop Sign in the middle, Like at the end
+    assert labels[0] == "Palm" and labels[-1] == "Like"
+    middle = labels[len(labels) // 3 : 2 * len(labels) // 3]
+    assert middle.count("Stop Sign") >= len(middle) // 2, labels
+
+
+# --- PYSKL's test pipeline -----------------------------------------------------------------------
+
+def test_uniform_sample_on_hand_computed_cases():
+    short = uniform_test_indices(5, 8, 2)  # shorter than clip_len: looped from i * T // K
+    assert short.tolist() == [0, 1, 2, 3, 4, 0, 1, 2] + [2, 3, 4, 0, 1, 2, 3, 4]
+    assert uniform_test_indices(3, 4, 4).tolist()[:8] == [0, 1, 2, 0, 1, 2, 0, 1]  # T < K: start i
+    assert uniform_test_indices(4, 4, 1).tolist() == [0, 1, 2, 3]  # exact: every frame once
+    long = uniform_test_indices(20, 4, 1)  # one frame in each fifth, drawn from seed 255
+    assert [i // 5 for i in long] == [0, 1, 2, 3]
+    rng = np.random.RandomState(255)  # PYSKL's order: ratio, offset, then the four draws
+    rng.rand(), rng.randint(1)
+    assert long.tolist() == (np.arange(4) * 5 + rng.randint([5, 5, 5, 5])).tolist()
+    rng = np.random.RandomState(255)  # MMAction2 1.x draws no ratio or offset first
+    assert uniform_test_indices(20, 4, 1, origin="mmaction2").tolist() == (np.arange(4) * 5 + rng.randint([5] * 4)).tolist()
+    mid = uniform_test_indices(6, 4, 1)  # between L and 2L: each frame at most once, in order
+    assert len(set(mid.tolist())) == 4 and sorted(mid.tolist()) == mid.tolist()
+
+
+def test_prenormalize_2d_modes_and_format():
+    p = PysklPipeline(threshold=0.2)
+    kp = np.array([[[[100.0, 50.0], [300.0, 250.0]]]], np.float32)  # (M, T, V, 2)
+    score = np.array([[[0.9, 0.1]]], np.float32)
+    fix = prenormalize_2d(kp, score, (200, 400), p)
+    assert fix[0, 0, 0].tolist() == pytest.approx([-0.5, -0.5, 0.9]) and fix[0, 0, 1, :2].tolist() == [0, 0]
+    auto = prenormalize_2d(kp, None, (200, 400), PysklPipeline(mode="auto"))  # box 200 x 200
+    assert auto[0, 0].tolist() == [[-1.0, -1.0], [1.0, 1.0]]
+    small = kp / 1000  # a box under 10 units passes unchanged
+    assert np.array_equal(prenormalize_2d(small, None, (1, 1), PysklPipeline(mode="auto")), small)
+    x = np.arange(1 * 6 * 2 * 1, dtype=np.float32).reshape(1, 6, 2, 1)
+    out = format_gcn_input(x, 2, 2)
+    assert out.shape == (2, 2, 3, 2, 1) and not out[:, 1].any() and np.array_equal(out[1, 0], x[0, 3:])
+
+
+# --- configs are data ----------------------------------------------------------------------------
+
+def test_a_config_with_code_runs_nothing(tmp_path):
+    marker = tmp_path / "MARKER"
+    for code in (f"__import__('os').system('touch {marker}')", f"open('{marker}', 'w')",
+                 f"x = [__import__('os').system('touch {marker}') for _ in range(1)]",
+                 "x = (lambda: 1)()", "import os\nos.system('true')", "x = dict(**globals())"):
+        cfg = tmp_path / "evil.py"
+        cfg.write_text(f"model = dict(type='RecognizerGCN')\n{code}\n")
+        with pytest.raises(ConfigError, match=r"evil\.py:\d+: .*read as data, never run"):
+            read_config(cfg)
+    assert not marker.exists()
+    r = CliRunner().invoke(main, ["import", str(tmp_path / "nothing.pth"), "--config", str(cfg), "--out",
+                                  str(tmp_path / "run")])
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_bases_merge_as_mmcv_and_are_bounded(tmp_path):
+    (tmp_path / "_base_").mkdir()
+    (tmp_path / "cfgs" / "sub").mkdir(parents=True)
+    (tmp_path / "_base_" / "base.py").write_text(
+        "clip = 100\nmodel = dict(backbone=dict(type='STGCN', num_stages=10), cls_head=dict(num_classes=60))\n")
+    child = tmp_path / "cfgs" / "sub" / "child.py"
+    child.write_text("_base_ = ['../../_base_/base.py']\nlen_ = 100\nname = f'ntu{60}_{len_}'\nn = -len_ // 2\n"
+                     "model = dict(backbone=dict(num_stages=6), cls_head=dict(_delete_=True, num_classes=40))\n")
+    c = read_config(child)
+    assert c["model"] == {"backbone": {"type": "STGCN", "num_stages": 6}, "cls_head": {"num_classes": 40}}
+    assert c["name"] == "ntu60_100" and c["n"] == -50 and c["clip"] == 100
+    loop = tmp_path / "loop.py"
+    loop.write_text("_base_ = 'loop.py'\n")
+    with pytest.raises(ConfigError, match="loops"):
+        read_config(loop)
+    outside = tmp_path / "cfgs" / "sub" / "deep" / "deeper" / "escape.py"
+    outside.parent.mkdir(parents=True)
+    outside.write_text("_base_ = '/etc/hostname'\n")
+    with pytest.raises(ConfigError, match="outside the config's tree|a config is a .py"):
+        read_config(outside)
+    big = tmp_path / "big.py"
+    big.write_text("x = 1\n" * 300_000)
+    with pytest.raises(ConfigError, match="larger than any config"):
+        read_config(big)
+
+
+# --- bad checkpoints -----------------------------------------------------------------------------
+
+class Evil:
+    def __reduce__(self):  # noqa: ANN204 - what a malicious pickle does
+        return (print, ("ran",))
+
+
+def _one_line(args: list[str], pattern: str, out: Path) -> None:
+    r = CliRunner().invoke(main, args)
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), r.output
+    assert pattern in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_bad_checkpoints_are_one_line_and_write_nothing(tmp_path):
+    cfg = TINY[0]
+    sd = reference_weights(cfg, torch.Generator().manual_seed(0), classes=5)
+    (tmp_path / "m.py").write_text(config_text(cfg, 5))
+    out = tmp_path / "run"
+
+    def case(weights: object, pattern: str, *extra: str) -> None:
+        torch.save(weights, tmp_path / "x.pth")
+        _one_line(["import", str(tmp_path / "x.pth"), "--out", str(out), *extra], pattern, out)
+
+    case({"state_dict": sd, "meta": Evil()}, "weights only")
+    case({k: t for k, t in sd.items() if k != "backbone.gcn.1.tcn.bn.weight"}, "missing key")
+    case({**sd, "backbone.gcn.0.gcn.extra.weight": torch.zeros(1)}, "unexpected key")
+    bad = dict(sd)
+    bad["backbone.gcn.1.tcn.transform.2.weight"] = torch.zeros(3, 3, 1, 1)
+    case(bad, "has shape")
+    case({"backbone.conv1.conv.weight": torch.zeros(1), "cls_head.fc_cls.weight": torch.zeros(2, 2)}, "PoseC3D")
+    case(sd, "CTR-GCN", "--config", str(_write(tmp_path / "c.py", "model = dict(backbone=dict(type='CTRGCN'))")))
+    case(sd, "4 names for a head of 5", "--classes", str(_write(tmp_path / "k.txt", "a\nb\nc\nd\n")))
+    nan = dict(sd)
+    nan["backbone.gcn.0.gcn.A"] = torch.full((3, 17, 17), float("nan"))
+    case(nan, "NaN")
+    view = dict(sd)
+    view["backbone.gcn.0.gcn.A"] = torch.zeros(1).expand(10**6, 10**6)
+    case(view, "larger than its")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_import_refuses_to_overwrite_and_classes_from_a_bundled_list(tmp_path):
+    cfg = TINY[0]
+    sd = reference_weights(cfg, torch.Generator().manual_seed(0), classes=60)
+    torch.save(sd, tmp_path / "m.pth")
+    (tmp_path / "m.py").write_text(config_text(cfg, 60))
+    r = CliRunner().invoke(main, ["import", str(tmp_path / "m.pth"), "--config", str(tmp_path / "m.py"),
+                                  "--classes", "ntu60", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    m = skpipe.load(tmp_path / "run")
+    assert m.classes[0] == "drink water" and len(m.classes) == 60
+    _one_line(["import", str(tmp_path / "m.pth"), "--out", str(tmp_path / "run")], "already exists",
+              tmp_path / "absent")
+
+
+# --- fine-tuning ---------------------------------------------------------------------------------
+
+def test_init_replaces_the_head_and_keeps_the_backbone_at_step_0(tmp_path, synth_cache):
+    from models import build_model
+    from pipeline.data.cache import open_cache
+    from pipeline.train.init import read_init, transfer
+
+    cfg = TINY[0]
+    sd = reference_weights(cfg, torch.Generator().manual_seed(0), classes=7)
+    torch.save(sd, tmp_path / "m.pth")
+    (tmp_path / "m.py").write_text(config_text(cfg, 7).replace("num_person=1", "num_person=1"))
+    run, imp, _ = import_checkpoint(tmp_path / "m.pth", tmp_path / "zoo", tmp_path / "m.py")
+    cache = open_cache(synth_cache)
+    init = read_init(str(run), "stgcnpp", cache.skeleton)
+    net = build_model("stgcnpp", cache.manifest.num_classes, 0.0, cache.skeleton, init.arch)
+    fresh_fc = net.fc.weight.detach().clone()
+    report = transfer(net, init, tuple(cache.manifest.class_names))
+    assert report["reinitialised"] == ["fc.weight", "fc.bias"] and not report["skipped"]
+    for key, t in net.state_dict().items():
+        if not key.startswith("fc."):
+            assert torch.equal(t, imp.weights[key]), key
+    assert torch.equal(net.fc.weight, fresh_fc) and net.fc.out_features == cache.manifest.num_classes
+    with pytest.raises(SkpipeError, match="holds a stgcnpp model"):
+        read_init(str(run), "stgcn", cache.skeleton)
