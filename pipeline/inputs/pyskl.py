@@ -276,6 +276,7 @@ def pyskl_input(kp: np.ndarray, score: np.ndarray | None, img_shape: tuple[int, 
         if score is not None:
             x = np.concatenate([x, score.astype(np.float32)[..., None]], axis=-1)
     x = skeleton_feature(x, p.dataset, p.feats)  # (M, T', V, C)
-    inds = uniform_test_indices(x.shape[1], p.clip_len, p.num_clips, p.seed, p.p_interval, p.origin)  # (K * L,)
+    inds = uniform_test_indices(x.shape[1], p.clip_len, p.num_clips, p.seed, p.p_interval,
+                                p.origin)  # (K * L,)
     x = x[:, inds].astype(np.float32)  # PoseDecode: (M, K * L, V, C)
     return format_gcn_input(x, p.num_person, p.num_clips, p.person_mode)  # (K, M, L, V, C)

@@ -27,7 +27,8 @@ COCO_INWARD = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 5), (12, 6), (9, 7),
 
 # --- an independent reference: PYSKL's STGCN written out as functions of its state dict ----------
 
-def _blocks(c_in: int, base: int, stages: int, inflate: list[int], down: list[int]) -> list[tuple[int, int, int]]:
+def _blocks(c_in: int, base: int, stages: int, inflate: list[int], down: list[int]
+            ) -> list[tuple[int, int, int]]:
     out, c, k = [(c_in, base, 1)], base, 0
     for i in range(2, stages + 1):
         k += i in inflate
@@ -53,7 +54,8 @@ def reference_weights(cfg: dict, g: torch.Generator, classes: int) -> dict[str, 
 
     v, c_in, m = 17, 3, cfg["persons"]
     bn("backbone.data_bn", (m if cfg["mvc"] else 1) * v * c_in)
-    for i, (ci, co, stride) in enumerate(_blocks(c_in, cfg["base"], cfg["stages"], cfg["inflate"], cfg["down"])):
+    blocks = _blocks(c_in, cfg["base"], cfg["stages"], cfg["inflate"], cfg["down"])
+    for i, (ci, co, stride) in enumerate(blocks):
         p = f"backbone.gcn.{i}"
         sd[f"{p}.gcn.A"] = torch.rand(3, v, v, generator=g)
         if cfg["tcn"] == "unit_tcn":
@@ -148,7 +150,8 @@ def config_text(cfg: dict, classes: int) -> str:
             f"base_channels={cfg['base']}, num_stages={cfg['stages']}, inflate_stages={cfg['inflate']}, "
             f"down_stages={cfg['down']}, graph_cfg=dict(layout=graph, mode='spatial')), "
             f"cls_head=dict(type='GCNHead', num_classes={classes}))\n"
-            "test_pipeline = [dict(type='PreNormalize2D'), dict(type='GenSkeFeat', dataset='coco', feats=['j']),"
+            "test_pipeline = [dict(type='PreNormalize2D'), "
+            "dict(type='GenSkeFeat', dataset='coco', feats=['j']),"
             f" dict(type='UniformSample', clip_len=12, num_clips=2), dict(type='PoseDecode'),"
             f" dict(type='FormatGCNInput', num_person={cfg['persons']})]\n")
 
@@ -157,7 +160,11 @@ TINY = [dict(base=12, stages=2, inflate=[2], down=[2], tcn=tcn, mvc=mvc, persons
         for tcn in ("mstcn", "unit_tcn") for mvc in (False, True) for m in (1, 2) if not (mvc and m == 1)]
 
 
-@pytest.mark.parametrize("cfg", TINY, ids=lambda c: f"{c['tcn']}-{'MVC' if c['mvc'] else 'VC'}-M{c['persons']}")
+def _name(c: dict) -> str:
+    return f"{c['tcn']}-{'MVC' if c['mvc'] else 'VC'}-M{c['persons']}"
+
+
+@pytest.mark.parametrize("cfg", TINY, ids=_name)
 def test_imported_logits_equal_an_independent_reference(cfg, tmp_path):
     g = torch.Generator().manual_seed(0)
     sd = reference_weights(cfg, g, classes=5)
@@ -230,7 +237,8 @@ def test_uniform_sample_on_hand_computed_cases():
     rng.rand(), rng.randint(1)
     assert long.tolist() == (np.arange(4) * 5 + rng.randint([5, 5, 5, 5])).tolist()
     rng = np.random.RandomState(255)  # MMAction2 1.x draws no ratio or offset first
-    assert uniform_test_indices(20, 4, 1, origin="mmaction2").tolist() == (np.arange(4) * 5 + rng.randint([5] * 4)).tolist()
+    mm = uniform_test_indices(20, 4, 1, origin="mmaction2")
+    assert mm.tolist() == (np.arange(4) * 5 + rng.randint([5] * 4)).tolist()
     mid = uniform_test_indices(6, 4, 1)  # between L and 2L: each frame at most once, in order
     assert len(set(mid.tolist())) == 4 and sorted(mid.tolist()) == mid.tolist()
 
@@ -271,10 +279,13 @@ def test_bases_merge_as_mmcv_and_are_bounded(tmp_path):
     (tmp_path / "_base_").mkdir()
     (tmp_path / "cfgs" / "sub").mkdir(parents=True)
     (tmp_path / "_base_" / "base.py").write_text(
-        "clip = 100\nmodel = dict(backbone=dict(type='STGCN', num_stages=10), cls_head=dict(num_classes=60))\n")
+        "clip = 100\nmodel = dict(backbone=dict(type='STGCN', num_stages=10), "
+        "cls_head=dict(num_classes=60))\n")
     child = tmp_path / "cfgs" / "sub" / "child.py"
-    child.write_text("_base_ = ['../../_base_/base.py']\nlen_ = 100\nname = f'ntu{60}_{len_}'\nn = -len_ // 2\n"
-                     "model = dict(backbone=dict(num_stages=6), cls_head=dict(_delete_=True, num_classes=40))\n")
+    child.write_text("_base_ = ['../../_base_/base.py']\nlen_ = 100\n"
+                     "name = f'ntu{60}_{len_}'\nn = -len_ // 2\n"
+                     "model = dict(backbone=dict(num_stages=6), "
+                     "cls_head=dict(_delete_=True, num_classes=40))\n")
     c = read_config(child)
     assert c["model"] == {"backbone": {"type": "STGCN", "num_stages": 6}, "cls_head": {"num_classes": 40}}
     assert c["name"] == "ntu60_100" and c["n"] == -50 and c["clip"] == 100
@@ -324,8 +335,10 @@ def test_bad_checkpoints_are_one_line_and_write_nothing(tmp_path):
     bad = dict(sd)
     bad["backbone.gcn.1.tcn.transform.2.weight"] = torch.zeros(3, 3, 1, 1)
     case(bad, "has shape")
-    case({"backbone.conv1.conv.weight": torch.zeros(1), "cls_head.fc_cls.weight": torch.zeros(2, 2)}, "PoseC3D")
-    case(sd, "CTR-GCN", "--config", str(_write(tmp_path / "c.py", "model = dict(backbone=dict(type='CTRGCN'))")))
+    case({"backbone.conv1.conv.weight": torch.zeros(1), "cls_head.fc_cls.weight": torch.zeros(2, 2)},
+         "PoseC3D")
+    ctr = _write(tmp_path / "c.py", "model = dict(backbone=dict(type='CTRGCN'))")
+    case(sd, "CTR-GCN", "--config", str(ctr))
     case(sd, "4 names for a head of 5", "--classes", str(_write(tmp_path / "k.txt", "a\nb\nc\nd\n")))
     nan = dict(sd)
     nan["backbone.gcn.0.gcn.A"] = torch.full((3, 17, 17), float("nan"))
