@@ -44,7 +44,12 @@ class EpochView:
                           f"{shown(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
             if c.skeleton:  # not the seed's COCO-17 2D single person
                 console.print(f"skeleton {shown(c.input.describe())}")
-            console.print(f"recipe {t.recipe} · stream {t.feats} · {t.frames} frames · {t.precision}")
+            console.print(f"recipe {t.recipe} · stream {t.feats} · {t.frames} frames · {t.precision} "
+                          f"[dim]({info['precision_why']})[/dim]", soft_wrap=True)
+            passes = f"{t.repeat} pass{'es' if t.repeat > 1 else ''}"
+            samples = c.train_samples * t.repeat * t.epochs
+            console.print(f"budget {c.train_samples:,} clips x {passes} x {t.epochs} epochs = "
+                          f"{samples:,} samples")
             console.print(f"loader {c.loader_mode} · {t.threads} thread{'s' if t.threads > 1 else ''} · "
                           f"{c.device}")  # two lines: each fits 80 columns
             if c.world_size > 1:
@@ -141,7 +146,8 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--frames", type=int,
               help="Frames fed to the model (default 300); fewer are sampled uniformly over valid frames.")
 @click.option("--precision", type=click.Choice(PRECISIONS),
-              help="Default fp32. bf16: autocast (CPU or CUDA); fp16: CUDA only, with loss scaling.")
+              help="Default auto: bf16 where the CPU (avx512_bf16, amx_bf16) or GPU has it natively, else "
+                   "fp32. bf16: autocast; fp16: CUDA only, with loss scaling.")
 @click.option("--feats", type=click.Choice(FEATS),
               help="Input stream: joints (default), bones, joint motion, bone motion.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS),
@@ -157,6 +163,8 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--scale", type=float, help="Train-time random scale, +- this fraction.")
 @click.option("--shift", type=float, help="Train-time random shift, +- this (normalized units).")
 @click.option("--test-clips", type=int, help="Temporal clips `evaluate` averages by default (1).")
+@click.option("--repeat", type=int, help="Passes over the train clips per epoch (default 1): a small "
+              "set gets the steps of a large one, counted in the header's sample budget.")
 @click.option("--init", help="Start from this run's weights (one trained, or `skpipe import`ed): every "
               "weight that fits, a new head for the cache's classes (fine-tuning).")
 @click.option("--freeze", type=int, help="With --init: keep the first N blocks (and the data BN) fixed.")

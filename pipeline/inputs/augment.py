@@ -35,6 +35,8 @@ class Augment:
         for name in ("rotate", "scale", "shift"):
             if getattr(self, name) < 0:
                 raise SkpipeError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if self.rotate > 180:
+            raise SkpipeError(f"--rotate must be at most 180 degrees, got {self.rotate}")
         if self.scale >= 1:
             raise SkpipeError(f"--scale must be < 1, got {self.scale}")
 

@@ -16,7 +16,7 @@ from pipeline.inputs.augment import Augment
 from pipeline.inputs.features import InputSpec
 from pipeline.inputs.loader import MODES, LoaderConfig
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("plateau", "cosine")
 LOADERS = MODES
@@ -26,7 +26,7 @@ RESUME_RUNTIME = ("device", "threads", "workers", "loader")  # what a resumed ru
 _KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
 _MAXIMA = {"epochs": 100_000, "batch_size": 65_536, "frames": 100_000, "threads": 4096, "workers": 1024,
            "test_clips": 100, "checkpoint_every": 100_000, "warmup": 100_000, "patience": 100_000,
-           "freeze": 64}
+           "freeze": 64, "repeat": 10_000}
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.5
     frames: int = 300
-    precision: str = "fp32"
+    precision: str = "auto"  # bf16 where native, else fp32; a run records what it chose
     threads: int = 0  # applied by the CLI (0: every usable core); a run records the threads that ran
     workers: int = 0
     seed: int = 0
@@ -66,6 +66,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     test_clips: int = 1  # temporal clips `evaluate` averages by default
     recipe: str = "seed"
+    repeat: int = 1  # passes over the train subset per epoch (a small set gets more steps per epoch)
     init: str = ""  # a run (or checkpoint) whose fitting weights the network starts from
     freeze: int = 0  # blocks (from the first) whose parameters --init's weights keep fixed
 
@@ -98,6 +99,7 @@ class TrainConfig:
             ("warmup", self.warmup >= 0, ">= 0"), ("test_clips", self.test_clips >= 1, ">= 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"), ("freeze", self.freeze >= 0, ">= 0"),
+            ("repeat", self.repeat >= 1, ">= 1"),
         ):
             if not ok:
                 raise SkpipeError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}")

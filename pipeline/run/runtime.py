@@ -36,10 +36,58 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
 
 
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU flags of native bf16 arithmetic
+# measured on a 2-core CPU without AVX-512 (BENCHMARKS.md): a bf16 training step ran at 2.9 clips/s
+# against 22 in fp32, since bf16 is emulated there
+EMULATED_BF16_SLOWDOWN = 7.6
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(device: torch.device, flags: frozenset[str] | None = None) -> bool:
+    """Whether `device` computes bf16 natively (a CPU with avx512_bf16 or amx_bf16, or a GPU
+    that supports it)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return any(f in (cpu_flags() if flags is None else flags) for f in BF16_FLAGS)
+
+
+def choose_precision(precision: str, device: torch.device, flags: frozenset[str] | None = None
+                     ) -> tuple[str, str]:
+    """(precision to run, why): `auto` is bf16 where it is native and fp32 elsewhere; an explicit
+    bf16 where it is emulated runs, with a warning naming the measured slowdown."""
+    native = native_bf16(device, flags)
+    where = "this GPU" if device.type == "cuda" else "this CPU"
+    if precision == "auto":
+        if native:
+            return "bf16", f"auto: bf16 is native on {where}"
+        return "fp32", f"auto: fp32, bf16 is not native on {where} ({' or '.join(BF16_FLAGS)} missing)"
+    if precision == "bf16" and not native and device.type == "cpu":
+        return "bf16", (f"warning: bf16 is emulated on this CPU (no {' or '.join(BF16_FLAGS)}); a training "
+                        f"step measured {EMULATED_BF16_SLOWDOWN}x slower than fp32 on such a CPU "
+                        "(--precision auto picks fp32)")
+    return precision, f"{precision} as asked"
+
+
 def inference_precision(precision: str, device: torch.device) -> str:
     """The run's precision where `device` supports it: a run trained in fp16 on CUDA is
-    evaluated in fp32 on a CPU (CPU autocast has no fp16 kernels worth using)."""
-    return "fp32" if precision == "fp16" and device.type != "cuda" else precision
+    evaluated in fp32 on a CPU (CPU autocast has no fp16 kernels worth using), and one trained
+    in bf16 is evaluated in fp32 where bf16 is emulated."""
+    if precision == "fp16" and device.type != "cuda":
+        return "fp32"
+    if precision in ("bf16", "auto") and not native_bf16(device):
+        return "fp32"
+    return "bf16" if precision == "auto" else precision
 
 
 def usable_cores() -> int:

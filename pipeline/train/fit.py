@@ -44,7 +44,7 @@ from pipeline.run.forward import clip_logits
 from pipeline.run.metrics import EpochRow, truncate_metrics
 from pipeline.run.options import TrainConfig
 from pipeline.run.runlog import library_versions, plot_curves, run_lock, write_epoch
-from pipeline.run.runtime import CPU, allocator_in_use, autocast
+from pipeline.run.runtime import CPU, allocator_in_use, autocast, choose_precision
 from pipeline.train.distributed import (
     DistInfo,
     all_sum,
@@ -229,9 +229,11 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
         raise SkpipeError("--precision fp16 needs a CUDA device; on CPU use bf16")
     # the threads that run, as the CLI set them (`configure_process`): fit itself sets none
     cfg = replace(cfg, threads=torch.get_num_threads()).resolved()
+    precision, why = choose_precision(cfg.precision, d.device)
+    cfg = replace(cfg, precision=precision)  # the run records what ran
     s = _Session.start(cfg, d, cache, resume if ckpt is not None else None, ckpt, locks)
     emit("start", {"run_dir": s.run_dir, "config": s.config, "start_epoch": s.state.epoch,
-                   "train_batches": len(s.train_ds)})
+                   "train_batches": len(s.train_ds), "precision_why": why})
     interrupted = False
     try:
         for epoch in range(s.state.epoch + 1, cfg.epochs + 1):
@@ -284,7 +286,7 @@ class _Session:
         net = net.to(d.device)
         lr = cfg.lr * d.world if cfg.lr_scaling == "linear" else cfg.lr  # effective batch x world
         optimizer = build_optimizer(net, cfg, lr)
-        scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_ds))
+        scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=len(train_ds) * cfg.repeat)
         state = TrainState()
         if ckpt is not None and resume is not None:
             run_dir = resume
@@ -337,12 +339,18 @@ class _Session:
             manifest_hash=self.config.manifest_hash, config=asdict(self.cfg)),
             checkpoint_file(self.run_dir, name))
 
+    def _passes(self, epoch: int) -> Iterable[Batch]:
+        """The epoch's `repeat` passes over the train subset, each shuffled and augmented anew
+        (pass r of epoch e draws as epoch (e - 1) * repeat + r + 1 would: one pass is as before)."""
+        for r in range(self.cfg.repeat):
+            self.train_ds.set_epoch((epoch - 1) * self.cfg.repeat + r + 1)
+            yield from _batches(self.train_ds, self.cfg.workers, self.d.device)
+
     def epoch(self, epoch: int, emit: Event) -> EpochRow:
         """Train one epoch, validate, step the plateau schedule, write and checkpoint (rank 0)."""
         cfg, d = self.cfg, self.d
-        self.train_ds.set_epoch(epoch)
-        emit("epoch_start", {"epoch": epoch, "steps": len(self.train_ds)})
-        batches = _record_samples(_batches(self.train_ds, cfg.workers, d.device), d, epoch)
+        emit("epoch_start", {"epoch": epoch, "steps": len(self.train_ds) * cfg.repeat})
+        batches = _record_samples(self._passes(epoch), d, epoch)
         joined = Join([self.model]) if isinstance(self.model, Joinable) else contextlib.nullcontext()
         with joined:  # ranks may hold unequal numbers of batches
             tr = train_one_epoch(self.model, self.optimizer, batches, cfg.precision, d.device,
