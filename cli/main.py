@@ -9,6 +9,7 @@ import click
 
 from cli.data import build_splits, info, ingest, layouts, synth
 from cli.evaluate import compare, demo, ensemble, evaluate, export, import_, predict
+from cli.live import live
 from cli.train import models, train
 from cli.ui import plain
 from cli.video import extract, render
@@ -45,7 +46,7 @@ def main() -> None:
 
 
 for command in (synth, extract, render, ingest, build_splits, info, layouts, train, models, evaluate,
-                ensemble, compare, predict, export, import_, demo):
+                ensemble, compare, predict, export, import_, live, demo):
     main.add_command(command)
 
 

@@ -44,8 +44,11 @@ class EpochView:
                           f"{shown(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
             if c.skeleton:  # not the seed's COCO-17 2D single person
                 console.print(f"skeleton {shown(c.input.describe())}")
-            console.print(f"recipe {t.recipe} · stream {t.feats} · {t.frames} frames · {t.precision} "
-                          f"[dim]({info['precision_why']})[/dim]", soft_wrap=True)
+            why = info["precision_why"]
+            if why.startswith("warning"):
+                console.print(f"[yellow]{why}[/yellow]")
+            console.print(f"recipe {t.recipe} · stream {t.feats} · {t.frames} frames · {t.precision}"
+                          + (f" [dim]({why})[/dim]" if why.startswith("auto") else ""))
             passes = f"{t.repeat} pass{'es' if t.repeat > 1 else ''}"
             samples = c.train_samples * t.repeat * t.epochs
             console.print(f"budget {c.train_samples:,} clips x {passes} x {t.epochs} epochs = "

@@ -67,11 +67,10 @@ def choose_precision(precision: str, device: torch.device, flags: frozenset[str]
     """(precision to run, why): `auto` is bf16 where it is native and fp32 elsewhere; an explicit
     bf16 where it is emulated runs, with a warning naming the measured slowdown."""
     native = native_bf16(device, flags)
-    where = "this GPU" if device.type == "cuda" else "this CPU"
     if precision == "auto":
         if native:
-            return "bf16", f"auto: bf16 is native on {where}"
-        return "fp32", f"auto: fp32, bf16 is not native on {where} ({' or '.join(BF16_FLAGS)} missing)"
+            return "bf16", "auto: native bf16 here"
+        return "fp32", "auto: no native bf16 here"
     if precision == "bf16" and not native and device.type == "cpu":
         return "bf16", (f"warning: bf16 is emulated on this CPU (no {' or '.join(BF16_FLAGS)}); a training "
                         f"step measured {EMULATED_BF16_SLOWDOWN}x slower than fp32 on such a CPU "

@@ -83,6 +83,12 @@ def video_fps(path: Path) -> float:
     return fps if 1.0 <= fps <= 240.0 else 25.0
 
 
+def _joints_of(backend: PoseBackend) -> int:
+    from models.layouts import LAYOUTS
+
+    return len(LAYOUTS[backend.layout]["joints"])
+
+
 def to_layout(keypoint: np.ndarray, score: np.ndarray, source: str, layout: str
               ) -> tuple[np.ndarray, np.ndarray]:
     """(..., V_source, 2), (..., V_source) in the backend's layout -> the same in `layout`."""
@@ -92,6 +98,16 @@ def to_layout(keypoint: np.ndarray, score: np.ndarray, source: str, layout: str
         return keypoint[..., MEDIAPIPE33_TO_COCO17, :], score[..., MEDIAPIPE33_TO_COCO17]
     raise SkpipeError(f"no mapping from the backend's {source} landmarks to {layout}; "
                       f"choose --layout from {', '.join(EXTRACT_LAYOUTS)}")
+
+
+def frame_pose(backend: PoseBackend, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The best-scoring person (or hand) of one frame in the backend's layout: keypoints (V, 2)
+    pixels and scores (V,), or None when nobody is there. `extract` and `live` both call this."""
+    xy, sc = backend(rgb)  # (P, V_b, 2), (P, V_b)
+    if len(xy) == 0:
+        return None
+    best = int(np.argmax(sc.mean(axis=1)))  # the seed's rule, per frame
+    return xy[best], sc[best]
 
 
 def extract_video(path: Path, backend: PoseBackend, layout: str = "coco17",
@@ -107,15 +123,15 @@ def extract_video(path: Path, backend: PoseBackend, layout: str = "coco17",
         elif rgb.shape[:2] != shape:
             raise SkpipeError(f"{path}: frame {t} is {rgb.shape[1]}x{rgb.shape[0]}, the first was "
                               f"{shape[1]}x{shape[0]}")
-        xy, sc = backend(rgb)  # (P, V_b, 2), (P, V_b)
-        if len(xy) == 0:
+        found = frame_pose(backend, rgb)
+        if found is None:
             missing += 1
-            kps.append(np.zeros(xy.shape[1:], np.float32))
-            scores.append(np.zeros(sc.shape[1:], np.float32))
+            v = len(kps[0]) if kps else _joints_of(backend)
+            kps.append(np.zeros((v, 2), np.float32))
+            scores.append(np.zeros(v, np.float32))
         else:
-            best = int(np.argmax(sc.mean(axis=1)))  # the seed's rule, per frame
-            kps.append(xy[best])
-            scores.append(sc[best])
+            kps.append(found[0])
+            scores.append(found[1])
         if on_frames is not None and (t + 1) % 16 == 0:
             on_frames(16)
     if shape is None:

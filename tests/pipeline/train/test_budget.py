@@ -21,9 +21,9 @@ CPU = torch.device("cpu")
 def test_auto_precision_follows_the_cpu_flags():
     plain = frozenset({"fma", "avx", "avx2"})
     assert choose_precision("auto", CPU, plain)[0] == "fp32"
-    assert "not native" in choose_precision("auto", CPU, plain)[1]
+    assert "no native bf16" in choose_precision("auto", CPU, plain)[1]
     for flag in ("avx512_bf16", "amx_bf16"):
-        assert choose_precision("auto", CPU, plain | {flag}) == ("bf16", "auto: bf16 is native on this CPU")
+        assert choose_precision("auto", CPU, plain | {flag}) == ("bf16", "auto: native bf16 here")
     precision, why = choose_precision("bf16", CPU, plain)  # asked for: runs, with the measured cost
     assert precision == "bf16" and why.startswith("warning: bf16 is emulated") and "7.6x" in why
     assert choose_precision("fp32", CPU, plain | {"amx_bf16"})[0] == "fp32"

@@ -1,0 +1,304 @@
+"""`skpipe live`: labels from a camera, a network stream or a playing video, as it runs.
+
+A reader thread takes frames from OpenCV (a webcam index or device, a file, an RTSP / HTTP
+stream) into a hand-over of bounded size; the main loop runs the pose backend of the run's
+layout on each frame (`video.frame_pose`, as `extract` does), keeps the last `window` poses in a
+ring buffer, and every `stride` frames the one predictor (`ShippedModel.windows`, as `predict
+--window` does) labels the buffer.
+
+Real time: a camera or stream, or a file with `realtime`, delivers frames at its own pace; when
+pose and model fall behind, the reader replaces the frame not yet taken with the newer one and
+counts the older as dropped, so nothing queues without bound and a shown label is never older
+than one stride plus the model's latency. A file without `realtime` is read as fast as the loop
+takes frames and none is dropped: its labels then equal `predict FILE --window W --stride S`'s
+for the windows that end at the same frames. A source that stops delivering ends the run after
+`timeout` seconds, even one that accepted the connection and then sends nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import SkpipeError
+from pipeline.infer.shipped import ShippedModel, top_classes
+from pipeline.source.pose import BACKENDS, PoseBackend, backend_for, import_cv2
+from pipeline.source.video import MAX_PIXELS, frame_pose, to_layout
+
+MAX_WINDOW = 10_000
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """What `skpipe live` was asked: the source and how it is labelled."""
+
+    source: str = "0"
+    window: int = 0  # frames per label (0: the model's frames)
+    stride: int = 0  # frames between labels (0: a quarter window)
+    realtime: bool = False  # play a file as a camera would deliver it
+    timeout: float = 10.0  # seconds without a frame before the source counts as stopped
+    top: int = 3
+    smooth: int = 1  # labels averaged over the last k windows
+    max_frames: int = 0  # stop after this many frames (0: at the source's end)
+
+
+@dataclass
+class LiveStats:
+    """What the run saw: frames read, processed and dropped, and the latencies measured."""
+
+    read: int = 0
+    processed: int = 0
+    dropped: int = 0
+    found: int = 0
+    pose_ms: list[float] = field(default_factory=list)
+    model_ms: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def summary(self) -> dict[str, Any]:
+        seconds = max(1e-9, time.monotonic() - self.started)
+
+        def q(values: list[float], p: float) -> float | None:
+            return round(float(np.percentile(values, p)), 1) if values else None
+
+        return {"frames": self.read, "processed": self.processed, "dropped": self.dropped,
+                "fps": round(self.processed / seconds, 2), "latency_ms_median": q(self.latency_ms, 50),
+                "latency_ms_p95": q(self.latency_ms, 95), "pose_ms_median": q(self.pose_ms, 50),
+                "model_ms_median": q(self.model_ms, 50),
+                "found": round(self.found / self.processed, 4) if self.processed else 0.0}
+
+
+def is_file_source(source: str) -> bool:
+    return not source.isdigit() and "://" not in source and not source.startswith("/dev/")
+
+
+def _capture_target(source: str) -> int | str:
+    return int(source) if source.isdigit() else source
+
+
+class FrameReader:
+    """OpenCV frames of `source` in a thread, handed over one at a time with their index and
+    arrival time. `live` (a camera, a stream, or a file played in real time) keeps only the
+    newest frame not yet taken; otherwise the reader waits for the loop (bounded: two frames)."""
+
+    def __init__(self, source: str, realtime: bool, timeout: float, max_frames: int = 0) -> None:
+        self.source, self.timeout = source, timeout
+        self.live = realtime or not is_file_source(source)
+        self.pace = realtime and is_file_source(source)
+        self.max_frames = max_frames
+        self.dropped = self.read = 0
+        self.fps = 0.0
+        self.size: tuple[int, int] | None = None  # (width, height)
+        self._cond = threading.Condition()
+        self._slots: collections.deque[tuple[int, float, np.ndarray]] = collections.deque()
+        self._done = False
+        self._error: str | None = None
+        self._stop = threading.Event()
+        self._cap: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="skpipe-live-reader")
+
+    def open(self) -> None:
+        """Open the source, at most `timeout` seconds (a stalled server cannot hang this)."""
+        cv2 = import_cv2()
+        if is_file_source(self.source) and not Path(self.source).is_file():
+            raise SkpipeError(f"--source {self.source}: no such file")
+        box: dict[str, Any] = {}
+
+        def opener() -> None:
+            try:
+                box["cap"] = cv2.VideoCapture(_capture_target(self.source))
+            except Exception as e:  # OpenCV raises its own error for a bad target
+                box["error"] = e
+
+        t = threading.Thread(target=opener, daemon=True, name="skpipe-live-open")
+        t.start()
+        t.join(self.timeout)
+        cap = box.get("cap")
+        if t.is_alive() or cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
+            why = f"nothing answered in {self.timeout:g} s" if t.is_alive() else "it cannot be opened"
+            kind = "camera" if self.source.isdigit() or self.source.startswith("/dev/") else "source"
+            raise SkpipeError(f"--source {self.source}: no {kind} there ({why})")
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if w * h > MAX_PIXELS:
+            cap.release()
+            raise SkpipeError(f"--source {self.source}: declares {w}x{h} frames, larger than any real video")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
+        self._cap = cap
+        self._thread.start()
+
+    def _run(self) -> None:
+        cv2 = import_cv2()
+        start = time.monotonic()
+        try:
+            while not self._stop.is_set() and not (self.max_frames and self.read >= self.max_frames):
+                ok, frame = self._cap.read()
+                if not ok or frame is None:
+                    break
+                if frame.ndim != 3 or frame.shape[0] * frame.shape[1] > MAX_PIXELS:
+                    self._error = f"a frame of shape {frame.shape} is not a colour video frame"
+                    break
+                if self.pace:  # a file as a camera would deliver it
+                    due = start + self.read / self.fps
+                    time.sleep(max(0.0, due - time.monotonic()))
+                self._put((self.read, time.monotonic(), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+                self.read += 1
+        except Exception as e:  # a decoder failure ends the source, in one line
+            self._error = f"{type(e).__name__}: {e}"
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _put(self, item: tuple[int, float, np.ndarray]) -> None:
+        with self._cond:
+            if self.live:
+                if self._slots:  # the loop is behind: the older frame is dropped
+                    self._slots.clear()
+                    self.dropped += 1
+                self._slots.append(item)
+                self._cond.notify_all()
+                return
+            while len(self._slots) >= 2 and not self._stop.is_set():
+                self._cond.wait(0.1)
+            self._slots.append(item)
+            self._cond.notify_all()
+
+    def frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        """(source index, arrival time, RGB frame) until the source ends; one line when it stops
+        delivering for `timeout` seconds."""
+        while True:
+            with self._cond:
+                deadline = time.monotonic() + self.timeout
+                while not self._slots and not self._done:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise SkpipeError(f"--source {self.source}: no frame for {self.timeout:g} s "
+                                          "(the stream stopped delivering)")
+                    self._cond.wait(min(left, 0.25))
+                if self._slots:
+                    item = self._slots.popleft()
+                    self._cond.notify_all()
+                elif self._error:
+                    raise SkpipeError(f"--source {self.source}: {self._error}")
+                else:
+                    return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+        if self._cap is not None and not self._thread.is_alive():
+            self._cap.release()
+
+
+Label = dict[str, Any]
+
+
+def check_live(model: ShippedModel, cfg: LiveConfig) -> tuple[int, int, str]:
+    """(window, stride, backend) for `model`, or one line: a layout no backend gives, a window
+    larger than the run's frames, bad numbers."""
+    card = model.card
+    layout = card.input.layout["name"]
+    try:
+        backend = backend_for(layout)
+    except SkpipeError:
+        raise SkpipeError(f"no pose backend gives the run's {layout} skeletons from a camera; live needs "
+                          "coco17, mediapipe33 or handmp") from None
+    if card.input.dims != 2:
+        raise SkpipeError(f"the run reads {card.input.describe()}; a camera gives 2D poses")
+    window = cfg.window or card.frames
+    limit = MAX_WINDOW if card.pyskl else card.frames
+    if not 1 <= window <= limit:
+        raise SkpipeError(f"--window must be in 1..{limit} (the run's frames), got {window}")
+    stride = cfg.stride or max(1, window // 4)
+    if stride < 1 or cfg.timeout <= 0 or cfg.top < 1 or cfg.smooth < 1 or cfg.max_frames < 0:
+        raise SkpipeError("--stride, --timeout, --top and --smooth must be positive")
+    return window, stride, backend
+
+
+def run_live(model: ShippedModel, cfg: LiveConfig, on_label: Callable[[Label], None],
+             on_frame: Callable[[np.ndarray, np.ndarray | None, Label | None], bool] | None = None,
+             backend_factory: Callable[[], PoseBackend] | None = None, stats: LiveStats | None = None
+             ) -> dict[str, Any]:
+    """Label `cfg.source` with `model` until it ends (or `on_frame` returns False, or Ctrl-C);
+    `on_label(label)` for each labelled window, `on_frame(rgb, pose (V, 2) or None, latest label)`
+    for each processed frame. Returns the summary."""
+    window, stride, backend_name = check_live(model, cfg)
+    layout = model.card.input.layout["name"]
+    stats = stats or LiveStats()
+    reader = FrameReader(cfg.source, cfg.realtime, cfg.timeout, cfg.max_frames)
+    reader.open()
+    backend = (backend_factory or BACKENDS[backend_name])()
+    ring: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque(maxlen=window)
+    recent: collections.deque[np.ndarray] = collections.deque(maxlen=cfg.smooth)
+    latest: Label | None = None
+    shape: tuple[int, int] | None = None
+    stats.started = time.monotonic()
+    try:
+        for index, arrived, rgb in reader.frames():
+            t0 = time.monotonic()
+            shape = shape or (int(rgb.shape[0]), int(rgb.shape[1]))
+            found = frame_pose(backend, rgb)
+            if found is None:
+                v = _joints(layout)
+                kp, sc = np.zeros((v, 2), np.float32), np.zeros(v, np.float32)
+            else:
+                kp, sc = to_layout(found[0], found[1], backend.layout, layout)
+                kp = np.nan_to_num(kp, nan=0.0, posinf=0.0, neginf=0.0)  # as extract does
+                stats.found += 1
+            ring.append((kp.astype(np.float16), sc.astype(np.float16)))  # as extract stores them
+            stats.pose_ms.append((time.monotonic() - t0) * 1e3)
+            stats.processed += 1
+            if len(ring) == window and (stats.processed - window) % stride == 0:
+                latest = _label(model, ring, shape, index, arrived, cfg, recent, stats)
+                on_label(latest)
+            if on_frame is not None and not on_frame(rgb, None if found is None else kp, latest):
+                break
+    except KeyboardInterrupt:
+        pass  # Ctrl-C ends the run cleanly: the caller prints the summary and closes its outputs
+    finally:
+        stats.read, stats.dropped = reader.read, reader.dropped
+        reader.close()
+        backend.close()
+    return stats.summary()
+
+
+def _joints(layout: str) -> int:
+    from models.layouts import LAYOUTS
+
+    return len(LAYOUTS[layout]["joints"])
+
+
+Ring = collections.deque[tuple[np.ndarray, np.ndarray]]
+
+
+def _label(model: ShippedModel, ring: Ring, shape: tuple[int, int], index: int, arrived: float, cfg: LiveConfig, recent: collections.deque[np.ndarray],
+           stats: LiveStats) -> Label:
+    """The predictor on the ring buffer as one annotation (the window ending at frame `index`)."""
+    t0 = time.monotonic()
+    kp = np.stack([k for k, _ in ring])[None]  # (1, W, V, 2)
+    sc = np.stack([s for _, s in ring])[None]  # (1, W, V)
+    ann = {"frame_dir": "live", "label": 0, "keypoint": kp, "keypoint_score": sc, "img_shape": shape,
+           "original_shape": shape, "total_frames": len(ring)}
+    ((_, _, p),) = list(model.windows(ann, len(ring), len(ring)))
+    recent.append(p)
+    p = np.mean(recent, axis=0)
+    now = time.monotonic()
+    stats.model_ms.append((now - t0) * 1e3)
+    latency = (now - arrived) * 1e3
+    stats.latency_ms.append(latency)
+    return {"frame": int(index), "time": round(now - stats.started, 3),
+            "top": top_classes(p, model.card.class_names, cfg.top), "latency_ms": round(latency, 1)}
