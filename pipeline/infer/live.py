@@ -285,7 +285,8 @@ def _joints(layout: str) -> int:
 Ring = collections.deque[tuple[np.ndarray, np.ndarray]]
 
 
-def _label(model: ShippedModel, ring: Ring, shape: tuple[int, int], index: int, arrived: float, cfg: LiveConfig, recent: collections.deque[np.ndarray],
+def _label(model: ShippedModel, ring: Ring, shape: tuple[int, int], index: int, arrived: float,
+           cfg: LiveConfig, recent: collections.deque[np.ndarray],
            stats: LiveStats) -> Label:
     """The predictor on the ring buffer as one annotation (the window ending at frame `index`)."""
     t0 = time.monotonic()
