@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +88,7 @@ def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride:
                       f"{s['dropped']:,} dropped; median latency {s['latency_ms_median']} ms; someone "
                       f"found in {s['found']:.0%}")
     if writer is not None:
-        console.print(f"wrote {shown(str(out))}", file=sys.stderr)
+        click.echo(f"wrote {out} ({writer.frames:,} frames)", err=True)
 
 
 def draw(rgb: Any, pose: Any, label: dict[str, Any] | None, layout: dict[str, Any]) -> Any:

@@ -1,0 +1,178 @@
+"""`skpipe live` without a camera: files, a local stalled server, a real SIGINT."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from pipeline.run.options import TrainConfig
+from pipeline.train.fit import fit
+
+cv2 = pytest.importorskip("cv2", reason="the video extra (OpenCV) is not installed")
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
+
+
+def write_video(path: Path, frames: int, fps: float = 30.0, size: tuple[int, int] = (96, 72)) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        w.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    w.release()
+    return path
+
+
+class FixedPose:
+    """A backend that finds the same body in every frame, instantly (COCO-17 via MediaPipe's 33)."""
+
+    layout = "mediapipe33"
+    max_persons = 1
+
+    def __call__(self, rgb):  # noqa: ANN001, ANN204
+        xy = np.linspace(10, 60, 66, dtype=np.float32).reshape(1, 33, 2)
+        return xy, np.full((1, 33), 0.9, np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def body_run(synth_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("liveruns")
+    return fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(out), epochs=1, frames=16,
+                           threads=1, precision="fp32")).run_dir
+
+
+def test_realtime_drops_frames_behind_a_slow_model_and_memory_stays_flat(body_run, tmp_path):
+    import skpipe
+    from pipeline.infer.live import LiveConfig, run_live
+
+    model = skpipe.load(body_run)
+    real = model.windows
+
+    def slow(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        time.sleep(0.15)
+        return real(*a, **k)
+
+    model.windows = slow  # type: ignore[method-assign]
+    video = write_video(tmp_path / "v.avi", 120)  # 4 s at 30 fps
+    labels = []
+    tracemalloc.start()
+    summary = run_live(model, LiveConfig(str(video), window=16, stride=2, realtime=True), labels.append,
+                       backend_factory=FixedPose)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert summary["frames"] == 120 and summary["dropped"] > 20
+    assert summary["processed"] + summary["dropped"] == 120
+    assert peak < 64 << 20  # frames never queue: at most one waits
+    assert labels and all(set(lab) == {"frame", "time", "top", "latency_ms"} for lab in labels)
+    fast = run_live(skpipe.load(body_run), LiveConfig(str(video), window=16, stride=4), lambda _: None,
+                    backend_factory=FixedPose)  # a file, not real time: nothing dropped
+    assert fast["dropped"] == 0 and fast["processed"] == 120
+
+
+@pytest.mark.skipif(not (SHARED / "pyskl" / "hagrid.pth").exists(), reason="../shared/data/pyskl is absent")
+def test_live_equals_predict_on_the_same_windows(tmp_path):
+    pytest.importorskip("mediapipe", reason="the video extra (MediaPipe) is not installed")
+    run = tmp_path / "hagrid"
+    r = CliRunner().invoke(main, ["import", str(SHARED / "pyskl" / "hagrid.pth"), "--config",
+                                  str(SHARED / "pyskl" / "stgcnpp_gesture.py"), "--classes", "gesture40",
+                                  "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    video = str(SHARED / "videos" / "hand.mp4")
+    r = CliRunner().invoke(main, ["live", str(run), "--source", video, "--window", "10", "--stride", "5",
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in r.output.splitlines()]
+    labels, summary = lines[:-1], lines[-1]["summary"]
+    assert summary["frames"] == summary["processed"] == 180 and summary["dropped"] == 0
+    assert summary["found"] == 1.0
+    r = CliRunner().invoke(main, ["predict", str(run), video, "--window", "10", "--stride", "5", "--json"])
+    windows = {w["end"]: w for w in json.loads(r.output)["windows"]}
+    assert len(labels) == len(windows) == 35
+    for lab in labels:
+        w = windows[lab["frame"]]
+        assert lab["top"][0]["class"] == w["top"][0]["class"]
+        assert lab["top"][0]["probability"] == pytest.approx(w["top"][0]["probability"], abs=1e-5)
+
+
+def test_ctrl_c_leaves_a_playable_video(body_run, tmp_path):
+    pytest.importorskip("mediapipe", reason="the video extra (MediaPipe) is not installed")
+    video = write_video(tmp_path / "long.avi", 600)  # 20 s at 30 fps, played in real time
+    out = tmp_path / "labelled.avi"
+    child = subprocess.Popen([sys.executable, "-m", "cli.main", "live", str(body_run), "--source", str(video),
+                              "--realtime", "--window", "16", "--stride", "4", "--out", str(out), "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[3])
+    assert child.stdout is not None
+    first = child.stdout.readline()  # the first label: the loop is running
+    assert json.loads(first)["frame"] >= 15
+    child.send_signal(signal.SIGINT)
+    rest, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    summary = json.loads(rest.strip().splitlines()[-1])["summary"]
+    assert 0 < summary["frames"] < 600
+    cap = cv2.VideoCapture(str(out))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (72, 96, 3) and n >= 10
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_a_stalled_server_times_out_in_one_line(body_run):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:  # accepts, then sends nothing
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = server.getsockname()[1]
+    start = time.monotonic()
+    try:
+        r = CliRunner().invoke(main, ["live", str(body_run), "--source", f"http://127.0.0.1:{port}/cam.mjpg",
+                                      "--timeout", "2", "--json"])
+    finally:
+        stop.set()
+        for c in held:
+            c.close()
+        server.close()
+    assert time.monotonic() - start < 30
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and len(lines) == 1, r.output
+    assert any(s in lines[0] for s in ("nothing answered in 2 s", "no frame for 2 s", "cannot be opened"))
+
+
+def test_bad_live_inputs_are_one_line(body_run, tmp_path):
+    def err(*args: str) -> str:
+        r = CliRunner().invoke(main, ["live", str(body_run), *args], env={"DISPLAY": ""})
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), r.output
+        return lines[0]
+
+    assert "no camera there" in err("--source", "9", "--json", "--timeout", "3")
+    assert "--window must be in 1..16" in err("--source", "9", "--window", "17", "--json")
+    line = err("--source", "9", "--out", "/proc/nowhere/x.mp4")  # checked before the camera
+    assert "/proc/nowhere" in line and "camera" not in line
+    assert "no display" in err("--source", "9")
+    assert "no such file" in err("--source", str(tmp_path / "none.mp4"), "--json")
