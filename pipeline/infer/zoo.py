@@ -31,7 +31,7 @@ from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_dir, atomic_write_text
 from pipeline.infer.formats import CLASS_LISTS
 from pipeline.inputs.pyskl import PYSKL_LAYOUTS, PysklPipeline
-from pipeline.run.checkpoint import Checkpoint, save_checkpoint
+from pipeline.run.checkpoint import Checkpoint, check_tensors, save_checkpoint
 from pipeline.run.config import MAX_CLASSES, RunConfig, checkpoint_file, write_config
 from pipeline.run.options import TrainConfig
 from pipeline.source.mmconfig import read_config
@@ -106,22 +106,6 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     out = {k.removeprefix("module."): v for k, v in data.items()}
     check_tensors(out, path)
     return out
-
-
-def check_tensors(weights: dict[str, torch.Tensor], where: Path | str) -> None:
-    """Refuse tensors whose views claim more than their storage holds (a 10^12-element view of
-    one float) before any value is read, then non-finite values."""
-    for key, t in weights.items():
-        if t.layout != torch.strided or t.is_quantized:
-            raise SkpipeError(f"{where}: tensor {short_repr(key)} is not a plain dense tensor")
-        storage = t.untyped_storage().nbytes()
-        needed = (t.storage_offset() + 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True)
-                                               if n > 0)) * t.element_size() if t.numel() else 0
-        if needed > storage or any(s == 0 for n, s in zip(t.shape, t.stride(), strict=True) if n > 1):
-            raise SkpipeError(f"{where}: tensor {short_repr(key)} of shape {tuple(t.shape)} is a view "
-                              f"larger than its {storage:,}-byte storage (damaged or crafted)")
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise SkpipeError(f"{where}: tensor {short_repr(key)} holds NaN or infinite values")
 
 
 def _refuse_other_models(weights: dict[str, torch.Tensor], cfg: dict[str, Any], path: Path) -> str:

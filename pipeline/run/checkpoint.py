@@ -59,6 +59,7 @@ class Checkpoint:
     rng: torch.Tensor | list[torch.Tensor] | None = None  # one state per rank when distributed
     manifest_hash: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # the train options, for the record
+    has_state: bool = True  # the file said which epoch it holds (a resume needs it)
 
     @classmethod
     def of(cls, net: nn.Module, args: ModelArgs, **rest: Any) -> Checkpoint:
@@ -82,11 +83,14 @@ class Checkpoint:
                    state=TrainState.from_dict(state) if state is not None else TrainState(),
                    optimizer=data.get("optimizer"), scheduler=data.get("scheduler"),
                    rng=data.get("torch_rng"), manifest_hash=str(data.get("manifest_hash", "")),
-                   config=data["config"] if isinstance(data.get("config"), dict) else {})
+                   config=data["config"] if isinstance(data.get("config"), dict) else {},
+                   has_state=isinstance(state, dict) and "epoch" in state)
 
     def check_finite(self, path: Path) -> None:
         """Refuse weights holding NaN or infinity: they would give reports of chance-level
-        accuracy, `NaN` in JSON and exports whose parity check cannot fail."""
+        accuracy, `NaN` in JSON and exports whose parity check cannot fail. Views larger than
+        their storage are refused first, before any value is read."""
+        check_tensors({k: v for k, v in self.weights.items() if v.is_floating_point()}, path, finite=False)
         bad = [k for k, v in self.weights.items()
                if v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if bad:
@@ -94,7 +98,10 @@ class Checkpoint:
                               f"first {bad[0]!r}); the run diverged or the file was damaged")
 
     def check_resumable(self, path: Path) -> None:
-        """Refuse a checkpoint that lacks what a resume restores (optimizer, scheduler, RNG)."""
+        """Refuse a checkpoint that lacks what a resume restores (optimizer, scheduler, RNG, the
+        training state: an empty one would retrain epoch 1 over trained weights)."""
+        if not self.has_state:
+            raise SkpipeError(f"{path}: cannot resume from it (no training state: which epoch it holds)")
         size = torch.get_rng_state().numel()
         rngs = self.rng if isinstance(self.rng, list) else [self.rng]
         ok_rng = bool(rngs) and all(isinstance(r, torch.Tensor) and r.dtype == torch.uint8
@@ -135,6 +142,22 @@ def _model_args(data: dict[str, Any]) -> ModelArgs:
     args.input  # noqa: B018 - refuses a malformed skeleton (LayoutError is a ValueError)
     args.check_arch()
     return args
+
+
+def check_tensors(weights: dict[str, torch.Tensor], where: Path | str, finite: bool = True) -> None:
+    """Refuse tensors whose views claim more than their storage holds (a 10^12-element view of
+    one float) before any value is read, then non-finite values."""
+    for key, t in weights.items():
+        if t.layout != torch.strided or t.is_quantized:
+            raise SkpipeError(f"{where}: tensor {key[:80]!r} is not a plain dense tensor")
+        storage = t.untyped_storage().nbytes()
+        needed = (t.storage_offset() + 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True)
+                                               if n > 0)) * t.element_size() if t.numel() else 0
+        if needed > storage or any(s == 0 for n, s in zip(t.shape, t.stride(), strict=True) if n > 1):
+            raise SkpipeError(f"{where}: tensor {key[:80]!r} of shape {tuple(t.shape)} is a view "
+                              f"larger than its {storage:,}-byte storage (damaged or crafted)")
+        if finite and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise SkpipeError(f"{where}: tensor {key[:80]!r} holds NaN or infinite values")
 
 
 def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:

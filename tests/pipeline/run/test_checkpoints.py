@@ -71,3 +71,31 @@ def test_our_checkpoints_load_with_weights_only(trained_run):
     with pytest.raises(SkpipeError, match="not a skpipe checkpoint"):
         torch.save({"weights": torch.zeros(1)}, trained_run / "other.pt")
         load_checkpoint(trained_run / "other.pt")
+
+
+def _edited(run_dir, edit):
+    """The run's last.pt, edited as an attacker would, written back over itself."""
+    path = run_dir / "checkpoints" / "last.pt"
+    data = torch.load(path, weights_only=True)
+    edit(data)
+    torch.save(data, path)
+    return path
+
+
+def test_a_huge_view_in_the_weights_is_refused_before_its_values_are_read(synth_cache, tmp_path):
+    run_dir = fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(tmp_path), epochs=1, frames=8,
+                              threads=1)).run_dir
+    key = next(iter(torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]))
+    path = _edited(run_dir, lambda d: d["model"].__setitem__(key, torch.zeros(1).expand(10**6, 10**6)))
+    r = CliRunner().invoke(main, ["evaluate", str(run_dir), "--checkpoint", str(path)])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and "larger than its" in lines[0], r.output
+
+
+def test_an_empty_training_state_cannot_be_resumed(synth_cache, tmp_path):
+    run_dir = fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(tmp_path), epochs=1, frames=8,
+                              threads=1)).run_dir
+    _edited(run_dir, lambda d: d.__setitem__("state", {}))
+    r = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--epochs", "2", "--threads", "1"])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and lines[-1].startswith("Error: ") and "no training state" in lines[-1], r.output
