@@ -246,7 +246,8 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
         t.add_column("where each label holds (frames)", overflow="fold")
     for r in results:
         best, rest = r["top"][0], r["top"][1:]
-        row = [shown(r["frame_dir"]), str(r["label"]), f"{shown(best['class'])} {best['probability']:.0%}"]
+        row = [shown(r["frame_dir"]), "-" if r["label"] is None else str(r["label"]),
+               f"{shown(best['class'])} {best['probability']:.0%}"]
         if top > 1:
             row.append("\n".join(f"{shown(p['class'])} {p['probability']:.0%}" for p in rest))
         if window is not None:
@@ -258,7 +259,9 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
             console.print(f"drew {shown(r['frame_dir'])} to {shown(r['render'])}")
     named = [r for r in results if r["label_class"] is not None]
     if not named:  # label numbers of another dataset say nothing about this run's classes
-        console.print(f"{len(results):,} clips; the pickle names no classes, so no agreement is reported")
+        n = len(results)
+        console.print(f"{n:,} clip{'s' if n != 1 else ''}; no class names to compare with, so no agreement "
+                      "is reported")
         return
     hits = sum(r["top"][0]["class"] == r["label_class"] for r in named)
     console.print(f"{len(results):,} clips; top-1 agrees with the pickle's class name for {hits:,} of "

@@ -86,6 +86,13 @@ class SplitsMeta:
                 return p
         raise SkpipeError(f"no protocol {name!r} in these splits; they have: {', '.join(self.names)}")
 
+    def default_name(self) -> str:
+        """The protocol a command uses when none is named: `1` (UCF101, HMDB51, JHMDB) where there
+        is one, else the only one; several others are one line that names them."""
+        if "1" in self.names or len(self.names) == 1:
+            return "1" if "1" in self.names else self.names[0]
+        raise SkpipeError(f"the cache has protocols {', '.join(self.names)}: name one with --split")
+
     def warnings(self) -> list[str]:
         """What will fail later: protocols with an empty val or test subset."""
         out = []

@@ -140,13 +140,22 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
     return Evaluation(report, m["per_class"], out)
 
 
+def spreadsheet_safe(name: str) -> str:
+    """A class name a spreadsheet will not run as a formula (OWASP's CSV injection advice: a
+    leading = + - @ tab or carriage return is prefixed with a quote)."""
+    return f"'{name}" if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
+
+
 def write_report(out: Path, report: Report | EnsembleReport, m: dict[str, Any], names: list[str],
                  title: str) -> None:
     """report.json, per_class.csv, confusion.csv and confusion.png in `out`; report.json last, so
     its presence means the evaluation is complete."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "per_class.csv", m["per_class"].to_csv(index=False))
-    conf = pd.DataFrame(m["confusion"], index=names, columns=names)
+    per_class = m["per_class"].copy()
+    per_class["class"] = [spreadsheet_safe(c) for c in per_class["class"]]
+    atomic_write_text(out / "per_class.csv", per_class.to_csv(index=False))
+    safe = [spreadsheet_safe(c) for c in names]
+    conf = pd.DataFrame(m["confusion"], index=safe, columns=safe)
     atomic_write_text(out / "confusion.csv", conf.to_csv())
     atomic_write_bytes(out / "confusion.png", confusion_png(m["confusion"], names, title))
     atomic_write_text(out / REPORT_NAME, to_json(report))

@@ -61,7 +61,8 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
     for part in prefetch(batches, depth=2):
         results = model.iter_predict(part, top, clips, batch_size, window, stride)
         for a, result in zip(part.annotations, results, strict=True):
-            result = {"frame_dir": result["frame_dir"], "label": int(a["label"]),
+            labelled = not (is_video(Path(raw_path)) or Path(raw_path).is_dir())  # a video has no label
+            result = {"frame_dir": result["frame_dir"], "label": int(a["label"]) if labelled else None,
                       "label_class": _label_class(raw, a), **result}
             if render is not None:
                 video = Path(raw_path) if is_video(Path(raw_path)) else None
@@ -74,6 +75,8 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
 def _label_class(raw: RawData, ann: dict[str, Any]) -> str | None:
     """The name the pickle gives its label (its `classes` list, else a `v_<Class>_gNN_cNN`
     frame_dir), None when it names none: label numbers of two datasets are not comparable."""
+    if raw.classes is None and not str(ann["frame_dir"]).startswith("v_"):
+        return None
     label = int(ann["label"])
     if raw.classes is not None:
         return raw.classes[label] if label < len(raw.classes) else None

@@ -33,7 +33,7 @@ _MAXIMA = {"epochs": 100_000, "batch_size": 65_536, "frames": 100_000, "threads"
 class TrainConfig:
     model: str
     cache: str = "cache"
-    split: str = "1"  # protocol name: "1".."3", "xsub", "xview", "default", ...
+    split: str = ""  # protocol name: "1".."3", "xsub", "xview", "default", ...; "": the cache's default
     epochs: int = 0  # 0: the model's default (its registry entry: 50 lstm, 100 stgcn, 80 stgcnpp)
     batch_size: int = 32
     lr: float = 1e-3
@@ -82,8 +82,6 @@ class TrainConfig:
                 raise SkpipeError(f"--{name.replace('_', '-')} must be <= {top:,}, got {getattr(self, name)}")
         if self.model not in MODELS:
             raise SkpipeError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
-        if not self.split:
-            raise SkpipeError("--split must name a protocol (see `skpipe info`)")
         for name, allowed in (("precision", PRECISIONS), ("optimizer", OPTIMIZERS),
                               ("schedule", SCHEDULES), ("loader", LOADERS), ("device", DEVICES),
                               ("lr_scaling", LR_SCALINGS)):

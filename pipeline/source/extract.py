@@ -273,8 +273,9 @@ def _run_workers(todo: list[tuple[VideoItem, Path, str]], settings: tuple[str, s
         return
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(queue,)) as pool:
+    cores = len(os.sched_getaffinity(0))  # more workers than cores only add memory
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo), cores), mp_context=ctx,
+                             initializer=_init_worker, initargs=(queue,)) as pool:
         pending: set[Future[tuple[str, int, int, str | None]]] = {
             pool.submit(_work, item, part, fp, *settings) for item, part, fp in todo}
         try:

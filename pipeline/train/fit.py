@@ -229,6 +229,10 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
         raise SkpipeError("--precision fp16 needs a CUDA device; on CPU use bf16")
     # the threads that run, as the CLI set them (`configure_process`): fit itself sets none
     cfg = replace(cfg, threads=torch.get_num_threads()).resolved()
+    if not cfg.split:  # the cache's own: `1`, or its only protocol
+        from pipeline.data.splits import read_splits_meta
+
+        cfg = replace(cfg, split=read_splits_meta(cache).default_name())
     precision, why = choose_precision(cfg.precision, d.device)
     cfg = replace(cfg, precision=precision)  # the run records what ran
     s = _Session.start(cfg, d, cache, resume if ckpt is not None else None, ckpt, locks)

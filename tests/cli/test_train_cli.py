@@ -135,3 +135,25 @@ def test_the_train_header_fits_80_columns(tmp_path, synth_cache):
     assert any(ln.startswith("recipe recommended") for ln in head)
     assert any(ln.startswith("loader ") and ln.rstrip().endswith("cpu") for ln in head)  # not wrapped
     assert all(len(ln) <= 80 for ln in head if not ln.startswith("run: "))
+
+
+def test_a_cache_with_one_protocol_trains_on_it_without_split(tmp_path):
+    from pipeline.data.cache import ingest, open_cache
+    from pipeline.data.splits import write_splits
+    from pipeline.run.config import open_run
+    from tests.pipeline.data.test_skeletons import pickle3d
+
+    ingest(pickle3d(tmp_path / "ntu.pkl", n=24), tmp_path / "cache")
+    write_splits(open_cache(tmp_path / "cache"))
+    r = run("train", "stgcn", "--cache", tmp_path / "cache", "--epochs", 1, "--frames", 8, "--threads", 1,
+            "--out", tmp_path / "runs")
+    assert r.exit_code == 0, r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert open_run(run_dir).config.train.split == "xsub"
+
+
+def test_class_names_cannot_become_spreadsheet_formulas():
+    from pipeline.infer.evaluate import spreadsheet_safe
+
+    assert spreadsheet_safe('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert [spreadsheet_safe(c) for c in ("+1", "-a", "@b", "\tc", "walk")] == ["'+1", "'-a", "'@b", "'\tc", "walk"]
