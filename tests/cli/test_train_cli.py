@@ -156,4 +156,5 @@ def test_class_names_cannot_become_spreadsheet_formulas():
     from pipeline.infer.evaluate import spreadsheet_safe
 
     assert spreadsheet_safe('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
-    assert [spreadsheet_safe(c) for c in ("+1", "-a", "@b", "\tc", "walk")] == ["'+1", "'-a", "'@b", "'\tc", "walk"]
+    names = ("+1", "-a", "@b", "\tc", "walk")
+    assert [spreadsheet_safe(c) for c in names] == ["'+1", "'-a", "'@b", "'\tc", "walk"]
