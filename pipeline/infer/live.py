@@ -71,7 +71,8 @@ class LiveStats:
         return {"frames": self.read, "processed": self.processed, "dropped": self.dropped,
                 "fps": round(self.processed / seconds, 2), "latency_ms_median": q(self.latency_ms, 50),
                 "latency_ms_p95": q(self.latency_ms, 95), "pose_ms_median": q(self.pose_ms, 50),
-                "model_ms_median": q(self.model_ms, 50),
+                "pose_ms_p95": q(self.pose_ms, 95), "model_ms_median": q(self.model_ms, 50),
+                "model_ms_p95": q(self.model_ms, 95),
                 "found": round(self.found / self.processed, 4) if self.processed else 0.0}
 
 
