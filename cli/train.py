@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.options import cache_option, device_option, model_argument, threads_option
-from cli.ui import QUIET_SECONDS, configure_process, console, retune_threads, shown, user_errors
+from cli.ui import QUIET_SECONDS, ThreadTuner, configure_process, console, shown, user_errors
 from pipeline import SkpipeError
 from pipeline.inputs.augment import NORMALIZATIONS
 from pipeline.inputs.features import FEATS
@@ -24,7 +24,7 @@ class EpochView:
     """Rich rendering of fit()'s events: a bar per epoch, a row per finished epoch."""
 
     def __init__(self, retune: bool = False) -> None:
-        self.retune = retune  # threads follow the cores other processes leave free, per epoch
+        self.tuner = ThreadTuner() if retune else None  # threads follow the free cores, per epoch
         self.bar = Progress(
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  "
@@ -71,7 +71,7 @@ class EpochView:
             self.started = True
         elif name == "epoch_start":
             self.last_line = time.monotonic()
-            changed = retune_threads() if self.retune and self.task is not None else None
+            changed = self.tuner.retune() if self.tuner is not None and self.task is not None else None
             if changed is not None:
                 why = "another process took a core" if changed[1] < changed[0] else "a core is free again"
                 self.bar.console.print(f"[dim]threads {changed[0]} -> {changed[1]}: {why}[/dim]")
@@ -85,6 +85,8 @@ class EpochView:
             self._quiet_line(info)
         elif name == "epoch_end":  # a pipeline.run.metrics.EpochRow
             self.rows.append(info)
+            if self.tuner is not None:
+                self.tuner.epoch_done(info.samples_per_s)
             star = " *" if info.best else ""
             self.bar.console.print(
                 f"epoch {info.epoch:3d}  loss {info.train_loss:.3f}/{info.val_loss:.3f}  "

@@ -136,15 +136,35 @@ def batch_progress(label: str) -> Iterator[Callable[[int, int], None]]:
     yield line
 
 
-def retune_threads() -> tuple[int, int] | None:
-    """Between epochs: as many torch threads as cores no other process is using now; (old,
-    new) when that changed. The CLI's, like every process-wide setting (a single process only)."""
-    import torch
+class ThreadTuner:
+    """Between epochs, torch threads follow the cores other processes leave free, with
+    hysteresis: a new count is taken only when two epoch starts in a row measure it, and never
+    when an epoch already ran slower at it than at the current count. The CLI's, like every
+    process-wide setting (a single process only)."""
 
-    from pipeline.run.runtime import default_threads
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self.rate: dict[int, float] = {}  # threads -> the best samples/s an epoch ran at with them
 
-    old, new = torch.get_num_threads(), default_threads()
-    if new == old:
-        return None
-    torch.set_num_threads(new)
-    return old, new
+    def epoch_done(self, samples_per_s: float) -> None:
+        import torch
+
+        n = torch.get_num_threads()
+        self.rate[n] = max(self.rate.get(n, 0.0), samples_per_s)
+
+    def retune(self, measured: int | None = None) -> tuple[int, int] | None:
+        """(old, new) when the thread count changed now."""
+        import torch
+
+        from pipeline.run.runtime import default_threads
+
+        old, want = torch.get_num_threads(), measured if measured is not None else default_threads()
+        if want == old or (want in self.rate and self.rate[want] < self.rate.get(old, 0.0)):
+            self.pending = None  # no change, or a count whose epoch was slower
+            return None
+        if self.pending != want:  # measured once: wait for the next epoch's start
+            self.pending = want
+            return None
+        self.pending = None
+        torch.set_num_threads(want)
+        return old, want

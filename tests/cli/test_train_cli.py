@@ -158,3 +158,23 @@ def test_class_names_cannot_become_spreadsheet_formulas():
     assert spreadsheet_safe('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
     names = ("+1", "-a", "@b", "\tc", "walk")
     assert [spreadsheet_safe(c) for c in names] == ["'+1", "'-a", "'@b", "'\tc", "walk"]
+
+
+def test_threads_retune_only_on_a_sustained_change_and_never_back_to_a_slower_count():
+    import torch
+
+    from cli.ui import ThreadTuner
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        t = ThreadTuner()
+        t.epoch_done(30.0)  # 2 threads: 30 samples/s
+        assert t.retune(measured=1) is None  # measured once: not yet
+        assert t.retune(measured=1) == (2, 1) and torch.get_num_threads() == 1
+        t.epoch_done(40.0)  # 1 thread ran faster
+        assert t.retune(measured=2) is None and t.retune(measured=2) is None  # 2 was slower: stay
+        assert torch.get_num_threads() == 1
+        assert t.retune(measured=1) is None  # no change
+    finally:
+        torch.set_num_threads(before)
