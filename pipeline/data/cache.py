@@ -282,6 +282,21 @@ def _source_splits_frame(raw: RawData, frame_dirs: list[str]) -> pd.DataFrame:
     return pd.DataFrame(recs, columns=["sample", "name"]).astype({"sample": "int64", "name": "str"})
 
 
+def preprocessing_of(p: PreprocessConfig, skeleton: Skeleton) -> dict[str, Any]:
+    """What ingest did to this skeleton, truthfully: 3D coordinates are kept as given (no
+    img_shape), persons without scores are ranked by motion, features are the skeleton's."""
+    out = asdict(p)
+    coords = ["x", "y", "z"][: skeleton.dims]
+    out["features"] = [*coords, "score"] if skeleton.score else coords
+    if skeleton.dims == 3:
+        out["normalize"] = "none (3D coordinates as given)"
+    if not skeleton.score:
+        out["person"] = "max_motion"
+    if skeleton.persons > 1:
+        out["person"] = f"{skeleton.persons} persons, {out['person']} order"
+    return out
+
+
 def _build_manifest(
     raw: RawData, config: IngestConfig, arr: Any, index: pd.DataFrame, names: list[str],
     tables: dict[str, str], crcs: list[int], skeleton: Skeleton,
@@ -291,7 +306,7 @@ def _build_manifest(
         skpipe_version=__version__,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         source={"path": str(raw.path), "size": raw.size, "sha256": raw.sha256},
-        preprocessing=asdict(config.preprocessing),
+        preprocessing=preprocessing_of(config.preprocessing, skeleton),
         array={"path": ARRAY_NAME, "shape": list(arr.shape), "dtype": config.dtype,
                "chunks": list(arr.chunks), "codec": "zstd+crc32c", "level": config.zstd_level,
                "axes": ["N", "M", "T", "V", "C"] if skeleton.persons > 1 else ["N", "T", "V", "C"]},

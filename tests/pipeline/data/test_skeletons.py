@@ -166,3 +166,10 @@ def test_the_python_api_on_a_3d_two_person_export(tmp_path):
     assert m.predict(ann)[0]["top"] == m.predict((ann["keypoint"], None))[0]["top"]
     with pytest.raises(skpipe.SkpipeError, match="17 joints in 2D"):
         m.predict(make_ann())
+
+
+def test_a_3d_manifest_says_what_ingest_did(tmp_path):
+    ingest(pickle3d(tmp_path / "ntu.pkl", n=6, m=2), tmp_path / "cache")
+    p = open_cache(tmp_path / "cache").manifest.preprocessing
+    assert p["features"] == ["x", "y", "z"] and p["normalize"].startswith("none")
+    assert "img_shape" not in p["normalize"] and "motion" in p["person"]
