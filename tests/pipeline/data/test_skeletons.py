@@ -135,7 +135,7 @@ def test_a_3d_two_person_run_end_to_end(tmp_path):
     assert r.exit_code == 0, r.output
     assert r.output.count('"frame_dir"') == 24
     r = run("predict", run_dir, tmp_path / "ntu.pkl")  # NTU-style names, no classes list
-    assert r.exit_code == 0 and "the pickle names no classes, so no agreement is reported" in r.output
+    assert r.exit_code == 0 and "no class names to compare with, so no agreement is reported" in r.output
     flat = write_pickle(tmp_path / "flat.pkl", [make_ann("v_A_g01_c01", 0, t=8)])
     assert_one_line_error(run("predict", run_dir, flat),
                           "holds 17 joints in 2D with scores; .* reads 20 joints in 3D")
