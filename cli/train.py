@@ -211,7 +211,16 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
     if options["epochs"] is not None and options["epochs"] < 1:  # 0 means "the model's default" inside
         raise SkpipeError(f"--epochs must be >= 1, got {options['epochs']}")
     if resume is not None:
-        cfg, applied = resume_options(resume, {"model": model, **explicit_options(options)})
+        given = explicit_options({**options, "cache_dir": cache_dir})
+        if "cache_dir" in given:  # --cache or $SKPIPE_CACHE: the run knows its cache
+            from pipeline.run.config import open_run
+
+            saved = open_run(resume).config.cache
+            if str(cache_dir) != saved:
+                raise SkpipeError(f"--cache {cache_dir} differs from the run's {saved}; a resumed run "
+                                  "keeps its cache")
+        given.pop("cache_dir", None)
+        cfg, applied = resume_options(resume, {"model": model, **given})
         if applied and env_rank() == 0:
             console.print("resuming with " + ", ".join(f"--{k} {getattr(cfg, k)}" for k in applied))
     elif model is None:

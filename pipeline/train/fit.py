@@ -137,14 +137,12 @@ def _batches(ds: SkeletonDataset, workers: int, device: torch.device) -> Iterabl
                                        pin_memory=device.type == "cuda")
 
 
-def _resume_state(run_dir: Path, cfg: TrainConfig, cache: Cache, d: DistInfo
-                  ) -> tuple[TrainConfig, Checkpoint]:
-    """The resumed run's options (`resume_options`, as the CLI applies them) and its last.pt,
-    checked: the same cache build, a checkpoint that holds what a resume restores, epochs left."""
+def _resume_state(run_dir: Path, cfg: TrainConfig, d: DistInfo) -> tuple[TrainConfig, Checkpoint]:
+    """The resumed run's options (`resume_options`, as the CLI applies them: its own cache, not
+    the caller's) and its last.pt, checked: a checkpoint that holds what a resume restores, and
+    epochs left."""
     cfg, _ = resume_options(run_dir, runtime_given(cfg))
     run = open_run(run_dir)
-    if not cache.built_as(run.config.manifest_hash):
-        raise SkpipeError(f"{run_dir} was trained on another cache (manifest hash differs)")
     path = checkpoint_file(run_dir, "last")
     ckpt = load_checkpoint(path)
     ckpt.check_resumable(path)
@@ -221,10 +219,12 @@ def fit(cfg: TrainConfig, resume: Path | None = None, event: Event | None = None
 def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None,
          locks: contextlib.ExitStack) -> FitResult:
     emit = event or (lambda name, info: None)
-    cache = open_cache(cfg.cache)
     ckpt: Checkpoint | None = None
-    if resume is not None:
-        cfg, ckpt = _resume_state(Path(resume), cfg, cache, d)
+    if resume is not None:  # the run's own options, its cache included, read once
+        cfg, ckpt = _resume_state(Path(resume), cfg, d)
+    cache = open_cache(cfg.cache)
+    if resume is not None and not cache.built_as(open_run(Path(resume)).config.manifest_hash):
+        raise SkpipeError(f"{resume} was trained on another cache (manifest hash differs)")
     if cfg.precision == "fp16" and d.device.type != "cuda":
         raise SkpipeError("--precision fp16 needs a CUDA device; on CPU use bf16")
     # the threads that run, as the CLI set them (`configure_process`): fit itself sets none

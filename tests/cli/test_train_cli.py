@@ -178,3 +178,16 @@ def test_threads_retune_only_on_a_sustained_change_and_never_back_to_a_slower_co
         assert t.retune(measured=1) is None  # no change
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_resume_uses_the_runs_cache_and_refuses_another(synth_cache, tmp_path, monkeypatch):
+    from pipeline.run.options import TrainConfig
+    from pipeline.train.fit import fit
+
+    s = fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(tmp_path), epochs=1, frames=8,
+                        threads=1, precision="fp32"))
+    monkeypatch.chdir(tmp_path)  # the API caller's cache ("cache" here) does not exist
+    again = fit(TrainConfig(model="lstm", epochs=2, threads=1), resume=s.run_dir)
+    assert again.epochs == 2 and again.run_dir == s.run_dir
+    assert_one_line_error(run("train", "--resume", s.run_dir, "--cache", tmp_path / "other", "--epochs", 3),
+                          "differs from the run's")

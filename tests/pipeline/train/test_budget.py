@@ -67,7 +67,8 @@ def test_repeat_counts_samples_exactly(synth_cache, tmp_path):
 
 def test_the_header_names_the_budget_and_the_precision(synth_cache, tmp_path):
     r = CliRunner().invoke(main, ["train", "stgcn", "--cache", str(synth_cache), "--epochs", "1", "--frames",
-                                  "8", "--repeat", "2", "--threads", "1", "--out", str(tmp_path)])
+                                  "8", "--repeat", "2", "--threads", "1", "--precision", "auto",
+                                  "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert "x 2 passes x 1 epochs" in r.output and "(auto:" in r.output
     r = CliRunner().invoke(main, ["train", "stgcn", "--cache", str(synth_cache), "--repeat", "0"])
