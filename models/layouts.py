@@ -209,6 +209,18 @@ def read_layout(path: Path) -> Layout:
     return check_layout(data)
 
 
+def detect_layout(v: int) -> Layout:
+    """The one built-in layout with `v` joints, or LayoutError: none has (the known ones are
+    listed), or several have (both are named: `--layout` chooses; nothing is picked silently)."""
+    fits = layouts_for(v)
+    if len(fits) > 1:
+        raise LayoutError(f"{v} joints fit the layouts {' and '.join(fits)}; choose one with --layout NAME")
+    if not fits:
+        known = ", ".join(f"{k} ({len(d['joints'])})" for k, d in LAYOUTS.items())
+        raise LayoutError(f"{v} joints match no built-in layout ({known}); give --layout FILE.toml")
+    return check_layout(LAYOUTS[fits[0]])
+
+
 def layouts_for(v: int) -> list[str]:
     """The built-in layouts with `v` joints."""
     return [name for name, d in LAYOUTS.items() if len(d["joints"]) == v]

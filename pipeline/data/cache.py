@@ -38,7 +38,7 @@ from data_manifest.manifest import (
     SCHEMA_VERSION,
     SOURCE_SPLITS_NAME,
 )
-from models.layouts import LAYOUTS, LayoutError, Skeleton, layouts_for
+from models.layouts import LayoutError, Skeleton, detect_layout
 from pipeline import SkpipeError, __version__
 from pipeline.data.preprocess import (
     DTYPES,
@@ -331,12 +331,10 @@ def skeleton_for(raw: RawData, config: IngestConfig) -> Skeleton:
             raise SkpipeError(f"layout {layout['name']} has {len(layout['joints'])} joints; the pickle's "
                               f"keypoints have {raw.joints}")
     else:
-        fits = layouts_for(raw.joints)
-        if len(fits) != 1:
-            known = ", ".join(f"{k} ({len(d['joints'])})" for k, d in LAYOUTS.items())
-            raise SkpipeError(f"the pickle's keypoints have {raw.joints} joints, which match no built-in "
-                              f"layout ({known}); give --layout FILE.toml")
-        layout = LAYOUTS[fits[0]]
+        try:
+            layout = detect_layout(raw.joints)
+        except LayoutError as e:
+            raise SkpipeError(f"the pickle's keypoints: {e}") from None
     persons = config.persons
     if persons is None:
         most = max(a["keypoint"].shape[0] for a in raw.annotations)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from models.layouts import LAYOUTS, Layout, layouts_for
+from models.layouts import Layout, LayoutError, detect_layout
 from pipeline import SkpipeError
 from pipeline.files.atomic import check_target, plain_mode, sweep_stale
 from pipeline.source.pose import import_cv2
@@ -184,9 +184,9 @@ def render_clip(source: Path, out: Path, frame_dir: str | None = None, video: Pa
         raw = read_raw(source)
     ann = clip_of(raw, frame_dir)
     if layout is None:
-        names = layouts_for(raw.joints)
-        if not names:
-            raise SkpipeError(f"no built-in layout has {raw.joints} joints; give --layout FILE.toml")
-        layout = LAYOUTS[names[0]]
+        try:
+            layout = detect_layout(raw.joints)
+        except LayoutError as e:
+            raise SkpipeError(str(e)) from None
     fps = video_fps(video) if video is not None else 25.0
     return render_annotation(ann, layout, out, None, video, fps, force)

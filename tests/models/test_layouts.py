@@ -90,3 +90,13 @@ def test_lstm_takes_any_skeleton():
     net = build_model("lstm", 7, skeleton=sk)
     out = net(torch.randn(2, 2, 10, 25, 3), torch.tensor([10, 4]))
     assert out.shape == (2, 7)
+
+
+def test_two_layouts_with_one_joint_count_are_named_never_picked(monkeypatch):
+    from models.layouts import COCO17, LAYOUTS, LayoutError, detect_layout
+
+    h36m = {**COCO17, "name": "h36m17"}
+    monkeypatch.setitem(LAYOUTS, "h36m17", h36m)
+    with pytest.raises(LayoutError, match="fit the layouts coco17 and h36m17; choose one with --layout"):
+        detect_layout(17)
+    assert detect_layout(21)["name"] == "handmp"
