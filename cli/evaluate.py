@@ -22,6 +22,7 @@ from cli.options import (
     threads_option,
 )
 from cli.ui import batch_progress, configure_process, console, shown, user_errors
+from pipeline import SkpipeError
 from pipeline.infer.formats import CLASS_LISTS, DEPRECATED, FORMATS
 
 
@@ -144,7 +145,6 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
              checkpoint: str, out: Path | None, cache_dir: str | None, device: str, threads: int | None,
              force: bool) -> None:
     """Fuse the class probabilities of runs on one cache and protocol (e.g. joint + bone streams)."""
-    from pipeline import SkpipeError
     from pipeline.infer.evaluate import ensemble_runs
 
     w = None
@@ -235,7 +235,19 @@ def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | No
         for r in results:
             click.echo(json.dumps(r))
         return
-    results = list(results)
+    done: list[dict[str, Any]] = []
+    try:
+        for r in results:
+            done.append(r)
+    except SkpipeError as e:  # videos left out: show what was predicted, then the line, exit 1
+        if not done:
+            raise
+        _prediction_table(done, raw, top, window)
+        raise click.ClickException(str(e)) from None
+    _prediction_table(done, raw, top, window)
+
+
+def _prediction_table(results: list[dict[str, Any]], raw: Path, top: int, window: int | None) -> None:
     t = Table(title=f"Predictions for {shown(str(raw))}", box=box.SIMPLE_HEAD)  # fits 80 columns:
     t.add_column("clip", overflow="fold")  # names folded, never cut
     t.add_column("label", justify="right")

@@ -88,9 +88,11 @@ def window_annotation(ann: dict[str, Any], start: int, window: int) -> dict[str,
     return part
 
 
-def read_source(path: Path, skeleton: Skeleton, what: str) -> RawData:
+def read_source(path: Path, skeleton: Skeleton, what: str, left_out: list[tuple[str, str]] | None = None
+                ) -> RawData:
     """A pickle as it is, or videos extracted in memory into the model's layout, as `extract`
-    would write them."""
+    would write them. With `left_out`, a folder's videos that cannot be used are listed there
+    (frame_dir, why) and the others read; without it any such video is an error."""
     from pipeline.source.video import EXTRACT_LAYOUTS, is_video
 
     if not (is_video(path) or path.is_dir()):
@@ -99,9 +101,16 @@ def read_source(path: Path, skeleton: Skeleton, what: str) -> RawData:
     if name not in EXTRACT_LAYOUTS or skeleton.dims != 2:
         raise SkpipeError(f"{what} reads {skeleton.describe()}; videos give 2D poses as "
                           f"{' or '.join(EXTRACT_LAYOUTS)}")
-    from pipeline.source.extract import extract_raw
+    from pipeline.source.extract import extract_raw, extract_some
 
-    return extract_raw(path, layout=name)
+    if left_out is None or not path.is_dir():
+        return extract_raw(path, layout=name)
+    raw, failed = extract_some(path, layout=name)
+    left_out.extend(failed)
+    if raw is None:
+        first = failed[0][1] if failed else "none found"
+        raise SkpipeError(f"no video in {path} could be used; first: {first}")
+    return raw
 
 
 def check_fits(raw: RawData, skeleton: Skeleton, what: str) -> None:

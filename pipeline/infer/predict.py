@@ -49,7 +49,8 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
     model = load(run_dir, checkpoint, device=device)
     card = model.card
     model.check_options(top, clips, batch_size, window, stride)
-    raw = read_source(Path(raw_path), card.input, str(run_dir))
+    left_out: list[tuple[str, str]] = []
+    raw = read_source(Path(raw_path), card.input, str(run_dir), left_out)
     check_fits(raw, card.input, str(run_dir))
     if render is not None:
         if len(raw.annotations) != 1:
@@ -70,6 +71,9 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
                                           video, video_fps(video) if video else 25.0, force)
                 result["render"] = str(drawn.path)
             yield result
+    if left_out:  # after every prediction that could be made
+        n = len(left_out)
+        raise SkpipeError(f"{n} video{'s' if n > 1 else ''} left out (first: {left_out[0][1]})")
 
 
 def _label_class(raw: RawData, ann: dict[str, Any]) -> str | None:

@@ -398,6 +398,20 @@ def _pickle_dict(items: list[VideoItem], poses: dict[str, VideoPose], classes: l
     return data
 
 
+def extract_some(source: Path, layout: str = "coco17", jobs: int = 1, max_frames: int = MAX_FRAMES
+                 ) -> tuple[RawData | None, list[tuple[str, str]]]:
+    """The videos of `source` that could be used, as a loaded pickle (None when none could), and
+    (frame_dir, why) for each left out: `predict DIR` goes on past a bad video, as `extract` does."""
+    settings = _settings(layout, None, jobs, max_frames)
+    listing = list_videos(source)
+    with tempfile.TemporaryDirectory(prefix="skpipe-extract-") as parts:
+        found = _extract_all(listing.items, Path(parts), settings, jobs, None, None)
+    good = [i for i in listing.items if i.frame_dir in found.poses]
+    if not good:
+        return None, list(found.failed)
+    return raw_from_object(_pickle_dict(good, found.poses, None), Path(source), 0, ""), list(found.failed)
+
+
 def extract_raw(source: Path, layout: str = "coco17", backend: str | None = None, jobs: int = 1,
                 max_frames: int = MAX_FRAMES) -> RawData:
     """The videos of `source` as a loaded pickle, in memory (for `predict VIDEO`): the same

@@ -289,3 +289,29 @@ def test_an_interrupted_extraction_continues_where_it_stopped(tmp_path):
     assert r.exit_code == 0, r.output
     assert f"({done} from an earlier run)" in r.output
     assert len(read_raw(out).annotations) == 4 and not parts_dir(out).exists()
+
+
+@needs_video
+@needs_dev_video
+def test_predict_on_a_folder_goes_on_past_a_bad_video_then_exits_1(tmp_path, synth_cache):
+    from pipeline.run.options import TrainConfig
+    from pipeline.train.fit import fit
+
+    run = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path / "runs"), epochs=1,
+                          frames=16, threads=1, precision="fp32")).run_dir
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    _black_video(folder / "a_nobody.mp4")  # nobody in it: left out
+    shutil.copy(DEV_VIDEO, folder / "b_person.mp4")
+    r = CliRunner().invoke(main, ["predict", str(run), str(folder), "--json"])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 1 and json_frame_dirs(lines[:-1]) == ["b_person"], r.output
+    assert lines[-1].startswith("Error: 1 video left out") and "nobody" in lines[-1]
+    table = CliRunner().invoke(main, ["predict", str(run), str(folder)])
+    assert table.exit_code == 1 and "b_person" in table.output and "1 video left out" in table.output
+
+
+def json_frame_dirs(lines: list[str]) -> list[str]:
+    import json
+
+    return [json.loads(line)["frame_dir"] for line in lines]
