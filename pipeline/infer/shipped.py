@@ -38,7 +38,7 @@ from pipeline.source.raw import RawData, raw_from_object, short_repr
 
 CARD_KEY = "skpipe"  # ONNX metadata key
 CARD_FILE = "skpipe.json"  # extra file of a .pt2 / TorchScript archive
-MAX_EXPORT_BYTES = 2 << 30
+MAX_EXPORT_BYTES = 256 << 20  # skpipe's largest network is ~12 MB of weights; a zoo model ~50 MB
 MAX_CARD_BYTES = 4 << 20
 MAX_ROWS = 64  # rows (clips x temporal clips) per forward pass: the input size graphs are checked at
 
@@ -274,20 +274,59 @@ class ShippedModel:
 MAX_TENSOR_ELEMENTS = 1 << 28  # 1 GiB of float32: far above any tensor of skpipe's own graphs
 
 
+# every op of skpipe's own exports (lstm, stgcn, stgcnpp, pyskl_stgcn, imported models): a graph
+# handed over may use these only, in the default domain, with no subgraph (If, Loop, Scan)
+ONNX_OPS = frozenset({
+    "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div",
+    "Einsum", "Equal", "Expand", "Flatten", "Gather", "GatherElements", "Gemm", "Identity", "LSTM", "Less",
+    "MatMul", "MaxPool", "Mul", "Range", "ReduceMean", "Relu", "Reshape", "Shape", "Slice", "Softmax",
+    "Split", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Where"})
+# inputs that decide how large an output is: never computed from the input's values (a Range or
+# a ConstantOfShape driven by `lengths` could ask for any amount of memory)
+SIZE_INPUTS = {"Range": (0, 1, 2), "ConstantOfShape": (0,), "Expand": (1,)}
+MAX_METADATA_BYTES = 8 << 20
+
+
 def _check_onnx(data: bytes, where: str) -> Any:
-    """The model's proto, refused when its tensors live in other files (onnxruntime would read
-    whatever path the model names, `/etc/passwd` or a device, into memory)."""
+    """The model's proto, refused unless it is the kind of graph skpipe exports: every tensor in
+    the file (no external data: onnxruntime would read whatever path it names, in any branch or
+    sparse form), no control flow, only skpipe's ops, no output sized by the input's values, and
+    bounded metadata."""
     import onnx
 
     try:
         proto = onnx.load_model_from_string(data)
     except Exception:
         raise SkpipeError(f"{where}: not an ONNX model") from None
-    tensors = list(proto.graph.initializer)
-    tensors += [a.t for n in proto.graph.node for a in n.attribute if a.HasField("t")]
+    if sum(len(p.key) + len(p.value) for p in proto.metadata_props) > MAX_METADATA_BYTES:
+        raise SkpipeError(f"{where}: refused: its metadata is larger than any model card")
+    g = proto.graph
+    if len(g.sparse_initializer) or any(n.op_type == "Constant" and any(
+            a.name == "sparse_value" for a in n.attribute) for n in g.node):
+        raise SkpipeError(f"{where}: refused: sparse tensors are not in any skpipe model")
+    tensors = [*g.initializer, *(a.t for n in g.node for a in n.attribute if a.HasField("t"))]
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors):
         raise SkpipeError(f"{where}: refused: its weights name external files (skpipe writes one file)")
+    for n in g.node:
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in n.attribute):
+            raise SkpipeError(f"{where}: refused: control flow ({n.op_type}) is not in any skpipe model")
+        if n.domain not in ("", "ai.onnx") or n.op_type not in ONNX_OPS:
+            raise SkpipeError(f"{where}: refused: op {short_repr(n.op_type)} is not in any skpipe model")
+    _check_value_sizes(g, where)
     return proto
+
+
+def _check_value_sizes(g: Any, where: str) -> None:
+    """Refuse an output whose size is computed from the input's values: follow which tensors
+    derive from a graph input's values (a Shape's output derives from its shape only)."""
+    derived = {i.name for i in g.input} - {t.name for t in g.initializer}
+    for n in g.node:  # ONNX nodes are in topological order
+        if n.op_type != "Shape" and any(i in derived for i in n.input):
+            derived.update(n.output)
+        for k in SIZE_INPUTS.get(n.op_type, ()):
+            if k < len(n.input) and n.input[k] in derived:
+                raise SkpipeError(f"{where}: refused: {n.op_type} sized by the input's values (it could "
+                                  "ask for any amount of memory)")
 
 
 def _check_sizes(proto: Any, card: ModelCard, batch: int, where: str) -> None:

@@ -196,7 +196,7 @@ def test_an_onnx_graph_that_would_allocate_gigabytes_is_refused_before_it_runs(r
     proto.graph.node[-1].output[0] = "pre_bomb"
     proto.graph.node.extend([
         helper.make_node("ConstantOfShape", ["bomb_shape"], ["bomb"]),
-        helper.make_node("ReduceSum", ["bomb"], ["bomb_sum"], keepdims=0),
+        helper.make_node("ReduceMean", ["bomb"], ["bomb_sum"], keepdims=0),
         helper.make_node("Add", ["pre_bomb", "bomb_sum"], [out]),
     ])
     onnx.save(proto, str(tmp_path / "bomb.onnx"))
@@ -205,3 +205,69 @@ def test_an_onnx_graph_that_would_allocate_gigabytes_is_refused_before_it_runs(r
     m = skpipe.load(runs["stgcn"] / "export" / "model.onnx")  # skpipe's own graphs pass
     x, lengths = skpipe.preprocess(PICKLE, m.card, clips=20)  # 120 rows: run 64 at a time
     assert m.logits(x, lengths).shape == (120, 5)
+
+
+def test_onnx_graphs_unlike_skpipes_are_refused_before_they_run(runs, tmp_path):
+    """Issue 30's held-out attacks, rebuilt: control flow (a Loop that never ends, an If whose
+    branch names an external file), a Range sized by `lengths`, sparse tensors, an op skpipe never
+    exports, padded metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    base = runs["lstm"] / "export" / "model.onnx"
+
+    def attack(name: str, edit, pattern: str) -> None:  # noqa: ANN001
+        proto = onnx.load(str(base))
+        out = proto.graph.output[0].name
+        proto.graph.node[-1].output[0] = "pre"
+        edit(proto, out)
+        onnx.save(proto, str(tmp_path / f"{name}.onnx"))
+        with pytest.raises(SkpipeError, match=pattern):
+            skpipe.load(tmp_path / f"{name}.onnx")
+
+    def loop(p, out):  # noqa: ANN001
+        body = helper.make_graph([helper.make_node("Identity", ["cond"], ["cond_out"])], "body",
+                                 [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                                  helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+                                 [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, [])])
+        p.graph.node.extend([helper.make_node("Loop", ["", "true"], [], body=body),
+                             helper.make_node("Identity", ["pre"], [out])])
+        p.graph.initializer.append(helper.make_tensor("true", TensorProto.BOOL, [], [True]))
+
+    def external_branch(p, out):  # noqa: ANN001
+        t = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
+        t.data_location = TensorProto.EXTERNAL
+        t.external_data.add(key="location", value="/etc/passwd")
+        branch = helper.make_graph([helper.make_node("Identity", ["w"], ["y"])], "b", [],
+                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [t])
+        p.graph.node.extend([helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch),
+                             helper.make_node("Add", ["pre", "y"], [out])])
+        p.graph.initializer.append(helper.make_tensor("c", TensorProto.BOOL, [], [True]))
+
+    def range_on_lengths(p, out):  # noqa: ANN001
+        p.graph.initializer.extend([helper.make_tensor("zero", TensorProto.INT64, [], [0]),
+                                    helper.make_tensor("one", TensorProto.INT64, [], [1])])
+        p.graph.node.extend([helper.make_node("ReduceMean", ["lengths"], ["n"], keepdims=0),
+                             helper.make_node("Range", ["zero", "n", "one"], ["r"]),
+                             helper.make_node("Identity", ["pre"], [out])])
+
+    def sparse(p, out):  # noqa: ANN001
+        values = helper.make_tensor("sv", TensorProto.FLOAT, [1], [1.0])
+        idx = helper.make_tensor("si", TensorProto.INT64, [1], [0])
+        p.graph.sparse_initializer.append(helper.make_sparse_tensor(values, idx, [10]))
+        p.graph.node.append(helper.make_node("Identity", ["pre"], [out]))
+
+    def sqrt(p, out):  # noqa: ANN001
+        p.graph.node.append(helper.make_node("Sqrt", ["pre"], [out]))
+
+    def padded(p, out):  # noqa: ANN001
+        p.graph.node.append(helper.make_node("Identity", ["pre"], [out]))
+        p.metadata_props.add(key="pad", value="x" * (9 << 20))
+
+    attack("loop", loop, "control flow")
+    attack("if", external_branch, "control flow|external")
+    attack("range", range_on_lengths, "sized by the input's values")
+    attack("sparse", sparse, "sparse")
+    attack("sqrt", sqrt, "op 'Sqrt'")
+    attack("padded", padded, "metadata")
+    assert skpipe.load(base).classes  # skpipe's own LSTM graph (Range, Expand, ConstantOfShape) loads
