@@ -15,9 +15,7 @@ checkpoints/best.pt in skpipe's format, and card.json: `predict`, `export`, `skp
 
 from __future__ import annotations
 
-import pickle
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_dir, atomic_write_text
 from pipeline.infer.formats import CLASS_LISTS
 from pipeline.inputs.pyskl import PYSKL_LAYOUTS, PysklPipeline
-from pipeline.run.checkpoint import Checkpoint, check_tensors, save_checkpoint
+from pipeline.run.checkpoint import Checkpoint, check_tensors, load_weights_only, save_checkpoint
 from pipeline.run.config import MAX_CLASSES, RunConfig, checkpoint_file, write_config
 from pipeline.run.options import TrainConfig
 from pipeline.source.mmconfig import read_config
@@ -84,19 +82,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of a PYSKL / MMAction2 checkpoint (bare, or under `state_dict` with mmcv's
     `meta`), loaded with weights_only: tensors, numbers and strings, never code."""
     path = Path(path)
-    if not path.is_file():
-        raise SkpipeError(f"no checkpoint file at {path}")
-    if path.stat().st_size > MAX_ZOO_BYTES:
-        raise SkpipeError(f"{path}: larger than any skeleton model ({MAX_ZOO_BYTES >> 30} GiB)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise SkpipeError(f"{path}: refused: it needs objects other than tensors, numbers and strings "
-                          "to load (weights only: it could run code)") from None
-    except Exception as e:
-        raise SkpipeError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
+    data = load_weights_only(path, MAX_ZOO_BYTES)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not data or not all(

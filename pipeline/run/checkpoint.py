@@ -174,23 +174,29 @@ def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
                           "checkpoint is unchanged)") from None
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """A checkpoint from a regular file, loaded with `weights_only=True`: tensors, numbers,
-    strings and plain containers only, so a `.pt` that someone hands over can never run code."""
+def load_weights_only(path: Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Any:
+    """Any .pt / .pth file (skpipe's, PYSKL's, MMAction2's) loaded with `weights_only=True`:
+    tensors, numbers, strings and plain containers, never code; bounded in size."""
     path = Path(path)
     if not path.is_file():
         raise SkpipeError(f"no checkpoint at {path}")
-    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
-        raise SkpipeError(f"{path}: larger than any skpipe checkpoint ({MAX_CHECKPOINT_BYTES >> 30} GiB)")
+    if path.stat().st_size > max_bytes:
+        raise SkpipeError(f"{path}: larger than any skeleton model ({max_bytes >> 20:,} MB)")
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we refuse instead
             warnings.simplefilter("ignore")
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise SkpipeError(f"{path}: refused: the checkpoint holds objects other than tensors, numbers, "
-                          "strings and plain containers (it could run code)") from None
+                          "strings and plain containers (weights only: it could run code)") from None
     except Exception as e:  # torch raises many types for a damaged file
         raise SkpipeError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """A checkpoint from a regular file, loaded with `weights_only=True`: tensors, numbers,
+    strings and plain containers only, so a `.pt` that someone hands over can never run code."""
+    data = load_weights_only(path)
     if not isinstance(data, dict) or "model" not in data or (
             "model_args" not in data and ("model_name" not in data or "num_classes" not in data)):
         raise SkpipeError(f"{path}: not a skpipe checkpoint (expected a dict with model, model_name, "

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def config(**kw):
-    return RunConfig(TrainConfig("stgcnpp", feats="b", frames=32), "/data/cache", "abc", 3,
+    return RunConfig(TrainConfig("stgcnpp", split="1", feats="b", frames=32), "/data/cache", "abc", 3,
                      ("run", "jump", "sit"), **kw)
 
 
