@@ -190,6 +190,11 @@ class Run:
         """The run's cache (or `cache_dir`), refused if it was rebuilt since the run."""
         from pipeline.data.cache import open_cache
 
+        if self.config.imported:
+            origin = self.config.source.get("origin", "PYSKL")
+            raise SkpipeError(f"{self.directory} is a model imported from {origin} and has no cache of its "
+                              "own; it predicts pickles and videos (`skpipe predict`), its evaluation on a "
+                              "cache is not implemented yet")
         cache = open_cache(cache_dir or self.config.cache)
         if not cache.built_as(self.config.manifest_hash):
             raise SkpipeError(f"the cache at {cache.directory} changed since {self.directory} was "
