@@ -18,8 +18,9 @@ import torch
 from sklearn import metrics as skm
 
 from models import count_parameters
+from models.layouts import Skeleton
 from pipeline import SkpipeError
-from pipeline.data.cache import Cache
+from pipeline.data.cache import Cache, open_cache
 from pipeline.data.splits import SUBSETS
 from pipeline.files.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.files.location import Location
@@ -62,6 +63,61 @@ def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, 
         if progress is not None:
             progress(i + 1, total)
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(samples)
+
+
+def imported_subset_probs(run: Run, cache: Cache, subset: str, batch_size: int = 64,
+                          progress: BatchFn | None = None) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """An imported model on `subset` of the cache's default protocol: each cached row turned back
+    into an annotation (2D coordinates times the clip's img_w / img_h: pixels, as PYSKL's pipeline
+    expects; its valid frames; scores where the model reads them) and fed through the predictor.
+    Labels are the model's indices of the cache's class names; a class the model lacks is one
+    line. Returns (protocol, probs (N, C), labels (N,), samples (N,))."""
+    from pipeline.data.splits import read_splits
+    from pipeline.infer.shipped import load
+
+    model = load(run.directory)
+    ours, theirs = model.card.input, cache.skeleton
+    if (ours.num_joints, ours.dims) != (theirs.num_joints, theirs.dims) or (ours.score and not theirs.score):
+        raise SkpipeError(f"{run.directory} reads {ours.describe()}; the cache holds {theirs.describe()}")
+    frame, meta = read_splits(cache)
+    split = meta.default_name()
+    chosen = frame[(frame["split"] == split) & (frame["subset"] == subset)]
+    rows = np.sort(chosen["sample"].to_numpy())
+    if not len(rows):
+        raise SkpipeError(f"protocol {split} of {cache.directory} has no {subset} clips")
+    index = cache.index.set_index("sample").loc[rows]
+    position = {name: i for i, name in enumerate(run.class_names)}
+    lacking = sorted(set(index["class_name"]) - set(position))
+    if lacking:
+        raise SkpipeError(f"the cache's class {lacking[0]!r} is not among the model's {len(position)} "
+                          "classes (imported models are evaluated on the classes they name)")
+    arr = cache.open_array()
+    probs, total = [], -(-len(rows) // batch_size)
+    for b, lo in enumerate(range(0, len(rows), batch_size)):
+        some = rows[lo : lo + batch_size]
+        x = np.asarray(arr.get_orthogonal_selection((some,)), np.float32)  # (B, [M,] T, V, C)
+        anns = [_row_annotation(x[i], index.loc[s], theirs) for i, s in enumerate(some)]
+        probs.append(model.probabilities(anns))
+        if progress is not None:
+            progress(b + 1, total)
+    labels = np.array([position[c] for c in index["class_name"]], np.int64)
+    return split, np.concatenate(probs), labels, rows
+
+
+def _row_annotation(x: np.ndarray, info: Any, skeleton: Skeleton) -> dict[str, Any]:
+    """A cached row ([M,] T, V, C) as the PYSKL annotation it was made from (its valid frames)."""
+    kp = x if skeleton.persons > 1 else x[None]  # (M, T, V, C)
+    kp = kp[:, : max(1, int(info["valid_frames"]))]
+    h, w = int(info["img_h"]), int(info["img_w"])
+    ann: dict[str, Any] = {"frame_dir": str(info["frame_dir"]), "label": 0, "total_frames": kp.shape[1],
+                           "img_shape": (h, w)}
+    if skeleton.dims == 2:
+        ann["keypoint"] = kp[..., :2] * np.array([w, h], np.float32)
+        if skeleton.score:
+            ann["keypoint_score"] = kp[..., 2]
+    else:
+        ann["keypoint"] = kp[..., :3]
+    return ann
 
 
 def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
@@ -123,14 +179,23 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
     out = eval_dir(run.directory, subset)
     if (out / REPORT_NAME).exists() and not force:
         raise SkpipeError(f"{out / REPORT_NAME} already exists (use --force to replace it)")
-    cache = run.open_cache(cache_dir)
-    model, ckpt_path = load_run_model(run, checkpoint)
-    probs, y, samples = predict_subset(model, cache, run, subset, clips, dev, batch_size, progress)
+    split = run.split
+    if run.config.imported:  # PYSKL's pipeline on the cache's rows, labels matched by class name
+        if cache_dir is None:
+            raise SkpipeError(f"{run.directory} is an imported model: name the cache to evaluate it on "
+                              "(--cache DIR)")
+        cache = open_cache(cache_dir)
+        model, ckpt_path = load_run_model(run, checkpoint)
+        split, probs, y, samples = imported_subset_probs(run, cache, subset, batch_size, progress)
+    else:
+        cache = run.open_cache(cache_dir)
+        model, ckpt_path = load_run_model(run, checkpoint)
+        probs, y, samples = predict_subset(model, cache, run, subset, clips, dev, batch_size, progress)
     names = run.class_names
     m = compute_metrics(y, probs, names)
     t = run.config.train
     report = Report(
-        run=str(run.directory), model=run.model, split=run.split, subset=subset,
+        run=str(run.directory), model=run.model, split=split, subset=subset,
         checkpoint=str(ckpt_path), clips=clips, samples=int(len(y)), parameters=count_parameters(model),
         manifest_hash=run.config.manifest_hash, device=str(dev), frames=t.frames, feats=t.feats,
         scores=scores_of(m))

@@ -391,3 +391,27 @@ def test_init_replaces_the_head_and_keeps_the_backbone_at_step_0(tmp_path, synth
     assert torch.equal(net.fc.weight, fresh_fc) and net.fc.out_features == cache.manifest.num_classes
     with pytest.raises(SkpipeError, match="holds a stgcnpp model"):
         read_init(str(run), "stgcn", cache.skeleton)
+
+
+def test_an_imported_model_evaluates_on_a_cache_by_class_name(tmp_path, synth_cache):
+    from pipeline.data.cache import open_cache
+    from pipeline.infer.report import Report, read_report
+
+    names = list(open_cache(synth_cache).manifest.class_names)
+    cfg = TINY[0]
+    sd = reference_weights(cfg, torch.Generator().manual_seed(2), classes=6)
+    torch.save(sd, tmp_path / "m.pth")
+    (tmp_path / "m.py").write_text(config_text(cfg, 6))
+    (tmp_path / "names.txt").write_text("\n".join(["not in the cache", *reversed(names)]) + "\n")
+    run, _, _ = import_checkpoint(tmp_path / "m.pth", tmp_path / "zoo", tmp_path / "m.py",
+                                  str(tmp_path / "names.txt"))
+    r = CliRunner().invoke(main, ["evaluate", str(run), "--cache", str(synth_cache)])
+    assert r.exit_code == 0, r.output
+    report = read_report(run / "eval" / "test" / "report.json", Report)
+    assert report.split == "1" and report.samples > 0 and 0.0 <= report.scores.accuracy <= 1.0
+    _one_line(["evaluate", str(run), "--force"], "--cache", tmp_path / "absent")
+    (tmp_path / "few.txt").write_text("\n".join([f"c{i}" for i in range(6)]) + "\n")
+    other, _, _ = import_checkpoint(tmp_path / "m.pth", tmp_path / "zoo2", tmp_path / "m.py",
+                                    str(tmp_path / "few.txt"))
+    _one_line(["evaluate", str(other), "--cache", str(synth_cache)], "is not among the model's 6 classes",
+              tmp_path / "absent")
