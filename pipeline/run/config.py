@@ -193,8 +193,8 @@ class Run:
         if self.config.imported:
             origin = self.config.source.get("origin", "PYSKL")
             raise SkpipeError(f"{self.directory} is a model imported from {origin} and has no cache of its "
-                              "own; it predicts pickles and videos (`skpipe predict`), its evaluation on a "
-                              "cache is not implemented yet")
+                              "own: evaluate it with --cache DIR (ensembles of imported runs are not "
+                              "implemented yet)")
         cache = open_cache(cache_dir or self.config.cache)
         if not cache.built_as(self.config.manifest_hash):
             raise SkpipeError(f"the cache at {cache.directory} changed since {self.directory} was "
