@@ -27,9 +27,10 @@ from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_write_bytes, check_target, sweep_stale
 from pipeline.files.location import Location
+from pipeline.infer.card import CARD_FILE, CARD_KEY, ModelCard, card_of
 from pipeline.infer.formats import FORMATS
 from pipeline.infer.inference import load_run_model
-from pipeline.infer.shipped import CARD_FILE, CARD_KEY, ModelCard, card_of, from_bytes
+from pipeline.infer.shipped import from_bytes
 from pipeline.inputs.dataset import SkeletonDataset
 from pipeline.run.config import open_run
 

@@ -11,19 +11,17 @@ A window of frames is a clip of its own: a ring buffer of poses (live) or a slic
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.data.preprocess import MAX_FRAMES, RawClip, preprocess_batch, preprocess_skeleton
+from pipeline.infer.card import ModelCard
 from pipeline.inputs.features import clips_input
 from pipeline.inputs.pyskl import pyskl_input
 from pipeline.source.raw import RawData, read_raw, skeleton_kind
-
-if TYPE_CHECKING:
-    from pipeline.infer.shipped import ModelCard
 
 
 def prepare(anns: list[dict[str, Any]], max_frames: int, dtype: str, skeleton: Skeleton | None = None

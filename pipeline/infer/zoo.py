@@ -401,7 +401,7 @@ def class_names(spec: str | None, n: int) -> tuple[tuple[str, ...], str]:
 def import_checkpoint(path: Path, out: Path, config: Path | None = None, classes: str | None = None,
                       force: bool = False) -> tuple[Path, Imported, RunConfig]:
     """Write `out`: an ordinary run directory holding the imported model."""
-    from pipeline.infer.shipped import card_of
+    from pipeline.infer.card import card_of
 
     path = Path(path)
     imp = inspect_checkpoint(path, config)
