@@ -149,9 +149,6 @@ def _resume_state(run_dir: Path, cfg: TrainConfig, d: DistInfo) -> tuple[TrainCo
     if ckpt.args != run.config.model_args:
         raise SkpipeError(f"{path} holds a {ckpt.args.name} model of {ckpt.args.num_classes} classes; "
                           f"the run is {run.model} with {run.config.num_classes}")
-    if ckpt.state.epoch >= cfg.epochs:
-        raise SkpipeError(f"{run_dir} has finished its {cfg.epochs} epochs; give a larger --epochs to "
-                          "train it longer")
     return cfg, ckpt
 
 
@@ -223,8 +220,12 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
     if resume is not None:  # the run's own options, its cache included, read once
         cfg, ckpt = _resume_state(Path(resume), cfg, d)
     cache = open_cache(cfg.cache)
-    if resume is not None and not cache.built_as(open_run(Path(resume)).config.manifest_hash):
-        raise SkpipeError(f"{resume} was trained on another cache (manifest hash differs)")
+    if resume is not None and ckpt is not None:
+        if not cache.built_as(open_run(Path(resume)).config.manifest_hash):
+            raise SkpipeError(f"{resume} was trained on another cache (manifest hash differs)")
+        if ckpt.state.epoch >= cfg.epochs:
+            raise SkpipeError(f"{resume} has finished its {cfg.epochs} epochs; give a larger --epochs to "
+                              "train it longer")
     if cfg.precision == "fp16" and d.device.type != "cuda":
         raise SkpipeError("--precision fp16 needs a CUDA device; on CPU use bf16")
     # the threads that run, as the CLI set them (`configure_process`): fit itself sets none
