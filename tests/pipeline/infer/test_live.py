@@ -19,9 +19,10 @@ from click.testing import CliRunner
 from cli.main import main
 from pipeline.run.options import TrainConfig
 from pipeline.train.fit import fit
+from tests.conftest import SHARED_DATA
 
 cv2 = pytest.importorskip("cv2", reason="the video extra (OpenCV) is not installed")
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
+SHARED = SHARED_DATA
 
 
 def write_video(path: Path, frames: int, fps: float = 30.0, size: tuple[int, int] = (96, 72)) -> Path:

@@ -19,8 +19,9 @@ from pipeline import SkpipeError
 from pipeline.infer.zoo import import_checkpoint
 from pipeline.inputs.pyskl import PysklPipeline, format_gcn_input, prenormalize_2d, uniform_test_indices
 from pipeline.source.mmconfig import ConfigError, read_config
+from tests.conftest import SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
+SHARED = SHARED_DATA
 COCO_INWARD = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 5), (12, 6), (9, 7), (7, 5), (10, 8), (8, 6),
                (5, 0), (6, 0), (1, 0), (3, 1), (2, 0), (4, 2)]
 
