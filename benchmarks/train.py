@@ -109,10 +109,10 @@ class NaiveDataset:
         a = copy.deepcopy(self.anns[i])
         x, info = preprocess(a["keypoint"], a["keypoint_score"], tuple(a["img_shape"]))
         if self.frames < 300:
-            from pipeline.inputs.transforms import take_frames, uniform_indices
+            from pipeline.inputs.transforms import uniform_indices
 
             idx = uniform_indices(np.array([info.valid_frames]), self.frames, np.random.default_rng(i))
-            x = take_frames(x[None], idx)[0]
+            x = x[idx[0]]  # (frames, V, C)
         return (torch.from_numpy(x), torch.tensor(a["label"]),
                 torch.tensor(min(info.valid_frames, self.frames)), torch.tensor(i))
 

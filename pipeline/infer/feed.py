@@ -1,8 +1,8 @@
 """From annotations to a model's input, for every model skpipe runs: the one feed.
 
 A model skpipe trained reads what `ingest` would have cached (`prepare`), then the run's stream,
-normalisation and K fixed temporal clips (`pipeline.inputs.features`). A model imported from
-PYSKL or MMAction2 reads what PYSKL's test pipeline makes of the annotation
+normalisation and K fixed temporal clips (`pipeline.inputs.batch`, as the loaders make them). A
+model imported from PYSKL or MMAction2 reads what PYSKL's test pipeline makes of the annotation
 (`pipeline.inputs.pyskl`). Both give x (N * K, [M,] frames, V, C) float32 and lengths (N * K,),
 rows n * K .. n * K + K - 1 the K clips of clip n, so one engine and one average serve both.
 A window of frames is a clip of its own: a ring buffer of poses (live) or a slice of a long clip.
@@ -19,7 +19,6 @@ from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.data.preprocess import MAX_FRAMES, RawClip, preprocess_batch, preprocess_skeleton
 from pipeline.infer.card import ModelCard
-from pipeline.inputs.features import clips_input
 from pipeline.inputs.pyskl import pyskl_input
 from pipeline.source.raw import RawData, read_raw, skeleton_kind
 
@@ -46,9 +45,15 @@ def model_input(anns: list[dict[str, Any]], card: ModelCard, clips: int
     lengths (N * K,) int64, K). An imported model takes its own pipeline's K."""
     if card.pyskl:
         return _pyskl_rows(anns, card)
+    import torch
+
+    from pipeline.inputs import batch
+
+    spec = card.input_spec()
     x, valid = prepare(anns, MAX_FRAMES, card.cache_dtype, card.input)  # (N, [M,] 300, V, C)
-    xk, lengths = clips_input(x, valid, card.input_spec(), clips)  # (N * K, [M,] frames, V, C)
-    return np.ascontiguousarray(xk, np.float32), lengths.astype(np.int64), clips
+    with torch.no_grad():
+        xk, lengths = batch.clips_input(torch.from_numpy(batch.normalized(x, spec)), valid, spec, clips)
+    return np.ascontiguousarray(xk.numpy()), lengths.numpy(), clips  # (N * K, [M,] frames, V, C)
 
 
 def _pyskl_rows(anns: list[dict[str, Any]], card: ModelCard) -> tuple[np.ndarray, np.ndarray, int]:

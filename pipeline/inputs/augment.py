@@ -1,11 +1,12 @@
-"""Normalisation and train-time augmentation of joints, 2D or 3D, as pure numpy functions.
+"""Normalisation of joints, 2D or 3D, and the draws of train-time augmentation, in numpy.
 
 Every function takes x (B, T, V, C) with C = the skeleton's coordinates (x, y or x, y, z), then
 its score where it has one, and returns a new array. A sample's persons travel together, as
-(B, M * T, V, C): one centre, one rotation, one flip per sample. Randomness
-comes from an explicit `np.random.Generator`, one draw per clip. Joints that are missing
-(x = y = score = 0: no detection, or zero padding after a clip's end) stay exactly zero, so no
-transform invents a body where there was none. Evaluation never augments.
+(B, M * T, V, C): one centre, one rotation, one flip per sample. Augmentation parameters are
+drawn here, from an explicit `np.random.Generator`, one draw per clip, and applied by
+`pipeline.inputs.batch` in torch. Joints that are missing (x = y = score = 0: no detection, or
+zero padding after a clip's end) stay exactly zero, so no transform invents a body where there
+was none. Evaluation never augments.
 """
 
 from __future__ import annotations
@@ -132,25 +133,6 @@ def flip_order(skeleton: Skeleton = DEFAULT) -> np.ndarray:
     return perm
 
 
-def flip(x: np.ndarray, mask: np.ndarray, centre: np.ndarray | float = 0.5,
-         skeleton: Skeleton = DEFAULT) -> np.ndarray:
-    """Mirror x about `centre` (per clip) and swap left / right joints, for clips where `mask`."""
-    perm = flip_order(skeleton)
-    mirrored = x[:, :, perm].copy()  # (B, T, V, C): joints swapped
-    d = skeleton.dims
-    cx = np.broadcast_to(np.asarray(centre, dtype=x.dtype), (len(x), 1, 1, d))[..., 0]  # (B, 1, 1)
-    mirrored[..., 0] = 2 * cx - mirrored[..., 0]
-    mirrored = np.where(present(x[:, :, perm]), mirrored, 0.0)
-    return np.where(mask[:, None, None, None], mirrored, x).astype(x.dtype)
-
-
-def affine(x: np.ndarray, angle: np.ndarray, scale: np.ndarray, shift: np.ndarray,
-           centre: np.ndarray) -> np.ndarray:
-    """Rotate by `angle` (B,) radians in the image plane and scale by (B,) about `centre`
-    (B, 1, 1, 2), then shift by (B, 2); scores and missing joints untouched."""
-    return _transform(x, rotations_2d(angle) * scale[:, None, None], shift, centre)
-
-
 def rotations_2d(angle: np.ndarray) -> np.ndarray:
     """(B,) angles (radians) -> (B, 2, 2) rotations in the image plane."""
     c, s = np.cos(angle), np.sin(angle)  # (B,)
@@ -168,20 +150,10 @@ def rotations_3d(angles: np.ndarray) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def _transform(x: np.ndarray, rot: np.ndarray, shift: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Coordinates about `centre` (B, 1, 1, d) times `rot` (B, d, d), plus `shift` (B, d)."""
-    d = rot.shape[-1]
-    xy = x[..., :d] - centre  # (B, T, V, d)
-    xy = np.einsum("btvj,bij->btvi", xy, rot) + centre + shift[:, None, None, :]
-    out = x.copy()
-    out[..., :d] = xy
-    return np.where(present(x), out, 0.0).astype(x.dtype)
-
-
 @dataclass(frozen=True)
 class Draw:
     """One batch's augmentation parameters. They are drawn on the host from the loader's
-    generator, so that numpy here and torch on a GPU (`pipeline.inputs.ondevice`) apply the same."""
+    generator, so that a seed gives the same batches on any device (`pipeline.inputs.batch`)."""
 
     flip: np.ndarray | None  # (B,) bool: the clips mirrored
     linear: np.ndarray | None  # (B, d, d): rotation times scale, about each clip's body centre
@@ -206,22 +178,3 @@ def draw(aug: Augment, rng: np.random.Generator, batch: int, dims: int) -> Draw 
     scale = rng.uniform(1 - aug.scale, 1 + aug.scale, batch)
     shift = rng.uniform(-aug.shift, aug.shift, (batch, 3))
     return Draw(mask, rotations_3d(angles) * scale[:, None, None], shift)
-
-
-def apply(x: np.ndarray, params: Draw | None, skeleton: Skeleton = DEFAULT) -> np.ndarray:
-    """x (B, T, V, C) with the drawn flips, then rotation, scale and shift, about each clip's
-    body centre (measured before the flip, which keeps it)."""
-    if params is None:
-        return x
-    centre = body_centre(x, skeleton.dims)  # (B, 1, 1, d)
-    if params.flip is not None:
-        x = flip(x, params.flip, centre, skeleton)
-    if params.linear is not None and params.shift is not None:
-        x = _transform(x, params.linear, params.shift, centre)
-    return x
-
-
-def augment(x: np.ndarray, aug: Augment, rng: np.random.Generator, skeleton: Skeleton = DEFAULT
-            ) -> np.ndarray:
-    """Apply `aug` with parameters drawn per clip from `rng` (`draw`, then `apply`)."""
-    return apply(x, draw(aug, rng, len(x), skeleton.dims), skeleton)

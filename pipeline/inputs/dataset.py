@@ -10,7 +10,8 @@ instead read once and held (`mode="memory"`, which `mode="auto"` picks by size):
 the whole subset per epoch, its batches dealt to DDP ranks and DataLoader workers round-robin,
 so every batch draws from every class however the cache is ordered. `mode="device"` (which
 `auto` picks on a GPU the subset fits) holds it on the model's device instead and builds the
-same batches there in torch (`pipeline.inputs.ondevice`), with no worker processes.
+same batches there, with no worker processes. Both build batches with
+`pipeline.inputs.batch`, in torch.
 
 The Zarr array is opened lazily in each process (main, DataLoader worker, DDP rank), never
 pickled. When streaming, chunks are dealt to DDP ranks, then to DataLoader workers, round-robin.
@@ -30,8 +31,7 @@ from data_manifest.manifest import ARRAY_NAME
 from pipeline import SkpipeError
 from pipeline.data.cache import Cache, read_chunk
 from pipeline.data.splits import read_splits
-from pipeline.inputs import ondevice
-from pipeline.inputs.features import clips_input, model_input
+from pipeline.inputs import batch
 from pipeline.inputs.loader import MODES, LoaderConfig
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # x, y, lengths, sample
@@ -72,13 +72,13 @@ class SkeletonDataset(IterableDataset[Batch]):
         """`cfg.mode`, with `auto` resolved by size: on the device where it is a GPU the subset
         fits, else in memory where every rank can hold it, else streamed."""
         cfg, n = self.cfg, len(self.samples)
-        on_device = ondevice.held_bytes(n, row_shape, self.itemsize, cfg.spec)
-        if cfg.mode == "device" and not ondevice.fits(self.device, on_device * cfg.world, cfg.memory_limit):
+        on_device = batch.held_bytes(n, row_shape, self.itemsize, cfg.spec)
+        if cfg.mode == "device" and not batch.fits(self.device, on_device * cfg.world, cfg.memory_limit):
             raise SkpipeError(f"--loader device: the {cfg.subset} subset ({on_device / 2**30:.1f} GiB "
                               f"held) does not fit on {self.device}; use --loader stream")
         if cfg.mode != "auto":
             return cfg.mode
-        if self.device.type == "cuda" and ondevice.fits(self.device, on_device * cfg.world, 0):
+        if self.device.type == "cuda" and batch.fits(self.device, on_device * cfg.world, 0):
             return "device"
         nbytes = n * math.prod(row_shape) * self.itemsize
         return "memory" if nbytes * cfg.world <= cfg.memory_limit else "stream"  # every rank holds it
@@ -169,15 +169,15 @@ class SkeletonDataset(IterableDataset[Batch]):
     def _iter_device(self, rng: np.random.Generator) -> Iterator[Batch]:
         """The memory mode's batches, from the same draws of `rng`, built on the device."""
         if self._resident is None:
-            self._resident = ondevice.hold(self._hold(), self.cfg.spec, self.device)
+            self._resident = batch.hold(self._hold(), self.cfg.spec, self.device)
             self._held = None  # the host copy is no longer needed
         held, labels = self._resident, torch.from_numpy(self.labels).to(self.device)
         for r in self.memory_batches():
             rows = torch.from_numpy(r).to(self.device)
             if self.cfg.train:
-                x, lengths = ondevice.model_input(held[rows], self.valid[r], self.cfg.spec, rng)
+                x, lengths = batch.model_input(held[rows], self.valid[r], self.cfg.spec, rng)
             else:
-                x, lengths = ondevice.clips_input(held[rows], self.valid[r], self.cfg.spec,
+                x, lengths = batch.clips_input(held[rows], self.valid[r], self.cfg.spec,
                                                   self.cfg.num_clips)
             yield x, labels[rows], lengths, torch.from_numpy(self.samples[r].astype(np.int64))
 
@@ -201,18 +201,17 @@ class SkeletonDataset(IterableDataset[Batch]):
         if carry is not None:
             yield self._batch(carry[0], carry[1], rng)
 
-    def _batch(self, x: np.ndarray, samples: np.ndarray, rng: np.random.Generator) -> Batch:
-        """Cache rows (B, 300, V, C) -> model input float32 and labels (B,): (B, frames, V, C)
-        when training, (B * K, frames, V, C) with the K = num_clips clips of each sample folded
-        into the batch when evaluating."""
+    def _batch(self, rows: np.ndarray, samples: np.ndarray, rng: np.random.Generator) -> Batch:
+        """Cache rows (B, [M,] 300, V, C) -> model input float32 and labels (B,): (B, [M,] frames,
+        V, C) when training, (B * K, [M,] frames, V, C) with the K = num_clips clips of each
+        sample folded into the batch when evaluating."""
         i = np.searchsorted(self.samples, samples)  # rows of these samples in self.samples
+        x = torch.from_numpy(batch.normalized(rows, self.cfg.spec))
         if self.cfg.train:
-            x, lengths = model_input(x, self.valid[i], self.cfg.spec, rng)
+            x, lengths = batch.model_input(x, self.valid[i], self.cfg.spec, rng)
         else:
-            x, lengths = clips_input(x, self.valid[i], self.cfg.spec, self.cfg.num_clips)
-        return (torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(self.labels[i]),
-                torch.from_numpy(np.asarray(lengths, np.int64)),
-                torch.from_numpy(samples.astype(np.int64)))
-
+            x, lengths = batch.clips_input(x, self.valid[i], self.cfg.spec, self.cfg.num_clips)
+        sample = torch.from_numpy(samples.astype(np.int64))
+        return x.contiguous(), torch.from_numpy(self.labels[i]), lengths, sample
 
 __all__ = ["MODES", "Batch", "LoaderConfig", "SkeletonDataset"]

@@ -12,7 +12,7 @@ from pipeline.inputs.augment import Augment
 from pipeline.inputs.features import InputSpec
 
 MODES = ("auto", "memory", "stream", "device")  # hold the subset in memory, stream chunks, or
-# hold it on the model's device and build batches there (`pipeline.inputs.ondevice`)
+# hold it on the model's device and build batches there (`pipeline.inputs.batch`)
 
 
 @dataclass(frozen=True)

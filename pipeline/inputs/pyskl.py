@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import SkpipeError
+from pipeline import MAX_CLIPS, MAX_FED_FRAMES, SkpipeError
 
 # PYSKL's graph layouts -> skpipe's
 PYSKL_LAYOUTS = {"coco": "coco17", "nturgb+d": "ntu25", "openpose": "openpose18", "handmp": "handmp"}
@@ -85,8 +85,8 @@ class PysklPipeline:
                   (self.mode in ("fix", "auto"), "PreNormalize2D mode fix or auto"),
                   (self.dataset in BONE_PAIRS, f"GenSkeFeat dataset one of {', '.join(BONE_PAIRS)}"),
                   (self.feats in FEATS, f"one feature of {', '.join(FEATS)}"),
-                  (1 <= self.clip_len <= 10_000, "clip_len in 1..10,000"),
-                  (1 <= self.num_clips <= 100, "num_clips in 1..100"),
+                  (1 <= self.clip_len <= MAX_FED_FRAMES, f"clip_len in 1..{MAX_FED_FRAMES:,}"),
+                  (1 <= self.num_clips <= MAX_CLIPS, f"num_clips in 1..{MAX_CLIPS}"),
                   (self.num_person in (1, 2), "num_person 1 or 2"),
                   (self.person_mode in ("zero", "loop"), "FormatGCNInput mode zero or loop"),
                   (self.average in AVERAGES, "average_clips prob or score"),

@@ -1,4 +1,5 @@
-"""Frame sampling, as pure numpy functions (randomness from an explicit Generator).
+"""Frame sampling: which frames a model sees, drawn on the host in numpy (randomness from an
+explicit Generator) and taken on any device by `pipeline.inputs.batch.take_frames`.
 
 With `frames` below the cached 300, each clip is read at `frames` frames spread uniformly over
 its *valid* frames (PYSKL's UniformSampleFrames): the valid span is cut into `frames` equal
@@ -28,10 +29,3 @@ def uniform_indices(valid: np.ndarray, frames: int, rng: np.random.Generator | N
     short_idx = (start + np.arange(frames)[None]) % valid  # looped
     return np.where(valid >= frames, np.minimum(long_idx, valid - 1), short_idx)
 
-
-def take_frames(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """x (B, T, V, C), idx (B, F) -> (B, F, V, C); x (B, M, T, V, C) -> (B, M, F, V, C), every
-    person of a row at the same frames."""
-    if x.ndim == 5:
-        return np.take_along_axis(x, idx[:, None, :, None, None], axis=2)
-    return np.take_along_axis(x, idx[:, :, None, None], axis=1)

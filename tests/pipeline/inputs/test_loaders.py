@@ -1,6 +1,7 @@
-"""Batches built on the device (`--loader device`) against the numpy loader, on the CPU device:
-the same samples, labels, lengths and draws, inputs equal up to float rounding, and a whole run
-trained either way ending at the same metrics."""
+"""The host loader (`--loader memory`) and the device loader (`--loader device`, here on the CPU
+device) give the same batches for every stream and augmentation: the same samples, labels,
+lengths and draws, inputs equal up to float rounding (the device loader normalizes once when it
+holds the subset), and a whole run trained either way ending at the same metrics."""
 
 import json
 
@@ -47,7 +48,7 @@ def assert_same_batches(host, dev):
 @pytest.mark.parametrize("feats", ["j", "b", "jm", "bm"])
 @pytest.mark.parametrize("augment", list(AUGMENTS))
 @pytest.mark.parametrize("frames", [300, 24])
-def test_training_batches_match_the_numpy_loader(synth_cache, feats, augment, frames):
+def test_training_batches_match_the_host_loader(synth_cache, feats, augment, frames):
     cache = open_cache(synth_cache)
     opts = dict(train=True, feats=feats, augment=AUGMENTS[augment], frames=frames, normalize="pyskl",
                 skeleton=cache.skeleton)

@@ -1,17 +1,28 @@
-"""The loader's transforms in torch, for batches built where the model runs (`--loader device`).
+"""The one path from cached rows to a model's input, in torch on any device.
 
-On a GPU the numpy loader, not the device, bounded training (BENCHMARKS.md: about 390 clips/s
-on an H200 at batch 32). So the subset is held on the device, normalized once there
-(normalisation is fixed per clip), and each batch is gathered, augmented, turned into its
-stream and sampled by torch on that device.
+Both loaders call it: the host loader (`--loader memory` / `stream`) on CPU tensors made from the
+rows it read, and the device loader (`--loader device`) on rows held on the model's device, where
+the numpy loader, not the GPU, bounded training (BENCHMARKS.md: about 390 clips/s on an H200 at
+batch 32). Inference (`pipeline.infer.feed`) calls `clips_input` too, so a stream or an
+augmentation is written once.
 
-Every random number is still drawn on the host, from the loader's numpy generator and in the
-order the numpy path draws them (`augment.draw`, then `transforms.uniform_indices`): a few
-hundred numbers per batch. A seed so gives the same batches, flips, angles and frames on any
-device, and the arithmetic differs from numpy's only by float rounding
-(tests/pipeline/inputs/test_ondevice.py compares the two on the CPU device).
+Streams (PYSKL's GenSkeFeat), from joints x (B, T, V, C = coordinates, then a score where the
+skeleton has one):
+    j   joints as cached
+    b   bones: each joint minus its parent on the layout's tree; score = the pair's mean
+    jm  joint motion: frame t+1 minus frame t over a clip's valid frames; score = the mean
+    bm  bone motion
+Motion is taken between consecutive frames of the clip, before frames are sampled for the
+model, as PYSKL computes it, and is zero from a clip's last valid frame on.
 
-Shapes as in `features`: x (B, [M,] T, V, C); persons travel together as (B, M * T, V, C).
+Rows of a two-person cache are (B, M, T, V, C): normalisation and augmentation see a sample's
+persons together, as (B, M * T, V, C), streams are taken per person, and every person of a
+sample gets the same frames.
+
+Normalisation is fixed per clip, so it is done once in numpy (`augment.normalize`, `normalized`)
+before rows become tensors. Every random number is drawn on the host, from the loader's numpy
+generator (`augment.draw`, then `transforms.uniform_indices`): a few hundred numbers per batch.
+A seed so gives the same batches, flips, angles and frames on any device.
 """
 
 from __future__ import annotations
@@ -25,6 +36,15 @@ from pipeline.inputs.features import InputSpec
 from pipeline.inputs.transforms import uniform_indices
 
 HOLD_ROWS = 1024  # rows normalized on the host at a time while the subset moves to the device
+
+
+def normalized(rows: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Cached rows (n, [M,] T, V, C) -> float32, normalized as the spec says, persons together."""
+    part = rows.astype(np.float32)  # (n, [M,] T, V, C)
+    if spec.normalize == "none":
+        return part
+    flat = part.reshape(len(part), -1, *part.shape[-2:])  # (n, [M *] T, V, C): persons together
+    return normalize(flat, spec.normalize, spec.skeleton).reshape(part.shape)
 
 
 def held_bytes(rows: int, row_shape: tuple[int, ...], itemsize: int, spec: InputSpec) -> int:
@@ -42,33 +62,34 @@ def fits(device: torch.device, nbytes: int, host_limit: int) -> bool:
 
 
 def hold(rows: np.ndarray, spec: InputSpec, device: torch.device) -> torch.Tensor:
-    """Cached rows (n, [M,] T, V, C) -> the same rows on `device`, normalized as the numpy path
-    normalizes each batch (float32), or as cached when the spec does not normalize."""
+    """Cached rows (n, [M,] T, V, C) -> the same rows on `device`, normalized (float32), or as
+    cached when the spec does not normalize; moved `HOLD_ROWS` at a time to bound host memory."""
     if spec.normalize == "none":
         return torch.from_numpy(np.ascontiguousarray(rows)).to(device)
     out = torch.empty(rows.shape, dtype=torch.float32, device=device)
     for i in range(0, len(rows), HOLD_ROWS):
-        part = rows[i : i + HOLD_ROWS].astype(np.float32)  # (k, [M,] T, V, C)
-        flat = part.reshape(len(part), -1, *part.shape[-2:])  # (k, [M *] T, V, C): persons together
-        normed = normalize(flat, spec.normalize, spec.skeleton).reshape(part.shape)
-        out[i : i + len(part)] = torch.from_numpy(normed).to(device)
+        part = normalized(rows[i : i + HOLD_ROWS], spec)  # (k, [M,] T, V, C)
+        out[i : i + len(part)] = torch.from_numpy(part).to(device)
     return out
 
 
 def present(x: torch.Tensor) -> torch.Tensor:
-    """(B, T, V, 1) bool: the joints that hold a detection."""
+    """(B, T, V, 1) bool: the joints that hold a detection (missing ones are exactly zero)."""
     return (x != 0).any(-1, keepdim=True)
 
 
 def body_centre(x: torch.Tensor, dims: int) -> torch.Tensor:
-    """(B, 1, 1, dims): mean coordinates of each clip's present joints (`augment.body_centre`)."""
+    """(B, 1, 1, dims): mean coordinates of each clip's present joints (0.5 for an empty 2D
+    clip, 0 for an empty 3D one)."""
     m = present(x)  # (B, T, V, 1)
     count = m.sum((1, 2), keepdim=True)  # (B, 1, 1, 1)
     total = (x[..., :dims] * m).sum((1, 2), keepdim=True)  # (B, 1, 1, dims)
     return torch.where(count > 0, total / count.clamp(min=1), 0.5 if dims == 2 else 0.0)
 
 
-def _flip(x: torch.Tensor, mask: torch.Tensor, centre: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
+def flip(x: torch.Tensor, mask: torch.Tensor, centre: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
+    """Mirror x (B, T, V, C) about `centre` (B, 1, 1, d) and swap left / right joints, for the
+    clips where `mask` (B,) is set."""
     perm = torch.as_tensor(flip_order(skeleton), device=x.device)
     swapped = x[:, :, perm]  # (B, T, V, C): joints swapped
     mirrored = swapped.clone()
@@ -77,8 +98,10 @@ def _flip(x: torch.Tensor, mask: torch.Tensor, centre: torch.Tensor, skeleton: S
     return torch.where(mask[:, None, None, None], mirrored, x)
 
 
-def _transform(x: torch.Tensor, linear: torch.Tensor, shift: torch.Tensor, centre: torch.Tensor
-               ) -> torch.Tensor:
+def transform(x: torch.Tensor, linear: torch.Tensor, shift: torch.Tensor, centre: torch.Tensor
+              ) -> torch.Tensor:
+    """Coordinates about `centre` (B, 1, 1, d) times `linear` (B, d, d), plus `shift` (B, d);
+    scores and missing joints untouched."""
     d = linear.shape[-1]
     xy = x[..., :d] - centre  # (B, T, V, d)
     xy = torch.einsum("btvj,bij->btvi", xy, linear) + centre + shift[:, None, None, :]
@@ -88,21 +111,22 @@ def _transform(x: torch.Tensor, linear: torch.Tensor, shift: torch.Tensor, centr
 
 
 def apply(x: torch.Tensor, params: Draw | None, skeleton: Skeleton) -> torch.Tensor:
-    """`augment.apply` in torch: x (B, T, V, C) float32 with the host's drawn parameters."""
+    """x (B, T, V, C) float32 with the drawn flips, then rotation, scale and shift, about each
+    clip's body centre (measured before the flip, which keeps it)."""
     if params is None:
         return x
     centre = body_centre(x, skeleton.dims)  # (B, 1, 1, d)
     if params.flip is not None:
-        x = _flip(x, torch.as_tensor(params.flip, device=x.device), centre, skeleton)
+        x = flip(x, torch.as_tensor(params.flip, device=x.device), centre, skeleton)
     if params.linear is not None and params.shift is not None:
         linear, shift = (torch.as_tensor(a, dtype=x.dtype, device=x.device)
                          for a in (params.linear, params.shift))
-        x = _transform(x, linear, shift, centre)
+        x = transform(x, linear, shift, centre)
     return x
 
 
 def bones(x: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
-    """`features.bones`: (B, T, V, C) joints -> joint minus parent; score = the pair's mean."""
+    """(B, T, V, C) joints -> joint minus parent; score = the pair's mean."""
     parent = torch.as_tensor(skeleton.layout["parents"], device=x.device)
     out = x - x[:, :, parent]
     if skeleton.score:
@@ -111,7 +135,7 @@ def bones(x: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
 
 
 def motion(x: torch.Tensor, valid: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
-    """`features.motion`: frame-to-frame differences within each clip's `valid` (B,) frames."""
+    """(B, T, V, C) -> frame-to-frame differences within each clip's `valid` (B,) frames."""
     out = torch.zeros_like(x)
     out[:, :-1] = x[:, 1:] - x[:, :-1]
     if skeleton.score:
@@ -122,14 +146,15 @@ def motion(x: torch.Tensor, valid: torch.Tensor, skeleton: Skeleton) -> torch.Te
 
 
 def stream(x: torch.Tensor, valid: torch.Tensor, feats: str, skeleton: Skeleton) -> torch.Tensor:
+    """The `feats` stream of joints x (B, T, V, C)."""
     y = bones(x, skeleton) if feats.startswith("b") else x
     return motion(y, valid, skeleton) if feats.endswith("m") else y
 
 
 def streamed(x: torch.Tensor, valid: torch.Tensor, spec: InputSpec, params: Draw | None
              ) -> torch.Tensor:
-    """Held rows (B, [M,] T, V, C), already normalized -> augmented and turned into the spec's
-    stream, float32 (`features._streamed`)."""
+    """Normalized rows (B, [M,] T, V, C) -> augmented with `params` and turned into the spec's
+    stream, float32."""
     shape, sk = x.shape, spec.skeleton
     flat = apply(x.float().reshape(len(x), -1, *shape[-2:]), params, sk)  # (B, [M *] T, V, C)
     if spec.feats == "j":
@@ -151,9 +176,10 @@ def take_frames(x: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
 
 def model_input(x: torch.Tensor, valid: np.ndarray, spec: InputSpec, rng: np.random.Generator
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A training batch (`features.model_input`): held rows (B, [M,] T_cache, V, C) on the device
-    and their valid lengths (B,) on the host -> (input (B, [M,] frames, V, C), lengths (B,))."""
-    params = draw(spec.augment, rng, len(x), spec.skeleton.dims)  # first, as numpy draws them
+    """A training batch: normalized rows (B, [M,] T_cache, V, C) and their valid lengths (B,) on
+    the host -> (input (B, [M,] frames, V, C), lengths (B,)), augmented and at random frames.
+    A clip shorter than `frames` is looped, so every frame fed is real."""
+    params = draw(spec.augment, rng, len(x), spec.skeleton.dims)  # first, then the frames
     lengths = torch.from_numpy(np.asarray(valid, np.int64)).to(x.device)
     y = streamed(x, lengths, spec, params)
     if spec.frames < x.shape[-3]:
@@ -164,8 +190,9 @@ def model_input(x: torch.Tensor, valid: np.ndarray, spec: InputSpec, rng: np.ran
 
 def clips_input(x: torch.Tensor, valid: np.ndarray, spec: InputSpec, num_clips: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """An evaluation batch (`features.clips_input`): the K fixed clips of every row folded into
-    the batch, (B * K, [M,] frames, V, C) and lengths (B * K,)."""
+    """An evaluation batch: the `num_clips` K fixed temporal clips of every normalized row, folded
+    into the batch (as PYSKL tests): (B, [M,] T_cache, V, C) -> (B * K, [M,] frames, V, C) and
+    lengths (B * K,), where rows b * K .. b * K + K - 1 are the clips of row b."""
     lengths = torch.from_numpy(np.asarray(valid, np.int64)).to(x.device)
     y = streamed(x, lengths, spec, None)  # (B, [M,] T_cache, V, C): once for all K clips
     if spec.frames < x.shape[-3]:
