@@ -101,13 +101,12 @@ def human_bytes(n: float) -> str:
 
 def configure_process(threads: int | None = None) -> str:
     """The process-wide CPU settings a command runs with (threads, flush-to-zero, allocator),
-    applied here at the entry point, never by the library. Default threads: every usable core,
-    shared between this machine's processes of a distributed run."""
-    import os
-
+    applied here at the entry point, never by the library. Default threads: the cores other
+    processes leave idle, shared between this machine's processes of a distributed run."""
     from pipeline.run.runtime import configure_cpu, default_threads
+    from pipeline.train.distributed import launch_env
 
-    return configure_cpu(threads or default_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return configure_cpu(threads or default_threads(launch_env().local_world))
 
 
 QUIET_SECONDS = 30.0  # without a terminal (a pipe, a log file), a line at most this often

@@ -36,15 +36,28 @@ class DistInfo:
         return self.world > 1
 
 
-def env_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+@dataclass(frozen=True)
+class Launch:
+    """Where torchrun placed this process, read from its environment in this one place."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+    under_torchrun: bool = False  # LOCAL_RANK set: this process is one of torchrun's workers
+
+
+def launch_env() -> Launch:
+    """torchrun's RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE (one process when unset)."""
+    env = os.environ
+    return Launch(int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_RANK", "0")),
+                  int(env.get("LOCAL_WORLD_SIZE", "1")), "LOCAL_RANK" in env)
 
 
 def setup(device: str = "auto") -> DistInfo:
-    """Read torchrun's environment and join the process group when there is more than one rank."""
-    rank, world = env_rank(), int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    """Join the process group when torchrun started more than one rank."""
+    at = launch_env()
+    rank, world, local_rank, local_world = at.rank, at.world, at.local_rank, at.local_world
     dev = resolve_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
@@ -91,11 +104,6 @@ def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:
     if info.distributed:
         for b in model.buffers():
             dist.broadcast(b, src=0)
-
-
-def barrier(info: DistInfo) -> None:
-    if info.distributed:
-        dist.barrier()
 
 
 def launch(nproc: int, argv: list[str]) -> int:

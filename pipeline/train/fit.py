@@ -1,8 +1,10 @@
 """`skpipe train`: fit a model on a split's train subset, choose on its val subset.
 
-torchvision-style `train_one_epoch` / `evaluate`, and `fit` around them: Adam, ReduceLROnPlateau
-on validation loss, best checkpoint by validation accuracy, `last.pt` every epoch and
-`epoch_NNN.pt` every 10, resume, early stop. The test subset is never opened here.
+torchvision-style `train_one_epoch` / `evaluate`, and `fit` around them: the run's optimizer
+(Adam or SGD) and schedule (plateau on validation loss, or cosine per step after a warm-up), the
+best checkpoint by validation accuracy, `last.pt` every epoch and `epoch_NNN.pt` every
+`--checkpoint-every`, resume, early stop, fine-tuning from `--init`. The test subset is never
+opened here.
 
 The data order of epoch e is a function of (seed, e) alone and `last.pt` holds the RNG state at
 the end of its epoch, so a resumed run repeats an uninterrupted one exactly.
@@ -13,14 +15,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.distributed.algorithms import Join, Joinable
@@ -155,27 +155,6 @@ def _resume_state(run_dir: Path, cfg: TrainConfig, d: DistInfo) -> tuple[TrainCo
 def _saved_source(run_dir: Path) -> dict[str, Any]:
     """A resumed run keeps the record of where its weights came from."""
     return dict(open_run(run_dir).config.source)
-
-
-def _record_state(net: nn.Module, d: DistInfo, epoch: int) -> None:
-    """With SKPIPE_RECORD_SAMPLES=DIR, save the model each rank evaluates with (for tests)."""
-    out = os.environ.get("SKPIPE_RECORD_SAMPLES")
-    if out:
-        flat = [v.detach().double().flatten().cpu() for v in net.state_dict().values()]
-        np.save(Path(out) / f"rank{d.rank}-state{epoch}.npy", torch.cat(flat).numpy())
-
-
-def _record_samples(batches: Iterable[Batch], d: DistInfo, epoch: int) -> Iterable[Batch]:
-    """With SKPIPE_RECORD_SAMPLES=DIR, log which samples each rank trained on (for tests)."""
-    out = os.environ.get("SKPIPE_RECORD_SAMPLES")
-    if not out:
-        yield from batches
-        return
-    seen = []
-    for b in batches:
-        seen.append(b[3].numpy())
-        yield b
-    np.save(Path(out) / f"rank{d.rank}-epoch{epoch}.npy", np.concatenate(seen) if seen else np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -355,14 +334,12 @@ class _Session:
         """Train one epoch, validate, step the plateau schedule, write and checkpoint (rank 0)."""
         cfg, d = self.cfg, self.d
         emit("epoch_start", {"epoch": epoch, "steps": len(self.train_ds) * cfg.repeat})
-        batches = _record_samples(self._passes(epoch), d, epoch)
         joined = Join([self.model]) if isinstance(self.model, Joinable) else contextlib.nullcontext()
         with joined:  # ranks may hold unequal numbers of batches
-            tr = train_one_epoch(self.model, self.optimizer, batches, cfg.precision, d.device,
+            tr = train_one_epoch(self.model, self.optimizer, self._passes(epoch), cfg.precision, d.device,
                                  functools.partial(_step_event, emit, epoch), self.scaler,
                                  cfg.label_smoothing, self.per_step)
         sync_buffers(self.net, d)
-        _record_state(self.net, d, epoch)
         va = evaluate(self.net, _batches(self.val_ds, cfg.workers, d.device), cfg.precision, d.device)
         row = _epoch_row(epoch, tr, va, d, self.optimizer.param_groups[0]["lr"], self.state.best_val_acc)
         if self.per_step is None:

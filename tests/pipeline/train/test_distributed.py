@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,11 +15,16 @@ import pytest
 from pipeline.data.cache import open_cache
 from pipeline.run.metrics import read_metrics
 
+RECORDING = Path(__file__).with_name("recording.py")
 
-def torchrun(args, env_extra=None, nproc=2):
-    env = {**os.environ, **(env_extra or {})}
+
+def torchrun(args, record=None, nproc=2):
+    """`skpipe train ARGS` on `nproc` processes; with `record` (a folder), what each rank trained
+    on and validated with is saved there (`recording.py`)."""
+    env = dict(os.environ)
+    how = ["-m", "cli.main"] if record is None else [str(RECORDING), str(record)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "cli.main", "train", *map(str, args)]
+           *how, "train", *map(str, args)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
@@ -30,7 +36,7 @@ def ddp_run(synth_cache, tmp_path_factory):
     (d / "rec").mkdir()
     args = ["stgcn", "--cache", synth_cache, "--epochs", 2, "--frames", 8, "--batch-size", 8,
             "--out", d / "runs", "--seed", 4]
-    r = torchrun(args, {"SKPIPE_RECORD_SAMPLES": str(d / "rec")})
+    r = torchrun(args, record=d / "rec")
     return d, r
 
 
