@@ -75,7 +75,7 @@ def run_one(work: Path, key: str, data: str, split: str, model: str, recipe: str
         t0 = time.perf_counter()
         r = evaluate_run(s.run_dir, subset, force=True).report
         row[f"{subset}_acc"] = r.scores.accuracy
-        row[f"{subset}_clips_per_s"] = r.samples * r.clips / (time.perf_counter() - t0)
+        row[f"{subset}_clips_per_s"] = r.samples * r.num_clips / (time.perf_counter() - t0)
     with open(work / "results.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{key}: val {row.get('val_acc', float('nan')):.3f} test {row.get('test_acc', float('nan')):.3f} "
@@ -146,7 +146,7 @@ def add_test(work: Path, key: str, earlier: dict[str, Any]) -> dict[str, Any]:
     rep = evaluate_run(Path(earlier["run"]), "test", force=True).report
     row = {**earlier, "key": key, "options": {"feats": "j", **earlier["options"]},
            "test_acc": rep.scores.accuracy,
-           "test_clips_per_s": rep.samples * rep.clips / (time.perf_counter() - t0)}
+           "test_clips_per_s": rep.samples * rep.num_clips / (time.perf_counter() - t0)}
     with open(work / "results.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{key}: reused {earlier['key']}; test {row['test_acc']:.3f}", flush=True)

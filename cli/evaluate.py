@@ -47,7 +47,7 @@ def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cac
                          progress=progress)
     rep = r.report
     t = Table(title=f"{rep.model} · split {shown(rep.split)} · {subset}", show_header=False)
-    t.add_row("clips", f"{rep.samples:,}, {rep.clips} temporal clip(s) each, {Path(rep.checkpoint).name}")
+    t.add_row("clips", f"{rep.samples:,}, {rep.num_clips} temporal clip(s) each, {Path(rep.checkpoint).name}")
     _score_rows(t, rep.scores)
     for kind, a in (("macro", rep.scores.macro), ("weighted", rep.scores.weighted)):
         t.add_row(f"{kind} P / R / F1", f"{a.precision:.4f} / {a.recall:.4f} / {a.f1:.4f}")
@@ -197,7 +197,7 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir
                   f"{', '.join(str(s) for s in r['checked_batches'])}", soft_wrap=True)
     lengths = "; lengths (B,) int64" if "lengths" in card.inputs else " (the model reads no lengths)"
     console.print(f"inputs: x {r['input']} float32{lengths}; stream {r['feats']}, normalize "
-                  f"{r['normalize']}, {r['frames']} frames, {card.clips} clip(s) averaged; output logits "
+                  f"{r['normalize']}, {r['frames']} frames, {card.num_clips} clip(s) averaged; output logits "
                   f"(B, {len(card.class_names)}). Feed it with skpipe.load(PATH).predict(...) or "
                   "skpipe.preprocess.", soft_wrap=True)
 

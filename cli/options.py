@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from models import MODELS
+from pipeline import MAX_CLIPS
 from pipeline.data.protocols import SUBSETS
 from pipeline.run.config import CHECKPOINT_NAMES
 from pipeline.run.options import DEVICES
@@ -35,9 +36,12 @@ model_argument = click.argument("model", type=click.Choice(list(MODELS)), requir
 checkpoint_option = click.option("--checkpoint", default="best", show_default=True,
                                  help=f"{' or '.join(CHECKPOINT_NAMES)} of the run, or a .pt path.")
 
-clips_option = click.option("--clips", type=click.IntRange(min=1),
+clips_option = click.option("--clips", type=click.IntRange(1, MAX_CLIPS),
                             help="Average softmax over K fixed temporal clips (default: the run's "
-                                 "--test-clips).")
+                                 "--clips).")
+
+train_clips_option = click.option("--clips", "--test-clips", "num_clips", type=click.IntRange(1, MAX_CLIPS),
+                                  help="Temporal clips `evaluate` averages by default (1).")
 
 threads_option = click.option("--threads", type=click.IntRange(min=1),
                               help="Torch threads (default: one per core that no other process is using).")

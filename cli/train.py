@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.options import cache_option, device_option, model_argument, threads_option
+from cli.options import cache_option, device_option, model_argument, threads_option, train_clips_option
 from cli.ui import QUIET_SECONDS, ThreadTuner, configure_process, console, shown, user_errors
 from pipeline import SkpipeError
 from pipeline.inputs.augment import NORMALIZATIONS
@@ -167,7 +166,7 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--rotate", type=float, help="Train-time random rotation, degrees.")
 @click.option("--scale", type=float, help="Train-time random scale, +- this fraction.")
 @click.option("--shift", type=float, help="Train-time random shift, +- this (normalized units).")
-@click.option("--test-clips", type=int, help="Temporal clips `evaluate` averages by default (1).")
+@train_clips_option
 @click.option("--repeat", type=int, help="Passes over the train clips per epoch (default 1): a small "
               "set gets the steps of a large one, counted in the header's sample budget.")
 @click.option("--init", help="Start from this run's weights (one trained, or `skpipe import`ed): every "
@@ -199,13 +198,14 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
     import sys
 
     from pipeline.run.recipes import recipe_options
-    from pipeline.train.distributed import env_rank, launch
+    from pipeline.train.distributed import launch, launch_env
     from pipeline.train.fit import TrainConfig, fit
     from pipeline.train.resume import resume_options, saved_world_size
 
-    if resume is not None and nproc == 1 and "LOCAL_RANK" not in os.environ:
+    at = launch_env()
+    if resume is not None and nproc == 1 and not at.under_torchrun:
         nproc = saved_world_size(resume)  # a distributed run resumes on as many processes
-    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+    if nproc > 1 and not at.under_torchrun:
         # relaunch the same command, minus --nproc, under torchrun
         raise SystemExit(launch(nproc, without_option(sys.argv[1:], "--nproc")))
     if options["epochs"] is not None and options["epochs"] < 1:  # 0 means "the model's default" inside
@@ -221,7 +221,7 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
                                   "keeps its cache")
         given.pop("cache_dir", None)
         cfg, applied = resume_options(resume, {"model": model, **given})
-        if applied and env_rank() == 0:
+        if applied and at.rank == 0:
             console.print("resuming with " + ", ".join(f"--{k} {getattr(cfg, k)}" for k in applied))
     elif model is None:
         from models import MODELS
@@ -230,10 +230,10 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
     else:
         cfg = TrainConfig(model=model, cache=str(cache_dir), out=str(out), **recipe_options(recipe, options))
     configure_process(cfg.threads)
-    if env_rank() != 0:  # other ranks train quietly; rank 0 reports
+    if at.rank != 0:  # other ranks train quietly; rank 0 reports
         fit(cfg, resume=resume)
         return
-    view = EpochView(retune=options["threads"] is None and os.environ.get("LOCAL_WORLD_SIZE", "1") == "1")
+    view = EpochView(retune=options["threads"] is None and at.local_world == 1)
     try:
         s = fit(cfg, resume=resume, event=view)
     finally:

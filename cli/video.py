@@ -11,7 +11,7 @@ from rich.table import Table
 from cli.options import force_option
 from cli.ui import console, shown, user_errors
 from pipeline.source.pose import BACKENDS
-from pipeline.source.video import EXTRACT_LAYOUTS, MAX_FRAMES
+from pipeline.source.video import EXTRACT_LAYOUTS, MAX_VIDEO_FRAMES
 
 MOST_MISSING = 10  # videos listed in the summary, those with most frames without a person first
 
@@ -30,7 +30,7 @@ MOST_MISSING = 10  # videos listed in the summary, those with most frames withou
               help="The pose model (default: the layout's; one person or hand per frame).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Videos extracted at once, one process each.")
-@click.option("--max-frames", type=click.IntRange(min=1), default=MAX_FRAMES, show_default=True,
+@click.option("--max-frames", type=click.IntRange(min=1), default=MAX_VIDEO_FRAMES, show_default=True,
               help="Frames read per video at most.")
 @force_option("OUT if it exists")
 @user_errors
@@ -85,7 +85,7 @@ def extract(source: Path, out: Path, labels_csv: Path | None, layout: str, backe
 
 @click.command()
 @click.argument("raw", type=click.Path(path_type=Path))
-@click.option("--clip", "frame_dir", help="The clip's frame_dir (default: the first clip).")
+@click.option("--frame-dir", "--clip", "frame_dir", help="The sample's frame_dir (default: the first one).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="A .gif (animated image) or .mp4 / .avi (needs the video extra).")
 @click.option("--video", type=click.Path(path_type=Path),

@@ -21,9 +21,12 @@ SOURCE_SPLITS_NAME = "source_splits.parquet"
 MAX_MANIFEST_BYTES = 64 << 20  # a manifest holds one CRC per chunk: far below this for any real cache
 
 INDEX_COLUMNS = (
-    "sample", "frame_dir", "label", "class_name", "group", "clip", "total_frames", "frames",
+    "sample", "frame_dir", "label", "class_name", "group", "clip", "total_frames", "keypoint_frames",
     "valid_frames", "n_persons", "person", "mean_score", "nonfinite", "img_h", "img_w",
 )
+
+
+OLD_INDEX_NAMES = {"frames": "keypoint_frames"}  # caches before 0.1.0's word table: renamed on read
 
 
 class ManifestError(ValueError):

@@ -1,4 +1,5 @@
-"""The seed's ST-GCN: one fixed, normalized COCO-17 adjacency; four spatial-temporal blocks."""
+"""The seed's ST-GCN: one fixed, normalized adjacency of the skeleton's layout (COCO-17 by
+default); four spatial-temporal blocks."""
 
 from __future__ import annotations
 

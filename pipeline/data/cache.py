@@ -35,6 +35,7 @@ from data_manifest.manifest import (
     INDEX_NAME,
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
+    OLD_INDEX_NAMES,
     SCHEMA_VERSION,
     SOURCE_SPLITS_NAME,
 )
@@ -198,7 +199,7 @@ def ingest(
         hist[_persons_bucket(m)] += 1
     return IngestSummary(
         cache_dir=cache_dir, skeleton=skeleton.describe(), samples=n, classes=len(names), persons_hist=hist,
-        longer_than_max=int((index["frames"] > t_max).sum()), empty=int((n_persons == 0).sum()),
+        longer_than_max=int((index["keypoint_frames"] > t_max).sum()), empty=int((n_persons == 0).sum()),
         nonfinite=int(index["nonfinite"].sum()), bytes_on_disk=size,
         bytes_float32=n * int(np.prod(row_shape)) * 4,
         seconds=time.perf_counter() - t0, read_seconds=read_seconds,
@@ -228,7 +229,7 @@ def _convert_block(start: int, anns: list[dict[str, Any]], names: list[str], lab
             "sample": i, "frame_dir": ann["frame_dir"], "label": int(labels[i]),
             "class_name": names[labels[i]], "group": group, "clip": clip,
             "total_frames": int(tf) if isinstance(tf, int | np.integer) else info.frames,
-            "frames": info.frames, "valid_frames": info.valid_frames, "n_persons": info.n_persons,
+            "keypoint_frames": info.frames, "valid_frames": info.valid_frames, "n_persons": info.n_persons,
             "person": info.person, "mean_score": info.mean_score, "nonfinite": info.nonfinite,
             "img_h": h, "img_w": w,
         })
@@ -270,7 +271,7 @@ def chunk_crc(block: np.ndarray) -> int:
 def _index_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
     types = {"sample": "int64", "label": "int32", "group": "int16", "clip": "int16",
-             "total_frames": "int32", "frames": "int32", "valid_frames": "int16",
+             "total_frames": "int32", "keypoint_frames": "int32", "valid_frames": "int16",
              "n_persons": "int16", "person": "int16", "mean_score": "float32",
              "nonfinite": "int32", "img_h": "int32", "img_w": "int32"}
     return df.astype(types)
@@ -301,6 +302,7 @@ def _build_manifest(
     raw: RawData, config: IngestConfig, arr: Any, index: pd.DataFrame, names: list[str],
     tables: dict[str, str], crcs: list[int], skeleton: Skeleton,
 ) -> Manifest:
+    t_max = config.preprocessing.max_frames
     return Manifest(
         schema_version=SCHEMA_VERSION,
         skpipe_version=__version__,
@@ -312,7 +314,7 @@ def _build_manifest(
                "axes": ["N", "M", "T", "V", "C"] if skeleton.persons > 1 else ["N", "T", "V", "C"]},
         counts={"samples": len(index), "classes": len(names),
                 "empty": int((index["n_persons"] == 0).sum()),
-                "longer_than_max_frames": int((index["frames"] > config.preprocessing.max_frames).sum()),
+                "longer_than_max_frames": int((index["keypoint_frames"] > t_max).sum()),
                 "nonfinite_zeroed": int(index["nonfinite"].sum())},
         class_names=names,
         source_splits={name: len(m) for name, m in raw.splits.items()},
@@ -363,7 +365,8 @@ class Cache:
 
     @cached_property
     def index(self) -> pd.DataFrame:
-        return self.read_table(INDEX_NAME)
+        """index.parquet, its columns named as today (`OLD_INDEX_NAMES`: older caches keep loading)."""
+        return self.read_table(INDEX_NAME).rename(columns=OLD_INDEX_NAMES)
 
     @cached_property
     def source_splits(self) -> pd.DataFrame:

@@ -266,12 +266,6 @@ def read_splits(cache: Cache) -> tuple[pd.DataFrame, SplitsMeta]:
                           "with `skpipe build-splits --force`") from None
 
 
-def split_counts(df: pd.DataFrame) -> pd.DataFrame:
-    """Clips per protocol x subset, as a small wide table."""
-    t = df.groupby(["split", "subset"]).size().unstack(fill_value=0)
-    return t.reindex(columns=[s for s in SUBSETS if s in t.columns])
-
-
 def protocol_summary(meta: SplitsMeta) -> list[dict[str, Any]]:
     """One row per protocol for a summary table: name, method, keys, counts."""
     return [{"split": p.name, "method": p.method,

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from models.layouts import LayoutError, Skeleton
-from pipeline import SkpipeError, __version__
+from pipeline import MAX_CLIPS, MAX_FED_FRAMES, SkpipeError, __version__
 from pipeline.data.preprocess import DTYPES
 from pipeline.inputs.features import FEATS, InputSpec
 from pipeline.run.config import MAX_CLASSES
@@ -19,6 +19,7 @@ from pipeline.source.raw import short_repr
 CARD_KEY = "skpipe"  # ONNX metadata key
 CARD_FILE = "skpipe.json"  # extra file of a .pt2 / TorchScript archive
 MAX_CARD_BYTES = 4 << 20
+RENAMED = {"clips": "num_clips"}  # cards written before the word table, read with today's names
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ModelCard:
     frames: int
     feats: str
     normalize: str
-    clips: int  # temporal clips averaged, as the run evaluated (--test-clips)
+    num_clips: int  # K temporal clips averaged, as the run evaluated (--clips)
     inputs: tuple[str, ...]  # the graph's input names: "x", and "lengths" where the model reads it
     format: str = ""
     skpipe_version: str = __version__
@@ -55,6 +56,7 @@ class ModelCard:
             raise SkpipeError("its skpipe card is larger than any card")
         try:
             d = json.loads(text)
+            d = {RENAMED.get(k, k): v for k, v in d.items()} if isinstance(d, dict) else d
             card = cls(**{**d, "class_names": tuple(d["class_names"]), "inputs": tuple(d["inputs"])})
             card._check()
         except SkpipeError:
@@ -67,11 +69,11 @@ class ModelCard:
         n = len(self.class_names)
         if not 1 <= n <= MAX_CLASSES or not all(isinstance(c, str) for c in self.class_names):
             raise ValueError("class_names must be 1 to 10,000 names")
-        ints = (self.frames, self.clips)
+        ints = (self.frames, self.num_clips)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
-            raise ValueError("frames and clips must be integers")
-        if not (1 <= self.frames <= 10_000 and 1 <= self.clips <= 100):
-            raise ValueError("frames or clips out of range")
+            raise ValueError("frames and num_clips must be integers")
+        if not (1 <= self.frames <= MAX_FED_FRAMES and 1 <= self.num_clips <= MAX_CLIPS):
+            raise ValueError("frames or num_clips out of range")
         if self.cache_dtype not in DTYPES or self.feats not in FEATS:
             raise ValueError("unknown cache dtype or stream")
         if not set(self.inputs) <= {"x", "lengths"} or "x" not in self.inputs:
@@ -92,4 +94,4 @@ def card_of(config: Any, fmt: str, inputs: Sequence[str]) -> ModelCard:
                      skeleton={"layout": sk.layout, "dims": sk.dims, "score": sk.score,
                                "persons": sk.persons},
                      cache_dtype=config.cache_dtype, frames=t.frames, feats=t.feats, normalize=t.normalize,
-                     clips=t.test_clips, inputs=tuple(inputs), format=fmt, pyskl=dict(config.pyskl))
+                     num_clips=t.num_clips, inputs=tuple(inputs), format=fmt, pyskl=dict(config.pyskl))

@@ -16,7 +16,7 @@ from pipeline.run.config import is_run, open_run
 from pipeline.run.metrics import read_metrics
 
 COLUMNS = ["run", "model", "feats", "recipe", "seed", "epochs", "accuracy", "weighted_f1", "macro_f1",
-           "parameters", "train_s_per_epoch", "split", "subset", "clips", "config"]
+           "parameters", "train_s_per_epoch", "split", "subset", "num_clips", "config"]
 # options that do not change what is learned: runs differing only in these (and the seed) are
 # seeds of one config
 RUNTIME_OPTIONS = ("seed", "out", "threads", "workers", "loader", "device", "cache", "patience")
@@ -55,9 +55,9 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
             "accuracy": rep.scores.accuracy, "weighted_f1": rep.scores.weighted.f1,
             "macro_f1": rep.scores.macro.f1, "parameters": rep.parameters,
             "train_s_per_epoch": sum(secs) / len(secs) if secs else float("nan"),
-            "split": run.split, "subset": subset, "clips": rep.clips,
+            "split": run.split, "subset": subset, "num_clips": rep.num_clips,
             "config": json.dumps({**config, "manifest_hash": run.config.manifest_hash,
-                                  "clips": rep.clips}, sort_keys=True),
+                                  "num_clips": rep.num_clips}, sort_keys=True),
         })
         caches.setdefault(run.config.manifest_hash, []).append(run.directory.name)
     if not rows:
@@ -72,9 +72,9 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
         warnings.append("runs were trained on different caches: "
                         + "; ".join(", ".join(v) for v in caches.values()))
     runs = df[df["model"] != "ensemble"]  # an ensemble's report fuses its runs' clips
-    if runs["clips"].nunique() > 1:
+    if runs["num_clips"].nunique() > 1:
         warnings.append("runs were evaluated with different --clips ("
-                        + ", ".join(f"{r}: {c}" for r, c in zip(runs["run"], runs["clips"], strict=True))
+                        + ", ".join(f"{r}: {c}" for r, c in zip(runs["run"], runs["num_clips"], strict=True))
                         + ")")
     return df, warnings
 
@@ -86,7 +86,7 @@ def _ensemble_row(d: Path, subset: str) -> dict[str, Any]:
     return {"run": d.name, "model": "ensemble", "feats": "+".join(rep.feats), "recipe": "", "seed": -1,
             "epochs": 0, "accuracy": rep.scores.accuracy, "weighted_f1": rep.scores.weighted.f1,
             "macro_f1": rep.scores.macro.f1, "parameters": 0, "train_s_per_epoch": float("nan"),
-            "split": rep.split, "subset": subset, "clips": 0,
+            "split": rep.split, "subset": subset, "num_clips": 0,
             "config": json.dumps({"ensemble": rep.runs, "weights": rep.weights}),
             "manifest_hash": rep.manifest_hash}
 

@@ -14,17 +14,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn import metrics as skm
 
-from models import count_parameters
 from models.layouts import Skeleton
 from pipeline import SkpipeError
 from pipeline.data.cache import Cache, open_cache
 from pipeline.data.splits import SUBSETS
 from pipeline.files.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.files.location import Location
-from pipeline.infer.inference import clip_probs, load_run_model, prefetch
+from pipeline.infer.inference import prefetch
 from pipeline.infer.report import (
     REPORT_NAME,
     Averages,
@@ -36,28 +34,28 @@ from pipeline.infer.report import (
     to_json,
     write_probs,
 )
+from pipeline.infer.shipped import ShippedModel, run_model
 from pipeline.inputs.dataset import SkeletonDataset
 from pipeline.run.config import Run, eval_dir, open_run
-from pipeline.run.runtime import CPU, inference_precision, resolve_device
+from pipeline.run.runtime import resolve_device
 
 BatchFn = Callable[[int, int], None]  # (batches done, batches)
 
 
-def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, clips: int = 1,
-                   device: torch.device = CPU, batch_size: int = 64, progress: BatchFn | None = None
+def predict_subset(model: ShippedModel, cache: Cache, run: Run, subset: str, clips: int = 1,
+                   batch_size: int = 64, progress: BatchFn | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probs (N, C), labels (N,), samples (N,)): one pass over the subset, each sample's `clips`
-    temporal clips folded into its batch; computed on `device` (the model is moved there).
-    `progress(batches done, batches)` after each batch."""
+    """(probs (N, C), labels (N,), samples (N,)): one pass over the subset through the predictor,
+    each sample's `clips` temporal clips folded into its batch, batches built where the model
+    runs. `progress(batches done, batches)` after each batch."""
     t = run.config.train
-    model = model.to(device).eval()
-    precision = inference_precision(t.precision, device)
-    cfg = t.loader_config(subset, cache.skeleton, batch_size=batch_size, clips=clips, device=str(device))
+    cfg = t.loader_config(subset, cache.skeleton, batch_size=batch_size, clips=clips,
+                          device=str(model.device))
     ds = SkeletonDataset(cache, cfg)
     total = len(ds)
     probs, labels, samples = [], [], []
-    for i, (x, y, lengths, s) in enumerate(prefetch(ds)):  # x (B * clips, T, V, C)
-        probs.append(clip_probs(model, x, lengths, clips, device, precision))  # (B, classes)
+    for i, (x, y, lengths, s) in enumerate(prefetch(ds)):  # x (B * clips, [M,] T, V, C)
+        probs.append(model.fed_probabilities(x, lengths, clips))  # (B, classes)
         labels.append(y.cpu().numpy())  # on the device when it built the batch
         samples.append(s.numpy())
         if progress is not None:
@@ -65,7 +63,7 @@ def predict_subset(model: torch.nn.Module, cache: Cache, run: Run, subset: str, 
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(samples)
 
 
-def imported_subset_probs(run: Run, cache: Cache, subset: str, batch_size: int = 64,
+def imported_subset_probs(model: ShippedModel, run: Run, cache: Cache, subset: str, batch_size: int = 64,
                           progress: BatchFn | None = None) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
     """An imported model on `subset` of the cache's default protocol: each cached row turned back
     into an annotation (2D coordinates times the clip's img_w / img_h: pixels, as PYSKL's pipeline
@@ -73,9 +71,7 @@ def imported_subset_probs(run: Run, cache: Cache, subset: str, batch_size: int =
     Labels are the model's indices of the cache's class names; a class the model lacks is one
     line. Returns (protocol, probs (N, C), labels (N,), samples (N,))."""
     from pipeline.data.splits import read_splits
-    from pipeline.infer.shipped import load
 
-    model = load(run.directory)
     ours, theirs = model.card.input, cache.skeleton
     if (ours.num_joints, ours.dims) != (theirs.num_joints, theirs.dims) or (ours.score and not theirs.score):
         raise SkpipeError(f"{run.directory} reads {ours.describe()}; the cache holds {theirs.describe()}")
@@ -173,7 +169,7 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
     dev = resolve_device(device)  # --device cuda without a GPU: refused before any work
     run = open_run(run_dir)
-    clips = clips if clips is not None else run.config.train.test_clips
+    clips = clips if clips is not None else run.config.train.num_clips
     if clips < 1:
         raise SkpipeError(f"--clips must be >= 1, got {clips}")
     out = eval_dir(run.directory, subset)
@@ -185,18 +181,18 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
             raise SkpipeError(f"{run.directory} is an imported model: name the cache to evaluate it on "
                               "(--cache DIR)")
         cache = open_cache(cache_dir)
-        model, ckpt_path = load_run_model(run, checkpoint)
-        split, probs, y, samples = imported_subset_probs(run, cache, subset, batch_size, progress)
+        model, ckpt_path = run_model(run, checkpoint, device)
+        split, probs, y, samples = imported_subset_probs(model, run, cache, subset, batch_size, progress)
     else:
         cache = run.open_cache(cache_dir)
-        model, ckpt_path = load_run_model(run, checkpoint)
-        probs, y, samples = predict_subset(model, cache, run, subset, clips, dev, batch_size, progress)
+        model, ckpt_path = run_model(run, checkpoint, device)
+        probs, y, samples = predict_subset(model, cache, run, subset, clips, batch_size, progress)
     names = run.class_names
     m = compute_metrics(y, probs, names)
     t = run.config.train
     report = Report(
         run=str(run.directory), model=run.model, split=split, subset=subset,
-        checkpoint=str(ckpt_path), clips=clips, samples=int(len(y)), parameters=count_parameters(model),
+        checkpoint=str(ckpt_path), num_clips=clips, samples=int(len(y)), parameters=model.parameters,
         manifest_hash=run.config.manifest_hash, device=str(dev), frames=t.frames, feats=t.feats,
         scores=scores_of(m))
     out.mkdir(parents=True, exist_ok=True)
@@ -261,18 +257,18 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
     out = out or first.directory.parent.parent / ENSEMBLES_DIR / name
     if (out / REPORT_NAME).exists() and not force:
         raise SkpipeError(f"{out / REPORT_NAME} already exists (use --force to replace it)")
-    models = [load_run_model(r, checkpoint) for r in runs]  # refuses a run without a checkpoint first
+    models = [run_model(r, checkpoint, device) for r in runs]  # refuses a run without a checkpoint first
     fused: np.ndarray | None = None
     labels = samples = None
     reused: list[str] = []
     for run, (model, path), w in zip(runs, models, weights, strict=True):
-        k = clips if clips is not None else run.config.train.test_clips
+        k = clips if clips is not None else run.config.train.num_clips
         saved = _saved_probs(run, subset, path, k, cache)
         if saved is not None:
             p, y, s = saved
             reused.append(run.directory.name)
         else:
-            p, y, s = predict_subset(model, cache, run, subset, k, dev, progress=progress)
+            p, y, s = predict_subset(model, cache, run, subset, k, progress=progress)
         if samples is not None and not np.array_equal(s, samples):
             raise SkpipeError(f"{run.directory} saw other {subset} clips than {first.directory}")
         labels, samples = y, s
@@ -300,7 +296,7 @@ def _saved_probs(run: Run, subset: str, checkpoint: Path, clips: int, cache: Cac
         rep = read_report(run.report(subset), Report)
     except SkpipeError:
         return None
-    made_as = (rep.clips, Path(rep.checkpoint), rep.manifest_hash)
+    made_as = (rep.num_clips, Path(rep.checkpoint), rep.manifest_hash)
     if made_as != (clips, checkpoint, run.config.manifest_hash):
         return None
     saved = read_probs(out, run.config.num_classes)

@@ -1,10 +1,10 @@
-"""Inference as one path: a model from a checkpoint's own arguments, and batches of clips turned
-into class probabilities on any device.
+"""A model from a checkpoint's own arguments, and batches prefetched while the model runs.
 
 Each sample is tested on K fixed temporal clips folded into the batch dimension, as PYSKL does
 (input (B * K, T, V, C), the K clips of a sample adjacent): one forward pass per batch, and the
-sample's probabilities are the mean of its K softmax outputs. `train`'s validation (K = 1),
-`evaluate`, `ensemble` and `predict` all go through `pipeline.run.forward.clip_logits`.
+sample's probabilities are the mean of its K softmax outputs (`pipeline.infer.shipped`, the one
+predictor `evaluate`, `ensemble`, `predict`, `live` and the API use). Every forward pass, train's
+validation included, is `pipeline.run.forward.clip_logits`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-import torch
 from torch import nn
 
 from models import build_model
 from pipeline import SkpipeError
 from pipeline.run.checkpoint import load_checkpoint
 from pipeline.run.config import ModelArgs, Run
-from pipeline.run.forward import clip_logits
-from pipeline.run.runtime import CPU
 
 T = TypeVar("T")
 
@@ -102,8 +98,3 @@ def load_run_model(run: Run, checkpoint: str = "best") -> tuple[nn.Module, Path]
     model, _ = load_model(path, run.config.model_args)
     return model, path
 
-
-def clip_probs(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, clips: int,
-               device: torch.device = CPU, precision: str = "fp32") -> np.ndarray:
-    """Class probabilities (B, num_classes): the mean over each sample's K clips of the softmax."""
-    return torch.softmax(clip_logits(model, x, lengths, clips, device, precision), -1).mean(1).cpu().numpy()

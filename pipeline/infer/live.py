@@ -27,12 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import SkpipeError
+from pipeline import MAX_FED_FRAMES, SkpipeError
 from pipeline.infer.shipped import ShippedModel, top_classes
 from pipeline.source.pose import BACKENDS, PoseBackend, backend_for, import_cv2
 from pipeline.source.video import MAX_PIXELS, frame_pose, to_layout
-
-MAX_WINDOW = 10_000
 
 
 @dataclass(frozen=True)
@@ -221,7 +219,7 @@ def check_live(model: ShippedModel, cfg: LiveConfig) -> tuple[int, int, str]:
     if card.input.dims != 2:
         raise SkpipeError(f"the run reads {card.input.describe()}; a camera gives 2D poses")
     window = cfg.window or card.frames
-    limit = MAX_WINDOW if card.pyskl else card.frames
+    limit = MAX_FED_FRAMES if card.pyskl else card.frames
     if not 1 <= window <= limit:
         raise SkpipeError(f"--window must be in 1..{limit} (the run's frames), got {window}")
     stride = cfg.stride or max(1, window // 4)

@@ -51,7 +51,7 @@ class Report:
     split: str
     subset: str
     checkpoint: str
-    clips: int
+    num_clips: int  # K temporal clips averaged
     samples: int
     parameters: int
     manifest_hash: str
@@ -77,6 +77,7 @@ class EnsembleReport:
 
 
 R = TypeVar("R", Report, EnsembleReport)
+RENAMED = {"clips": "num_clips"}  # reports written before the word table, read with today's names
 
 
 def to_json(report: Report | EnsembleReport) -> str:
@@ -97,6 +98,7 @@ def from_json(cls: type[R], text: str | bytes) -> R:
     try:
         parsed: Scores = Scores(data["accuracy"], data["top5_accuracy"], data["mean_class_accuracy"],
                         Averages(**data["macro"]), Averages(**data["weighted"]))
+        data = {RENAMED.get(k, k): v for k, v in data.items()}
         rest = {f.name: data[f.name] for f in fields(cls) if f.name != "scores"}
     except (KeyError, TypeError) as e:
         raise ValueError(f"a field is missing or malformed ({e})") from None

@@ -25,11 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from models import count_parameters
 from models.layouts import Skeleton
-from pipeline import SkpipeError
+from pipeline import MAX_CLIPS, MAX_FED_FRAMES, SkpipeError
 from pipeline.files.location import read_bytes
 from pipeline.infer.card import CARD_FILE, CARD_KEY, ModelCard, card_of
 from pipeline.infer.feed import check_fits, model_input, read_source, window_annotation, window_starts
+from pipeline.run.config import Run
 from pipeline.source.raw import RawData, raw_from_object, short_repr
 
 MAX_EXPORT_BYTES = 256 << 20  # skpipe's largest network is ~12 MB of weights; a zoo model ~50 MB
@@ -73,7 +75,7 @@ def preprocess(source: Source, card: ModelCard, clips: int | None = None) -> tup
     for an imported model, PYSKL's test pipeline)."""
     raw = annotations_of(source, card.input)
     check_fits(raw, card.input, f"this {card.model} model")
-    x, lengths, _ = model_input(raw.annotations, card, clips or card.clips)
+    x, lengths, _ = model_input(raw.annotations, card, clips or card.num_clips)
     return x, lengths
 
 
@@ -82,6 +84,13 @@ def preprocess(source: Source, card: ModelCard, clips: int | None = None) -> tup
 def top_classes(p: np.ndarray, names: Sequence[str], k: int) -> list[dict[str, Any]]:
     """The k most probable classes of one probability vector, as objects: class, probability."""
     return [{"class": names[i], "probability": float(p[i])} for i in np.argsort(-p, kind="stable")[:k]]
+
+
+Fed = np.ndarray | torch.Tensor  # fed rows: arrays from annotations, tensors from the loader
+
+
+def _host(a: Fed) -> np.ndarray:
+    return a.cpu().numpy() if isinstance(a, torch.Tensor) else a
 
 
 class ShippedModel:
@@ -98,9 +107,17 @@ class ShippedModel:
     def classes(self) -> list[str]:
         return list(self.card.class_names)
 
-    def logits(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    @property
+    def parameters(self) -> int:
+        """The network's parameters (0 where the engine does not say: ONNX, pt2)."""
+        return count_parameters(self._engine) if self.kind == "torch" else 0
+
+    def logits(self, x: Fed, lengths: Fed) -> np.ndarray:
         """(B, [M,] frames, V, C) float32, (B,) int64 -> (B, classes) logits, at most MAX_ROWS
-        rows per forward pass (what the graph's sizes were checked at)."""
+        rows per forward pass (what the graph's sizes were checked at). A PyTorch engine takes
+        tensors where they are (a batch built on the GPU stays there)."""
+        if self.kind != "torch":
+            x, lengths = _host(x), _host(lengths)
         if len(x) > MAX_ROWS:
             return np.concatenate([self.logits(x[i : i + MAX_ROWS], lengths[i : i + MAX_ROWS])
                                    for i in range(0, len(x), MAX_ROWS)])
@@ -114,7 +131,7 @@ class ShippedModel:
         elif self.kind == "torch":
             from pipeline.run.forward import clip_logits
 
-            z = clip_logits(self._engine, torch.from_numpy(x), torch.from_numpy(lengths), 1, self.device,
+            z = clip_logits(self._engine, torch.as_tensor(x), torch.as_tensor(lengths), 1, self.device,
                             self.precision)[:, 0].cpu().numpy()
         else:
             with torch.no_grad():
@@ -127,11 +144,17 @@ class ShippedModel:
         return z
 
     def probabilities(self, anns: list[dict[str, Any]], clips: int | None = None) -> np.ndarray:
-        """Validated annotations that fit the card -> class probabilities (N, classes): the mean
-        over each clip's K temporal clips of the softmax (an imported model whose config averages
-        scores: the softmax of the mean logits)."""
-        x, lengths, k = model_input(anns, self.card, clips or self.card.clips)  # (N * K, ...)
-        z = self.logits(x, lengths).reshape(len(anns), k, -1)  # (N, K, classes)
+        """Validated annotations that fit the card -> class probabilities (N, classes)."""
+        x, lengths, k = model_input(anns, self.card, clips or self.card.num_clips)  # (N * K, ...)
+        return self.fed_probabilities(x, lengths, k)
+
+    def fed_probabilities(self, x: Fed, lengths: Fed, k: int) -> np.ndarray:
+        """Fed rows (N * K, [M,] frames, V, C), rows n * K .. n * K + K - 1 the K temporal clips of
+        sample n -> (N, classes): the mean over the K clips of the softmax (an imported model
+        whose config averages scores: the softmax of the mean logits). `evaluate` feeds the
+        cache's batches here, `probabilities` annotations."""
+        z = self.logits(x, lengths)
+        z = z.reshape(len(z) // k, k, -1)  # (N, K, classes)
         if self.card.pyskl.get("average") == "score":
             z = z.mean(1, keepdims=True)  # (N, 1, classes)
         z = z - z.max(-1, keepdims=True)
@@ -153,14 +176,14 @@ class ShippedModel:
     def check_options(self, top: int, clips: int | None, batch_size: int, window: int | None,
                       stride: int | None) -> None:
         """The one check of the options every prediction takes."""
-        k = clips or self.card.clips
-        if top < 1 or batch_size < 1 or not 1 <= k <= 100:
-            raise SkpipeError(f"top and batch_size must be >= 1 and clips in 1..100, got {top}, "
+        k = clips or self.card.num_clips
+        if top < 1 or batch_size < 1 or not 1 <= k <= MAX_CLIPS:
+            raise SkpipeError(f"top and batch_size must be >= 1 and clips in 1..{MAX_CLIPS}, got {top}, "
                               f"{batch_size} and {k}")
         if window is not None and not 1 <= window <= self.card.frames and not self.card.pyskl:
             raise SkpipeError(f"--window must be in 1..{self.card.frames} (the model's frames), got {window}")
-        if window is not None and not 1 <= window <= 100_000:
-            raise SkpipeError(f"--window must be in 1..100,000, got {window}")
+        if window is not None and not 1 <= window <= MAX_FED_FRAMES:
+            raise SkpipeError(f"--window must be in 1..{MAX_FED_FRAMES:,}, got {window}")
         if stride is not None and stride < 1:
             raise SkpipeError(f"--stride must be >= 1, got {stride}")
 
@@ -313,21 +336,29 @@ def from_bytes(fmt: str, data: bytes, where: str = "the export", trusted: bool =
     raise SkpipeError(f"{where}: {fmt} files are not loaded (TorchScript is deprecated: export --format pt2)")
 
 
+def run_model(run: Run, checkpoint: str = "best", device: str = "cpu") -> tuple[ShippedModel, Path]:
+    """A run's network (`checkpoint`: best, last or a .pt path) on `device` at the run's precision,
+    and the checkpoint it came from."""
+    from pipeline.infer.inference import load_run_model
+    from pipeline.run.runtime import inference_precision, resolve_device
+
+    model, ckpt = load_run_model(run, checkpoint)
+    dev = resolve_device(device)
+    shipped = ShippedModel(card_of(run.config, "run", ("x", "lengths")), model.float().eval().to(dev),
+                           "torch", dev, inference_precision(run.config.train.precision, dev))
+    return shipped, ckpt
+
+
 def load(path: str | Path, checkpoint: str = "best", trusted: bool = False, device: str = "cpu"
          ) -> ShippedModel:
     """A run directory (trained or imported), a checkpoint inside one, a `.onnx` or (`trusted`)
     a `.pt2` export, ready to predict; a run's network on `device` at the run's precision."""
-    from pipeline.infer.inference import load_model, load_run_model
+    from pipeline.infer.inference import load_model
     from pipeline.run.config import is_run, open_run
-    from pipeline.run.runtime import inference_precision, resolve_device
 
     path = Path(path)
     if path.is_dir():
-        run = open_run(path)
-        model, _ = load_run_model(run, checkpoint)
-        dev = resolve_device(device)
-        return ShippedModel(card_of(run.config, "run", ("x", "lengths")), model.float().eval().to(dev),
-                            "torch", dev, inference_precision(run.config.train.precision, dev))
+        return run_model(open_run(path), checkpoint, device)[0]
     suffix = path.suffix.lower()
     if suffix in (".onnx", ".pt2"):
         if not path.is_file():

@@ -409,7 +409,7 @@ def import_checkpoint(path: Path, out: Path, config: Path | None = None, classes
     net = network(imp, path)
     p = imp.pipeline
     train = TrainConfig(model=imp.model, cache="", split="zoo", epochs=1, frames=p.clip_len, feats=p.feats,
-                        normalize="pyskl", dropout=0.0, test_clips=p.num_clips, recipe="imported")
+                        normalize="pyskl", dropout=0.0, num_clips=p.num_clips, recipe="imported")
     source = {"kind": "import", "origin": imp.origin, "checkpoint": str(path.resolve()),
               "sha256": file_sha256(path), "classes": names_from, "assumed": list(imp.assumed)}
     if config is not None:

@@ -3,7 +3,8 @@
 `RunConfig` is the typed contract of config.json: the train options as they ran, the cache it
 was trained on (resolved location and manifest hash), the model's arguments, class names, and
 the environment. Light on purpose (json, pathlib, dataclasses): `compare` reads runs without
-importing torch. Checkpoints and TensorBoard are written by `pipeline.run.runlog`.
+importing torch. Checkpoints are `pipeline.run.checkpoint`'s; metrics and TensorBoard
+`pipeline.run.metrics` and `pipeline.run.runlog`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_write_text
 from pipeline.files.location import MAX_JSON_BYTES, read_bytes
 from pipeline.inputs.features import InputSpec
-from pipeline.run.options import TrainConfig
+from pipeline.run.options import RENAMED, TrainConfig
 
 if TYPE_CHECKING:
     from pipeline.data.cache import Cache
@@ -155,7 +156,7 @@ class RunConfig:
         if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
             raise ValueError("no train options")
         known = {f.name for f in fields(cls)}
-        train = TrainConfig(**data["train"])
+        train = TrainConfig(**{RENAMED.get(k, k): v for k, v in data["train"].items()})
         return cls(**{"cache": train.cache, **{k: v for k, v in data.items() if k in known},
                       "train": train, "class_names": tuple(data["class_names"])})
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 
 from models import MODELS
 from models.layouts import Skeleton
-from pipeline import SkpipeError
+from pipeline import MAX_CLIPS, MAX_FED_FRAMES, SkpipeError
 from pipeline.inputs.augment import Augment
 from pipeline.inputs.features import InputSpec
 from pipeline.inputs.loader import MODES, LoaderConfig
@@ -24,9 +24,18 @@ LR_SCALINGS = ("linear", "none")
 DEVICES = ("auto", "cpu", "cuda")
 RESUME_RUNTIME = ("device", "threads", "workers", "loader")  # what a resumed run may change
 _KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
-_MAXIMA = {"epochs": 100_000, "batch_size": 65_536, "frames": 100_000, "threads": 4096, "workers": 1024,
-           "test_clips": 100, "checkpoint_every": 100_000, "warmup": 100_000, "patience": 100_000,
-           "freeze": 64, "repeat": 10_000}
+_MAXIMA = {"epochs": 100_000, "batch_size": 65_536, "frames": MAX_FED_FRAMES, "threads": 4096,
+           "workers": 1024, "num_clips": MAX_CLIPS, "checkpoint_every": 100_000, "warmup": 100_000,
+           "patience": 100_000, "freeze": 64, "repeat": 10_000}
+
+
+OPTION_NAMES = {"num_clips": "--clips", "cache": "--cache"}  # fields whose option is not --field-name
+RENAMED = {"test_clips": "num_clips"}  # options of runs written before the word table
+
+
+def option(name: str) -> str:
+    """The command-line option of a TrainConfig field, for messages."""
+    return OPTION_NAMES.get(name, "--" + name.replace("_", "-"))
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class TrainConfig:
     dropout: float = 0.5
     frames: int = 300
     precision: str = "auto"  # bf16 where native, else fp32; a run records what it chose
-    threads: int = 0  # applied by the CLI (0: every usable core); a run records the threads that ran
+    threads: int = 0  # applied by the CLI (0: the cores other processes leave idle); records what ran
     workers: int = 0
     seed: int = 0
     patience: int = 0  # early stop after this many epochs without a better val acc; 0: off
@@ -64,7 +73,7 @@ class TrainConfig:
     schedule: str = "plateau"  # plateau | cosine (per step, after `warmup` epochs of linear warm-up)
     warmup: int = 0
     label_smoothing: float = 0.0
-    test_clips: int = 1  # temporal clips `evaluate` averages by default
+    num_clips: int = 1  # K temporal clips `evaluate` averages by default (--clips)
     recipe: str = "seed"
     repeat: int = 1  # passes over the train subset per epoch (a small set gets more steps per epoch)
     init: str = ""  # a run (or checkpoint) whose fitting weights the network starts from
@@ -76,17 +85,17 @@ class TrainConfig:
             value, kind = getattr(self, f.name), _KINDS.get(str(f.type))
             if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
                 what = {"int": "an integer", "float": "a number", "str": "text"}[str(f.type)]
-                raise SkpipeError(f"--{f.name.replace('_', '-')} must be {what}, got {value!r}"[:200])
+                raise SkpipeError(f"{option(f.name)} must be {what}, got {value!r}"[:200])
         for name, top in _MAXIMA.items():
             if getattr(self, name) > top:
-                raise SkpipeError(f"--{name.replace('_', '-')} must be <= {top:,}, got {getattr(self, name)}")
+                raise SkpipeError(f"{option(name)} must be <= {top:,}, got {getattr(self, name)}")
         if self.model not in MODELS:
             raise SkpipeError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
         for name, allowed in (("precision", PRECISIONS), ("optimizer", OPTIMIZERS),
                               ("schedule", SCHEDULES), ("loader", LOADERS), ("device", DEVICES),
                               ("lr_scaling", LR_SCALINGS)):
             if getattr(self, name) not in allowed:
-                raise SkpipeError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
+                raise SkpipeError(f"{option(name)} must be one of {', '.join(allowed)}, "
                                   f"got {getattr(self, name)!r}")
         for name, ok, rule in (
             ("epochs", self.epochs >= 0, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
@@ -94,13 +103,13 @@ class TrainConfig:
             ("dropout", 0 <= self.dropout < 1, "in [0, 1)"), ("frames", self.frames >= 1, ">= 1"),
             ("threads", self.threads >= 0, ">= 0"), ("workers", self.workers >= 0, ">= 0"),
             ("patience", self.patience >= 0, ">= 0"), ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("warmup", self.warmup >= 0, ">= 0"), ("test_clips", self.test_clips >= 1, ">= 1"),
+            ("warmup", self.warmup >= 0, ">= 0"), ("num_clips", self.num_clips >= 1, ">= 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"), ("freeze", self.freeze >= 0, ">= 0"),
             ("repeat", self.repeat >= 1, ">= 1"),
         ):
             if not ok:
-                raise SkpipeError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}")
+                raise SkpipeError(f"{option(name)} must be {rule}, got {getattr(self, name)}")
         self.input_spec()  # refuses an unknown stream, normalisation or augmentation range
 
     def input_spec(self, train: bool = True, skeleton: Skeleton | None = None) -> InputSpec:

@@ -19,7 +19,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "frames": 32, "precision": "auto", "optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4,
         "schedule": "cosine", "warmup": 2, "epochs": 30, "label_smoothing": 0.1, "dropout": 0.0,
         "normalize": "pyskl", "flip": 0.0, "rotate": 0.0, "scale": 0.0, "shift": 0.0,
-        "test_clips": 5,
+        "num_clips": 5,
     },
 }
 

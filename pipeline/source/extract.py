@@ -39,7 +39,7 @@ from pipeline.source.pose import BACKENDS, backend_for, quiet_native_logs
 from pipeline.source.raw import MAX_LABEL, RawData, raw_from_object, short_repr
 from pipeline.source.video import (
     EXTRACT_LAYOUTS,
-    MAX_FRAMES,
+    MAX_VIDEO_FRAMES,
     VIDEO_SUFFIXES,
     VideoPose,
     extract_video,
@@ -341,7 +341,7 @@ def _extract_all(items: list[VideoItem], parts: Path, settings: tuple[str, str, 
 
 
 def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str = "coco17",
-            backend: str | None = None, jobs: int = 1, max_frames: int = MAX_FRAMES,
+            backend: str | None = None, jobs: int = 1, max_frames: int = MAX_VIDEO_FRAMES,
             force: bool = False, progress: ProgressFn | None = None,
             on_start: Callable[[int, int], None] | None = None) -> ExtractResult:
     """Extract every video of `source` into the pickle `out`; see the module's docstring.
@@ -398,7 +398,7 @@ def _pickle_dict(items: list[VideoItem], poses: dict[str, VideoPose], classes: l
     return data
 
 
-def extract_some(source: Path, layout: str = "coco17", jobs: int = 1, max_frames: int = MAX_FRAMES
+def extract_some(source: Path, layout: str = "coco17", jobs: int = 1, max_frames: int = MAX_VIDEO_FRAMES
                  ) -> tuple[RawData | None, list[tuple[str, str]]]:
     """The videos of `source` that could be used, as a loaded pickle (None when none could), and
     (frame_dir, why) for each left out: `predict DIR` goes on past a bad video, as `extract` does."""
@@ -413,7 +413,7 @@ def extract_some(source: Path, layout: str = "coco17", jobs: int = 1, max_frames
 
 
 def extract_raw(source: Path, layout: str = "coco17", backend: str | None = None, jobs: int = 1,
-                max_frames: int = MAX_FRAMES) -> RawData:
+                max_frames: int = MAX_VIDEO_FRAMES) -> RawData:
     """The videos of `source` as a loaded pickle, in memory (for `predict VIDEO`): the same
     annotations `extract` writes, so predicting on either gives the same answer. Any video that
     fails is an error here (`extract` skips and reports such videos instead)."""

@@ -23,7 +23,7 @@ from pipeline.source.pose import PoseBackend, import_cv2
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 EXTRACT_LAYOUTS = ("coco17", "mediapipe33", "handmp")
 MAX_PIXELS = 8192 * 8192  # a frame larger than 8K in both directions is not a real video
-MAX_FRAMES = 100_000  # about an hour at 30 fps: bounds one video's time
+MAX_VIDEO_FRAMES = 100_000  # about an hour at 30 fps: bounds one video's time
 FramesFn = Callable[[int], None]  # called with frames decoded so far
 
 
@@ -51,7 +51,7 @@ class VideoPose:
                 "keypoint": self.keypoint, "keypoint_score": self.keypoint_score}
 
 
-def read_frames(path: Path, max_frames: int = MAX_FRAMES) -> Iterator[np.ndarray]:
+def read_frames(path: Path, max_frames: int = MAX_VIDEO_FRAMES) -> Iterator[np.ndarray]:
     """RGB frames (H, W, 3) uint8 of `path`, at most `max_frames` of them."""
     cv2 = import_cv2()
     cap = cv2.VideoCapture(str(path))
@@ -111,7 +111,7 @@ def frame_pose(backend: PoseBackend, rgb: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def extract_video(path: Path, backend: PoseBackend, layout: str = "coco17",
-                  max_frames: int = MAX_FRAMES, on_frames: FramesFn | None = None) -> VideoPose:
+                  max_frames: int = MAX_VIDEO_FRAMES, on_frames: FramesFn | None = None) -> VideoPose:
     """The best-scoring person of every frame of `path` (M = 1), in `layout`."""
     kps: list[np.ndarray] = []
     scores: list[np.ndarray] = []

@@ -29,7 +29,27 @@ def test_round_trip_equals_preprocessing(tmp_path, tiny_pickle):
         assert row["sample"] == i and row["frame_dir"] == a["frame_dir"]
         assert row["person"] == info.person and row["valid_frames"] == min(a["keypoint"].shape[1], 300)
     assert list(cache.manifest.class_names) == ["Class0", "Class1", "Class2"]
-    assert s.longer_than_max == int((cache.index["frames"] > 300).sum()) > 0
+    assert s.longer_than_max == int((cache.index["keypoint_frames"] > 300).sum()) > 0
+
+
+def test_a_cache_written_before_the_column_rename_reads_with_todays_names(tmp_path, tiny_pickle):
+    """Caches before the word table name the keypoint array's length `frames`."""
+    import dataclasses
+    import hashlib
+    import shutil
+
+    from pipeline.data.cache import read_manifest, write_manifest
+
+    ingest(tiny_pickle, tmp_path / "new")
+    shutil.copytree(tmp_path / "new", tmp_path / "old")
+    index = pd.read_parquet(tmp_path / "old" / "index.parquet").rename(columns={"keypoint_frames": "frames"})
+    index.to_parquet(tmp_path / "old" / "index.parquet", index=False)
+    m = read_manifest(tmp_path / "old")
+    sha = hashlib.sha256((tmp_path / "old" / "index.parquet").read_bytes()).hexdigest()
+    write_manifest(tmp_path / "old", dataclasses.replace(m, tables={**m.tables, "index.parquet": sha}))
+    old, new = open_cache(tmp_path / "old").index, open_cache(tmp_path / "new").index
+    assert "frames" not in old.columns
+    pd.testing.assert_frame_equal(old, new)
 
 
 def test_float32_cache_is_exact(tmp_path, tiny_pickle):

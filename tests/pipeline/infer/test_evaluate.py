@@ -1,6 +1,7 @@
 """Evaluation: figures agree with scikit-learn, multi-clip averaging, reports, compare, predict."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,11 +11,13 @@ from sklearn import metrics as skm
 
 import pipeline.infer.evaluate as ev
 from pipeline import SkpipeError
+from pipeline.infer.card import card_of
 from pipeline.infer.compare import compare_runs, to_markdown
 from pipeline.infer.evaluate import compute_metrics, confusion_png, evaluate_run, worst_pairs
 from pipeline.infer.feed import prepare
 from pipeline.infer.predict import predict_file
 from pipeline.infer.report import Report, read_report, to_json
+from pipeline.infer.shipped import ShippedModel
 from pipeline.source.raw import read_raw
 from pipeline.train.fit import TrainConfig, fit
 from tests.conftest import TEST_DATA
@@ -65,18 +68,22 @@ def test_multi_clip_averaging(synth_cache, tmp_path, monkeypatch):
     run = ev.open_run(run_dir)
     cache = run.open_cache()
     model = Constant()
-    one = [ev.predict_subset(model, cache, run, "val", clips=1)[0]]
+    card = replace(card_of(run.config, "run", ("x", "lengths")), class_names=("a", "b", "c"))  # Constant's
+    shipped = ShippedModel(card, model, "torch")
+    one = [ev.predict_subset(shipped, cache, run, "val", clips=1)[0]]
     p0 = one[0]
-    p2, y2, s2 = ev.predict_subset(model, cache, run, "val", clips=2)
+    p2, y2, s2 = ev.predict_subset(shipped, cache, run, "val", clips=2)
     # clip 0 of 2 and clip 1 of 2, each in a pass of its own, averaged by hand
+    from pipeline.inputs.batch import take_frames
     from pipeline.inputs.dataset import LoaderConfig, SkeletonDataset
-    from pipeline.inputs.features import model_input
+    from pipeline.inputs.transforms import uniform_indices
 
     ds = SkeletonDataset(cache, LoaderConfig(subset="val", frames=8, train=False, mode="memory"))
     rows = ds._hold()  # (n, 300, V, C), in sample order, as predict_subset returns them
     assert (s2 == ds.samples).all()
-    by_hand = [torch.softmax(model(torch.from_numpy(model_input(rows, ds.valid, ds.cfg.spec, None, k, 2)[0])),
-                             1).numpy() for k in range(2)]
+    x = torch.from_numpy(rows.astype(np.float32))
+    by_hand = [torch.softmax(model(take_frames(x, uniform_indices(ds.valid, 8, None, k, 2))), 1).numpy()
+               for k in range(2)]
     np.testing.assert_allclose(p2, (by_hand[0] + by_hand[1]) / 2, rtol=1e-6)
     assert not np.allclose(p2, p0)
     np.testing.assert_allclose(p2.sum(1), 1, rtol=1e-6)
@@ -88,7 +95,7 @@ def test_report_files_and_refusals(synth_cache, tmp_path):
     r = evaluate_run(run_dir, "test", clips=2)
     out = run_dir / "eval" / "test"
     rep = json.loads((out / "report.json").read_text())
-    assert rep["clips"] == 2 and rep == json.loads(to_json(r.report)) and rep["samples"] > 0
+    assert rep["num_clips"] == 2 and rep == json.loads(to_json(r.report)) and rep["samples"] > 0
     assert read_report(out / "report.json", Report) == r.report  # the contract round-trips
     for key in ("accuracy", "top5_accuracy", "mean_class_accuracy", "macro", "weighted", "parameters",
                 "checkpoint"):

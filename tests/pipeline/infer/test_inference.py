@@ -9,10 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from models.layouts import Skeleton
 from pipeline import SkpipeError
-from pipeline.infer.inference import clip_logits, clip_probs, load_model, load_run_model
-from pipeline.inputs.features import InputSpec, clips_input, model_input
+from pipeline.infer.card import ModelCard
+from pipeline.infer.inference import load_model, load_run_model
+from pipeline.infer.shipped import ShippedModel
+from pipeline.inputs.batch import clips_input, take_frames
+from pipeline.inputs.features import InputSpec
+from pipeline.inputs.transforms import uniform_indices
 from pipeline.run.config import ModelArgs, open_run
+from pipeline.run.forward import clip_logits
 from pipeline.train.fit import TrainConfig, fit
 
 
@@ -27,7 +33,12 @@ class FirstFrame(torch.nn.Module):
 def rows(n=3, t=40, seed=0):
     """(n, t, V, C) rows whose frame f holds f / t (every joint), all frames valid but the last 5."""
     x = np.broadcast_to((np.arange(t) / t)[None, :, None, None], (n, t, 17, 3)).astype(np.float32)
-    return x.copy(), np.array([t - 5] * n)
+    return torch.from_numpy(x.copy()), np.array([t - 5] * n)
+
+
+def one_clip(x, valid, spec, k, num_clips):
+    """Clip k of K of every row by hand: its fixed frames, taken alone."""
+    return take_frames(x, uniform_indices(valid, spec.frames, None, k, num_clips)).numpy()
 
 
 def test_folded_layout_is_sample_major():
@@ -36,24 +47,26 @@ def test_folded_layout_is_sample_major():
     xk, lk = clips_input(x, valid, spec, 3)
     assert xk.shape == (9, 8, 17, 3) and lk.shape == (9,)
     for k in range(3):
-        one, _ = model_input(x, valid, spec, None, k, 3)
+        one = one_clip(x, valid, spec, k, 3)
         for b in range(3):
-            np.testing.assert_array_equal(xk[b * 3 + k], one[b])
+            np.testing.assert_array_equal(xk[b * 3 + k].numpy(), one[b])
 
 
 def test_folding_equals_averaging_separate_passes_by_hand():
     x, valid = rows()
     spec, model, k = InputSpec(frames=8), FirstFrame(), 4
     xk, lk = clips_input(x, valid, spec, k)
-    got = clip_probs(model, torch.from_numpy(xk), torch.from_numpy(lk), k)
-    firsts = [model_input(x, valid, spec, None, c, k)[0][:, 0, 0, 0] for c in range(k)]  # K x (B,)
+    skeleton = {"layout": Skeleton().layout, "dims": 2, "score": True, "persons": 1}
+    card = ModelCard("toy", ("a", "b", "c"), skeleton, "float32", 8, "j", "none", k, ("x", "lengths"))
+    got = ShippedModel(card, model, "torch").fed_probabilities(xk, lk, k)
+    firsts = [one_clip(x, valid, spec, c, k)[:, 0, 0, 0] for c in range(k)]  # K x (B,)
     logits = np.stack([np.stack([3 * f, 0 * f, -3 * f], 1) for f in firsts])  # (K, B, 3)
     soft = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     np.testing.assert_allclose(got, soft.mean(0), rtol=1e-6)
     assert len({float(f[0]) for f in firsts}) == k  # the clips really differ
-    assert clip_logits(model, torch.from_numpy(xk), torch.from_numpy(lk), k).shape == (3, k, 3)
+    assert clip_logits(model, xk, lk, k).shape == (3, k, 3)
     with pytest.raises(ValueError, match="whole number"):
-        clip_logits(model, torch.from_numpy(xk[:5]), torch.from_numpy(lk[:5]), k)
+        clip_logits(model, xk[:5], lk[:5], k)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from cli.main import main
 from pipeline import SkpipeError
 from pipeline.infer.compare import compare_runs, seed_statistics
 from pipeline.infer.evaluate import ensemble_runs, evaluate_run, predict_subset
-from pipeline.infer.inference import load_run_model
+from pipeline.infer.shipped import run_model
 from pipeline.run.config import open_run
 from pipeline.run.recipes import RECIPES, recipe_options
 from pipeline.train.fit import TrainConfig, fit
@@ -51,7 +51,7 @@ def test_ensemble_is_the_weighted_mean_of_its_runs(two_streams, tmp_path):
     probs = []
     for d in two_streams:
         run = open_run(d)
-        model, _ = load_run_model(run)
+        model, _ = run_model(run)
         p, y, _ = predict_subset(model, run.open_cache(), run, "test", 2)
         probs.append(p)
     r = ensemble_runs(two_streams, [3.0, 1.0], "test", clips=2, out=tmp_path / "ens")
@@ -138,8 +138,8 @@ def test_ensemble_reuses_saved_probabilities_only_when_they_match(two_streams, t
     fresh = []
     for d in two_streams:
         run = open_run(d)
-        model, _ = load_run_model(run)
-        fresh.append(predict_subset(model, run.open_cache(), run, "test", run.config.train.test_clips)[0])
+        model, _ = run_model(run)
+        fresh.append(predict_subset(model, run.open_cache(), run, "test", run.config.train.num_clips)[0])
     r = ensemble_runs(two_streams, out=tmp_path / "a")
     assert r.reused == [d.name for d in two_streams]
     np.testing.assert_allclose(r.probs, (fresh[0] + fresh[1]) / 2, rtol=1e-5)

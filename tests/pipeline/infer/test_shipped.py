@@ -32,7 +32,7 @@ ort = pytest.importorskip("onnxruntime")
 def runs(synth_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("shipped-runs")
     made = {m: fit(TrainConfig(model=m, cache=str(synth_cache), out=str(out), epochs=1, frames=12, threads=1,
-                               test_clips=2)).run_dir for m in ("lstm", "stgcn")}
+                               num_clips=2)).run_dir for m in ("lstm", "stgcn")}
     for run in made.values():
         export_run(run, "onnx")
         export_run(run, "pt2")
@@ -62,7 +62,7 @@ def test_readme_snippets_run_verbatim_on_a_real_export(runs):
 def test_card_in_every_format_and_the_graph_inputs(runs):
     for model, inputs in (("lstm", ("x", "lengths")), ("stgcn", ("x",))):
         m = skpipe.load(runs[model] / "export" / "model.onnx")
-        assert m.card.inputs == inputs and m.card.clips == 2 and m.card.frames == 12
+        assert m.card.inputs == inputs and m.card.num_clips == 2 and m.card.frames == 12
         assert m.classes == json.loads((runs[model] / "config.json").read_text())["class_names"]
         session = ort.InferenceSession(str(runs[model] / "export" / "model.onnx"))
         meta = session.get_modelmeta().custom_metadata_map

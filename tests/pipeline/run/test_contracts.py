@@ -131,7 +131,7 @@ def test_only_the_owner_reads_its_file(pattern):
 
 @pytest.mark.parametrize("edit, message", [
     ({"train": {"model": "lstm", "frames": 16.5}}, "--frames must be an integer, got 16.5"),
-    ({"train": {"model": "lstm", "test_clips": 1_000_000}}, "--test-clips must be <= 100"),
+    ({"train": {"model": "lstm", "num_clips": 1_000_000}}, "--clips must be <= 100"),
     ({"cache": 5}, "cache must be text, got 5"),
     ({"num_classes": 3}, "num_classes 3 does not match its 2 class names"),
 ])
@@ -147,6 +147,28 @@ def test_hostile_run_configs_are_one_line(tmp_path, edit, message):
     (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(SkpipeError, match="malformed run config"):
         open_run(tmp_path)
+
+
+def test_files_written_before_the_word_table_read_with_todays_names(tmp_path):
+    """`test_clips` (config.json) and `clips` (report.json, a model card) are `num_clips` now."""
+    from pipeline.infer.card import ModelCard
+    from pipeline.run.config import open_run
+
+    (tmp_path / "config.json").write_text(json.dumps({
+        "train": {"model": "lstm", "test_clips": 3}, "cache": "c", "manifest_hash": "h", "num_classes": 2,
+        "class_names": ["a", "b"]}))
+    assert open_run(tmp_path).config.train.num_clips == 3
+    old = json.loads(to_json(Report("r", "lstm", "1", "test", "best.pt", 4, 10, 1000, "h", "cpu", 100, "j",
+                                    SCORES)))
+    old["clips"] = old.pop("num_clips")
+    assert from_json(Report, json.dumps(old)).num_clips == 4
+    from models.layouts import Skeleton
+
+    skeleton = {"layout": Skeleton().layout, "dims": 2, "score": True, "persons": 1}
+    made = ModelCard("lstm", ("a", "b"), skeleton, "float16", 16, "j", "none", 5, ("x",))
+    card = json.loads(made.to_json())
+    card["clips"] = card.pop("num_clips")
+    assert ModelCard.from_json(json.dumps(card)).num_clips == 5
 
 
 def test_a_url_that_cannot_be_reached_is_one_line():

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 def cuda_run(synth_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("cuda")
     return fit(TrainConfig(model="stgcnpp", cache=str(synth_cache), out=str(out), epochs=2, frames=16,
-                           device="cuda", test_clips=2)).run_dir
+                           device="cuda", num_clips=2)).run_dir
 
 
 def test_trains_on_the_gpu(cuda_run):
