@@ -62,3 +62,23 @@ def synth_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ingest(d / "raw.pkl", d / "cache")
     write_splits(open_cache(d / "cache"))
     return d / "cache"
+
+
+@pytest.fixture(scope="session")
+def hagrid_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """PYSKL's trained hand-gesture model (../shared/data/pyskl), imported once by `skpipe import`:
+    (the run directory, the command's output). Skips where the checkpoint or MediaPipe is absent."""
+    if not (SHARED_DATA / "pyskl" / "hagrid.pth").exists():
+        pytest.skip("../shared/data/pyskl (PYSKL's hand checkpoint) is absent")
+    pytest.importorskip("mediapipe", reason="the video extra (MediaPipe Hands) is not installed")
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    run = tmp_path_factory.mktemp("zoo") / "hagrid"
+    pyskl = SHARED_DATA / "pyskl"
+    args = ["import", str(pyskl / "hagrid.pth"), "--config", str(pyskl / "stgcnpp_gesture.py"),
+            "--classes", "gesture40", "--out", str(run)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    return run, r.output

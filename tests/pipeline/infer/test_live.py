@@ -83,14 +83,8 @@ def test_realtime_drops_frames_behind_a_slow_model_and_memory_stays_flat(body_ru
     assert fast["dropped"] == 0 and fast["processed"] == 120
 
 
-@pytest.mark.skipif(not (SHARED / "pyskl" / "hagrid.pth").exists(), reason="../shared/data/pyskl is absent")
-def test_live_equals_predict_on_the_same_windows(tmp_path):
-    pytest.importorskip("mediapipe", reason="the video extra (MediaPipe) is not installed")
-    run = tmp_path / "hagrid"
-    r = CliRunner().invoke(main, ["import", str(SHARED / "pyskl" / "hagrid.pth"), "--config",
-                                  str(SHARED / "pyskl" / "stgcnpp_gesture.py"), "--classes", "gesture40",
-                                  "--out", str(run)])
-    assert r.exit_code == 0, r.output
+def test_live_equals_predict_on_the_same_windows(hagrid_run):
+    run, _ = hagrid_run
     video = str(SHARED / "videos" / "hand.mp4")
     r = CliRunner().invoke(main, ["live", str(run), "--source", video, "--window", "10", "--stride", "5",
                                   "--json"])

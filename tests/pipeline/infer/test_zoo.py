@@ -201,19 +201,9 @@ def test_mmaction2_key_format_and_a_two_person_export_match_too(tmp_path):
 
 # --- the real checkpoint -------------------------------------------------------------------------
 
-needs_hand = pytest.mark.skipif(not (SHARED / "pyskl" / "hagrid.pth").exists(),
-                                reason="../shared/data/pyskl (PYSKL's hand checkpoint) is absent")
-
-
-@needs_hand
-def test_hagrid_imports_and_names_the_gestures_of_the_hand_video(tmp_path):
-    pytest.importorskip("mediapipe", reason="the video extra (MediaPipe Hands) is not installed")
-    out = tmp_path / "hagrid"
-    r = CliRunner().invoke(main, ["import", str(SHARED / "pyskl" / "hagrid.pth"), "--config",
-                                  str(SHARED / "pyskl" / "stgcnpp_gesture.py"), "--classes", "gesture40",
-                                  "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    assert "handmp" in r.output and "10 frames x 1 clips" in r.output
+def test_hagrid_imports_and_names_the_gestures_of_the_hand_video(hagrid_run):
+    out, said = hagrid_run
+    assert "handmp" in said and "10 frames x 1 clips" in said
     r = CliRunner().invoke(main, ["predict", str(out), str(SHARED / "videos" / "hand.mp4"), "--window", "10",
                                   "--stride", "5", "--json"])
     assert r.exit_code == 0, r.output
