@@ -10,8 +10,6 @@ The whole directory is built in a temporary sibling and renamed into place when 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -165,27 +163,23 @@ def ingest(
             fill_value=0.0,
             dimension_names=("N", "M", "T", "V", "C") if persons else ("N", "T", "V", "C"),
         )
-        block = config.chunk * max(1, 1024 // config.chunk)  # write many whole chunks at once
+        block = config.chunk * max(1, 1024 // config.chunk)  # convert many whole chunks at once
         bufs = [np.zeros((min(block, n), *row_shape), np.float32)
                 for _ in range(2)]  # (B, [M,] T, V, C) x 2: fill one while the other is written
         pending: Future[list[int]] | None = None
         crcs: list[int] = []
-        try:
-            with ThreadPoolExecutor(1) as writer:  # zarr encodes (zstd, GIL released) meanwhile
-                for b, start in enumerate(range(0, n, block)):
-                    stop, buf = min(start + block, n), bufs[b % 2]
-                    rows.extend(_convert_block(start, anns[start:stop], names, labels, buf, t_max, skeleton))
-                    if pending is not None:
-                        crcs += pending.result()
-                    pending = writer.submit(_write_block, arr, start, buf[: stop - start], config.dtype,
-                                            config.chunk)
-                    if progress is not None:
-                        progress("convert", stop, n)
+        with ThreadPoolExecutor(1) as writer:  # zarr encodes (zstd, GIL released) meanwhile
+            for b, start in enumerate(range(0, n, block)):
+                stop, buf = min(start + block, n), bufs[b % 2]
+                rows.extend(_convert_block(start, anns[start:stop], names, labels, buf, t_max, skeleton))
                 if pending is not None:
                     crcs += pending.result()
-        except BaseException:
-            settle_zarr_writes()  # before the temporary directory is removed
-            raise
+                pending = writer.submit(_write_block, arr, start, buf[: stop - start], config.dtype,
+                                        config.chunk)
+                if progress is not None:
+                    progress("convert", stop, n)
+            if pending is not None:
+                crcs += pending.result()
         index = _index_frame(rows)
         index.to_parquet(tmp / INDEX_NAME, index=False)
         _source_splits_frame(raw, frame_dirs).to_parquet(tmp / SOURCE_SPLITS_NAME, index=False)
@@ -236,30 +230,14 @@ def _convert_block(start: int, anns: list[dict[str, Any]], names: list[str], lab
     return rows
 
 
-def settle_zarr_writes(timeout: float = 60.0) -> None:
-    """Wait until zarr's I/O loop has finished the chunk writes still in flight after one failed
-    (a full disk): otherwise they go on writing into the temporary directory after it is removed
-    (leaving it behind) and are destroyed pending at exit ("Task was destroyed but it is
-    pending!" on stderr). Uses zarr's own loop accessor; a zarr without it is left alone."""
-    try:
-        from zarr.core.sync import _get_loop
-
-        loop = _get_loop()
-    except (ImportError, AttributeError, RuntimeError):
-        return
-
-    async def the_others() -> None:
-        me = asyncio.current_task()
-        await asyncio.gather(*(t for t in asyncio.all_tasks() if t is not me), return_exceptions=True)
-
-    with contextlib.suppress(Exception):
-        asyncio.run_coroutine_threadsafe(the_others(), loop).result(timeout)
-
-
 def _write_block(arr: Any, start: int, block: np.ndarray, dtype: str, chunk: int) -> list[int]:
-    """Write whole chunks (B, T, V, C) from `start`; return each chunk's CRC-32 as stored."""
+    """Write whole chunks (B, T, V, C) from `start`, one at a time; return each chunk's CRC-32 as
+    stored. One at a time, so that when a write fails (a full disk) no other is still in flight
+    to write into the temporary directory after it is removed; measured as fast as writing the
+    block at once (zarr's own concurrency), since conversion runs beside the writer thread."""
     stored = block.astype(dtype)
-    arr[start : start + len(stored)] = stored
+    for i in range(0, len(stored), chunk):
+        arr[start + i : start + i + chunk] = stored[i : i + chunk]
     return [chunk_crc(stored[i : i + chunk]) for i in range(0, len(stored), chunk)]
 
 
