@@ -143,23 +143,24 @@ def info(cache_dir: str, no_hash: bool, verify: bool, all_classes: bool) -> None
 
     cache = open_cache(cache_dir)
     m = cache.manifest
-    t = Table(title=f"Cache {cache_dir}", show_header=False)
+    t = Table(title=shown(cache_dir), show_header=False)
     t.add_row("created", f"{m.created} by skpipe {m.skpipe_version} (schema {m.schema_version})")
-    t.add_row("source", f"{m.source['path']} ({human_bytes(m.source['size'])}, "
-              f"sha256 {m.source['sha256'][:16]}…)")
+    t.add_row("source", f"{shown(m.source['path'])} ({human_bytes(m.source['size'])}, "
+              f"sha256 {shown(m.source['sha256'][:16])}…)")
     a = m.array
     t.add_row("array", f"{a['path']} {tuple(a['shape'])} {a['dtype']} chunks {tuple(a['chunks'])} "
               f"{a['codec']}-{a['level']}")
     t.add_row("skeleton", shown(cache.skeleton.describe()))
-    t.add_row("preprocessing", ", ".join(f"{k}={v}" for k, v in m.preprocessing.items()))
-    t.add_row("counts", ", ".join(f"{k}={v:,}" for k, v in m.counts.items()))
+    t.add_row("preprocessing", shown(", ".join(f"{k}={v}" for k, v in m.preprocessing.items())))
+    t.add_row("counts", shown(", ".join(f"{k}={_count(v)}" for k, v in m.counts.items())))
     if m.source_splits:
-        t.add_row("splits in the pickle", ", ".join(f"{k}: {v:,}" for k, v in m.source_splits.items()))
+        listed = ", ".join(f"{k}: {_count(v)}" for k, v in m.source_splits.items())
+        t.add_row("splits in the pickle", shown(listed))
     t.add_row("manifest hash", cache.manifest_hash[:16] + "…")
     console.print(t)
     status, detail = source_status(m, check_hash=not no_hash)
     style = {"ok": "green", "changed": "bold red", "missing": "yellow"}[status]
-    console.print(f"[{style}]{'STALE: ' if status == 'changed' else ''}{detail}[/{style}]")
+    console.print(f"[{style}]{'STALE: ' if status == 'changed' else ''}{shown(detail)}[/{style}]")
     try:
         console.print(protocol_table(read_splits_meta(cache), "Protocols (--split NAME)"))
     except SkpipeError as e:
@@ -171,10 +172,14 @@ def info(cache_dir: str, no_hash: bool, verify: bool, all_classes: bool) -> None
         for p in problems:
             console.print(f"[bold red]damaged:[/bold red] {shown(p)}")
         if problems:
-            raise SkpipeError(f"{len(problems)} damaged chunk(s) in {cache_dir}; rebuild with "
-                              "`skpipe ingest --force`")
+            raise SkpipeError(f"{len(problems)} damaged part(s) in {cache_dir}; rebuild with "
+                              "`skpipe ingest --force` (or `build-splits --force` for the protocols)")
         console.print("[green]verified: every chunk decodes and matches its checksum; every table "
                       "matches the manifest[/green]")
+
+
+def _count(v: object) -> str:
+    return f"{v:,}" if isinstance(v, int) else str(v)
 
 
 def _class_table(index, names: list[str], everything: bool) -> Table:  # type: ignore[no-untyped-def]

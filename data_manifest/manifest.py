@@ -109,6 +109,13 @@ class Manifest:
             raise ManifestError("malformed manifest (array dtype must be a string)")
         if not all(isinstance(c, int) and not isinstance(c, bool) for c in self.chunk_crc32):
             raise ManifestError("malformed manifest (chunk_crc32 must be integers)")
+        for key, kind in (("path", str), ("size", int), ("sha256", str)):
+            if not isinstance(self.source.get(key), kind) or isinstance(self.source.get(key), bool):
+                raise ManifestError(f"malformed manifest (source {key} must be a {kind.__name__})")
+        classes = self.counts.get("classes")
+        if classes is not None and classes != len(self.class_names):
+            raise ManifestError(f"malformed manifest ({len(self.class_names)} class names for "
+                                f"{classes} classes)")
 
 
 def manifest_hash(manifest: Manifest) -> str:

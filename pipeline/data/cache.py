@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import math
+import stat
 import time
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -438,6 +440,7 @@ def read_chunk(cache: Cache, arr: Any, c: int) -> np.ndarray:
     size = int(arr.chunks[0])
     lo, hi = c * size, min((c + 1) * size, int(arr.shape[0]))
     where = f"cache {cache.directory}: chunk {c} of {ARRAY_NAME} (samples {lo}-{hi - 1})"
+    _check_chunk_file(cache, arr, c, where)
     try:
         block = np.asarray(arr[lo:hi])
     except Exception as e:  # zarr / numcodecs raise several types for a damaged chunk
@@ -455,8 +458,29 @@ def read_chunk(cache: Cache, arr: Any, c: int) -> np.ndarray:
     return block
 
 
+def _check_chunk_file(cache: Cache, arr: Any, c: int, where: str) -> None:
+    """A local chunk is a regular file no larger than its zstd frame can be: not a link to a device
+    (/dev/zero, a FIFO) that zarr would read without end. A missing one is left to `read_chunk`."""
+    if is_url(cache.directory):
+        return  # a remote store answers with the object's own size
+    key = arr.metadata.encode_chunk_key((c, *(0,) * (arr.ndim - 1)))
+    path = Path(cache.directory) / ARRAY_NAME / key
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise SkpipeError(f"{where} cannot be read ({e.strerror}); rebuild with "
+                          "`skpipe ingest --force`") from None
+    raw = math.prod(arr.chunks) * arr.dtype.itemsize
+    if not stat.S_ISREG(st.st_mode) or st.st_size > raw + raw // 64 + 4096:  # zstd's worst case, and more
+        raise SkpipeError(f"{where} is not a chunk file (a device, a pipe or {st.st_size:,} bytes); rebuild "
+                          "with `skpipe ingest --force`")
+
+
 def verify_cache(cache: Cache, progress: ProgressFn | None = None) -> list[str]:
-    """Read every chunk and table of the cache; one message per damaged part (empty: all good)."""
+    """Read every chunk and table of the cache, the class names against the index, and the
+    protocols; one message per damaged part (empty: all good)."""
     problems = []
     arr = cache.open_array()
     chunks = -(-int(arr.shape[0]) // int(arr.chunks[0]))
@@ -467,6 +491,26 @@ def verify_cache(cache: Cache, progress: ProgressFn | None = None) -> list[str]:
             problems.append(str(e))
         if progress is not None:
             progress("verify", c + 1, chunks)
+    return problems + _table_problems(cache)
+
+
+def _table_problems(cache: Cache) -> list[str]:
+    """The manifest's class names are the index's, and the protocols (where built) read."""
+    from pipeline.data.splits import SPLITS_META_NAME, read_splits
+
+    problems = []
+    names, index = cache.manifest.class_names, cache.index
+    labels = index["label"].to_numpy()
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        problems.append(f"cache {cache.directory}: the manifest names {len(names)} classes; index.parquet "
+                        f"has label {int(labels.max())}")
+    elif any(names[lab] != name for lab, name in zip(labels, index["class_name"], strict=True)):
+        problems.append(f"cache {cache.directory}: the manifest's class names differ from index.parquet's")
+    if exists(cache.path(SPLITS_META_NAME)):
+        try:
+            read_splits(cache)
+        except SkpipeError as e:
+            problems.append(str(e))
     return problems
 
 

@@ -61,6 +61,33 @@ def test_damaged_chunks_are_named_with_their_samples(cache, damage, pattern):
     assert r.exit_code != 0 and "damaged:" in r.output and "Traceback" not in r.output
 
 
+def _device(f):
+    f.unlink()
+    f.symlink_to("/dev/zero")
+
+
+def _fifo(f):
+    import os
+
+    f.unlink()
+    os.mkfifo(f)
+
+
+def _huge(f):
+    with f.open("r+b") as h:
+        h.truncate(1 << 30)  # sparse: a gigabyte that takes no disk
+
+
+@pytest.mark.parametrize("damage", [_device, _fifo, _huge])
+def test_a_chunk_that_is_no_chunk_file_is_refused_before_it_is_read(cache, damage):
+    """A link to /dev/zero, a FIFO or an oversized file would be read without bound (or forever)."""
+    damage(chunk_file(cache, 1))
+    with pytest.raises(SkpipeError, match=r"chunk 1 of skeletons.zarr \(samples 8-15\) is not a chunk file"):
+        read_all(cache)
+    r = CliRunner().invoke(main, ["info", "--cache", str(cache), "--verify"])
+    assert r.exit_code != 0 and "is not a chunk file" in r.output and "Traceback" not in r.output
+
+
 def test_edited_tables_are_refused(cache):
     idx = pd.read_parquet(cache / "index.parquet")
     idx["label"] = idx["label"].sample(frac=1, random_state=0).to_numpy()
@@ -114,6 +141,8 @@ def test_a_cache_without_chunk_checksums_still_reads(cache):
     from dataclasses import replace
 
     write_manifest(cache, replace(m, chunk_crc32=[]))
+    for name in ("splits.json", "splits.parquet"):  # built for the edited manifest's other identity
+        (cache / name).unlink()
     assert verify_cache(open_cache(cache)) == []
     assert manifest_hash(read_manifest(cache)) != manifest_hash(m)
     # its identity is the one the skpipe before the field computed: runs and splits stay valid
@@ -123,3 +152,46 @@ def test_a_cache_without_chunk_checksums_still_reads(cache):
     del old["chunk_crc32"], old["created"]
     recorded = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()
     assert open_cache(cache).built_as(recorded)
+
+
+def _edit_manifest(cache, **changes):
+    data = json.loads((cache / "manifest.json").read_text())
+    data.update(changes)
+    (cache / "manifest.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("changes, said", [
+    ({"source": {}}, "source path must be a str"),
+    ({"class_names": ["Class0", "Class1"]}, "2 class names for 3 classes"),
+])
+def test_an_edited_manifest_is_one_line_in_info(cache, changes, said):
+    _edit_manifest(cache, **changes)
+    r = CliRunner().invoke(main, ["info", "--cache", str(cache)])
+    assert r.exit_code == 1 and said in r.output and "Traceback" not in r.output
+
+
+def test_class_names_that_disagree_with_the_index_fail_verify(cache):
+    data = json.loads((cache / "manifest.json").read_text())
+    _edit_manifest(cache, class_names=[*data["class_names"][1:], data["class_names"][0]])  # shifted
+    r = CliRunner().invoke(main, ["info", "--cache", str(cache), "--verify"])
+    assert r.exit_code == 1 and "class names differ from index.parquet" in r.output
+    assert "verified" not in r.output
+
+
+@pytest.mark.parametrize("damage", ["deep", "device"])
+def test_damaged_protocols_fail_verify(cache, damage):
+    target = cache / "splits.json"
+    if damage == "deep":
+        target.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        target.unlink()
+        target.symlink_to("/dev/zero")
+    r = CliRunner().invoke(main, ["info", "--cache", str(cache), "--verify"])
+    assert r.exit_code == 1 and "damaged:" in r.output and "splits" in r.output
+    assert "verified" not in r.output and "Traceback" not in r.output
+
+
+def test_info_escapes_what_the_files_say(cache):
+    _edit_manifest(cache, source={"path": "/tmp/\x1b[2Jraw.pkl", "size": 1, "sha256": "ab"})
+    r = CliRunner().invoke(main, ["info", "--cache", str(cache)])
+    assert r.exit_code == 0 and "\x1b" not in r.output
