@@ -79,6 +79,19 @@ def preprocess(source: Source, card: ModelCard, clips: int | None = None) -> tup
     return x, lengths
 
 
+def batches(source: Source, card: ModelCard, batch_size: int = 64, clips: int | None = None
+            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`preprocess`, `batch_size` clips at a time: (x (B * K, [M,] frames, V, C), lengths (B * K,))
+    per batch, so that a bare engine's memory stays that of one batch however many clips."""
+    if batch_size < 1:
+        raise SkpipeError(f"batch_size must be >= 1, got {batch_size}")
+    raw = annotations_of(source, card.input)
+    check_fits(raw, card.input, f"this {card.model} model")
+    for lo in range(0, len(raw.annotations), batch_size):
+        x, lengths, _ = model_input(raw.annotations[lo : lo + batch_size], card, clips or card.num_clips)
+        yield x, lengths
+
+
 # --- the predictor -----------------------------------------------------------------------------
 
 def top_classes(p: np.ndarray, names: Sequence[str], k: int) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from pipeline import SkpipeError
 from pipeline.infer import shipped
 from pipeline.infer.export import export_run
 from pipeline.run.options import TrainConfig
+from pipeline.source.raw import read_raw
 from pipeline.train.fit import fit
 from tests.conftest import TEST_DATA, make_ann
 
@@ -56,7 +57,12 @@ def test_readme_snippets_run_verbatim_on_a_real_export(runs):
                 exec(compile(code, "README.md", "exec"), scope)
         lines = out.getvalue().splitlines()
         assert len(lines) == 1 + 6 and lines[1].startswith("v_ApplyEyeMakeup")  # classes, then 6 clips
-        assert scope["logits"].shape == (6, 2, 5)  # 6 clips, 2 temporal clips, 5 classes
+        assert scope["logits"].shape == (6, 2, 5)  # 6 clips, 2 temporal clips, 5 classes (one batch)
+        api = skpipe.load(runs[model] / "export" / "model.onnx").probabilities(
+            read_raw(PICKLE).annotations)
+        np.testing.assert_allclose(scope["probs"], api, rtol=1e-5, atol=1e-6)  # the snippet's = the API's
+        small = np.concatenate([x for x, _ in skpipe.batches(PICKLE, skpipe.load(runs[model]).card, 4)])
+        np.testing.assert_array_equal(small, skpipe.preprocess(PICKLE, skpipe.load(runs[model]).card)[0])
 
 
 def test_card_in_every_format_and_the_graph_inputs(runs):
