@@ -217,16 +217,18 @@ def _convert_block(start: int, anns: list[dict[str, Any]], names: list[str], lab
         infos = preprocess_skeleton(clips, out, t_max)
     rows = []
     for j, (ann, info, clip_arrays) in enumerate(zip(anns, infos, clips, strict=True)):
-        h, w = clip_arrays.img_shape
+        h, w = clip_arrays.img_shape if skeleton.dims == 2 else (None, None)  # 3D: no image
         i = start + j
-        _, group, clip = parse_frame_dir(ann["frame_dir"])
+        _, group, clip = parse_frame_dir(ann["frame_dir"])  # -1: not a UCF101 name
         tf = ann.get("total_frames", info.frames)
         rows.append({
             "sample": i, "frame_dir": ann["frame_dir"], "label": int(labels[i]),
-            "class_name": names[labels[i]], "group": group, "clip": clip,
+            "class_name": names[labels[i]], "group": None if group < 0 else group,
+            "clip": None if clip < 0 else clip,
             "total_frames": int(tf) if isinstance(tf, int | np.integer) else info.frames,
             "keypoint_frames": info.frames, "valid_frames": info.valid_frames, "n_persons": info.n_persons,
-            "person": info.person, "mean_score": info.mean_score, "nonfinite": info.nonfinite,
+            "person": info.person, "mean_score": info.mean_score if skeleton.score else None,
+            "nonfinite": info.nonfinite,
             "img_h": h, "img_w": w,
         })
     return rows
@@ -249,11 +251,13 @@ def chunk_crc(block: np.ndarray) -> int:
 
 
 def _index_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """index.parquet's table; null where a clip has no value (no UCF101 group, no scores, no
+    image in 3D), never a made-up number."""
     df = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
-    types = {"sample": "int64", "label": "int32", "group": "int16", "clip": "int16",
+    types = {"sample": "int64", "label": "int32", "group": "Int16", "clip": "Int16",
              "total_frames": "int32", "keypoint_frames": "int32", "valid_frames": "int16",
-             "n_persons": "int16", "person": "int16", "mean_score": "float32",
-             "nonfinite": "int32", "img_h": "int32", "img_w": "int32"}
+             "n_persons": "int16", "person": "int16", "mean_score": "Float32",
+             "nonfinite": "int32", "img_h": "Int32", "img_w": "Int32"}
     return df.astype(types)
 
 

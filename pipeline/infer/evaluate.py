@@ -104,10 +104,10 @@ def _row_annotation(x: np.ndarray, info: Any, skeleton: Skeleton) -> dict[str, A
     """A cached row ([M,] T, V, C) as the PYSKL annotation it was made from (its valid frames)."""
     kp = x if skeleton.persons > 1 else x[None]  # (M, T, V, C)
     kp = kp[:, : max(1, int(info["valid_frames"]))]
-    h, w = int(info["img_h"]), int(info["img_w"])
-    ann: dict[str, Any] = {"frame_dir": str(info["frame_dir"]), "label": 0, "total_frames": kp.shape[1],
-                           "img_shape": (h, w)}
+    ann: dict[str, Any] = {"frame_dir": str(info["frame_dir"]), "label": 0, "total_frames": kp.shape[1]}
     if skeleton.dims == 2:
+        h, w = int(info["img_h"]), int(info["img_w"])  # a 2D cache has them (null in 3D)
+        ann["img_shape"] = (h, w)
         ann["keypoint"] = kp[..., :2] * np.array([w, h], np.float32)
         if skeleton.score:
             ann["keypoint_score"] = kp[..., 2]

@@ -173,3 +173,14 @@ def test_a_3d_manifest_says_what_ingest_did(tmp_path):
     p = open_cache(tmp_path / "cache").manifest.preprocessing
     assert p["features"] == ["x", "y", "z"] and p["normalize"].startswith("none")
     assert "img_shape" not in p["normalize"] and "motion" in p["person"]
+
+
+def test_a_3d_index_holds_null_where_there_is_no_value(tmp_path):
+    """No scores, no image and no UCF101 group in an NTU-named 3D pickle: null, never 0 or -1."""
+    import pandas as pd
+
+    ingest(pickle3d(tmp_path / "ntu.pkl", n=6), tmp_path / "cache")
+    index = pd.read_parquet(tmp_path / "cache" / "index.parquet")
+    for col in ("mean_score", "img_h", "img_w", "group", "clip"):
+        assert index[col].isna().all(), col
+    assert index["n_persons"].notna().all() and (index["valid_frames"] > 0).all()
