@@ -73,6 +73,7 @@ class SplitsMeta:
     test_fraction: float
     seed: int
     unused_keys: tuple[str, ...] = ()
+    left_out: tuple[str, ...] = ()  # protocols not built, and why (a split key listing no clip)
     table_sha256: str = ""  # of splits.parquet's bytes, checked whenever it is read
     schema_version: int = SPLITS_SCHEMA
 
@@ -104,6 +105,7 @@ class SplitsMeta:
                     out.append(f"protocol {p.name} has no {s} clips; {later}")
         if self.unused_keys:
             out.append(f"split key(s) {', '.join(self.unused_keys)} not used (val is carved from train)")
+        out += [f"{why}: left out" for why in self.left_out]
         return out
 
     def to_json(self) -> str:
@@ -121,6 +123,7 @@ class SplitsMeta:
         try:
             data["protocols"] = tuple(Protocol(**p) for p in data["protocols"])
             data["unused_keys"] = tuple(data.get("unused_keys", ()))
+            data["left_out"] = tuple(data.get("left_out", ()))
             return cls(**data)
         except (TypeError, KeyError):
             raise SkpipeError(f"{where} is malformed; re-run `skpipe build-splits --force`") from None
@@ -131,6 +134,10 @@ def ucf101_test_groups(k: int) -> range:
     return range(7 * k - 6, 7 * k + 1)
 
 
+class EmptyKey(SkpipeError):
+    """A split key with an empty list: its protocol cannot be built."""
+
+
 def _official(index: pd.DataFrame, source: pd.DataFrame, pair: KeyPair) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) masks over samples from the pickle's own lists."""
     n = len(index)
@@ -139,7 +146,7 @@ def _official(index: pd.DataFrame, source: pd.DataFrame, pair: KeyPair) -> tuple
         m = np.zeros(n, bool)
         m[source.loc[source["name"] == key, "sample"].to_numpy()] = True
         if not m.any():
-            raise SkpipeError(f"protocol {pair.name}: split key {key} lists no clip")
+            raise EmptyKey(f"protocol {pair.name}: split key {key} lists no clip")
         masks.append(m)
     both = masks[0] & masks[1]
     if both.any():
@@ -166,7 +173,8 @@ def _fallback_test(index: pd.DataFrame, name: str, grouping: Grouping, cfg: Spli
 
 def _carve_val(labels: np.ndarray, groups: np.ndarray, train: np.ndarray, seed: int, salt: int,
                fraction: float) -> np.ndarray:
-    """Val mask: per class, whole groups drawn from train until about `fraction` of its clips."""
+    """Val mask: per class, whole groups drawn from train until about `fraction` of its clips, and
+    one group at least where the class has two or more (a tiny set of own videos gets a val)."""
     val = np.zeros(len(labels), bool)
     if fraction == 0:
         return val
@@ -180,7 +188,7 @@ def _carve_val(labels: np.ndarray, groups: np.ndarray, train: np.ndarray, seed: 
         order = rng.permutation(len(units))
         sizes = np.bincount(inverse, minlength=len(units))[order]
         cum = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # clips when taking 0 .. len-1 units
-        take = int(np.argmin(np.abs(cum - fraction * len(mine))))
+        take = max(1, int(np.argmin(np.abs(cum - fraction * len(mine)))))  # one group at least
         val[mine[np.isin(inverse, order[:take])]] = True
     return val
 
@@ -196,9 +204,16 @@ def build_splits(cache: Cache, cfg: SplitConfig = SplitConfig()) -> tuple[pd.Dat
         raise SkpipeError("--protocol names split keys, but the pickle has no split at all")
     pairs, unused = name_protocols(keys, cfg.protocols) if keys else ([], [])
     plan: list[tuple[str, np.ndarray, np.ndarray, str, KeyPair | None]] = []
+    empty: list[str] = []
     for found in pairs:
-        train, test = _official(index, source, found)
+        try:
+            train, test = _official(index, source, found)
+        except EmptyKey as e:  # left out, with a note, while another protocol remains
+            empty.append(str(e))
+            continue
         plan.append((found.name, train, test, "official", found))
+    if pairs and not plan:
+        raise SkpipeError(empty[0])
     if not keys:
         for name in FALLBACK_NAMES:
             test, method = _fallback_test(index, name, grouping, cfg)
@@ -219,7 +234,8 @@ def build_splits(cache: Cache, cfg: SplitConfig = SplitConfig()) -> tuple[pd.Dat
     df = pd.concat(parts, ignore_index=True)[COLUMNS].astype({"split": "str", "group": "str"})
     meta = SplitsMeta(manifest_hash=cache.manifest_hash, grouping=grouping.rule,
                       protocols=tuple(protocols), val_fraction=cfg.val_fraction,
-                      test_fraction=cfg.test_fraction, seed=cfg.seed, unused_keys=tuple(unused))
+                      test_fraction=cfg.test_fraction, seed=cfg.seed, unused_keys=tuple(unused),
+                      left_out=tuple(empty))
     return df, meta
 
 

@@ -226,3 +226,24 @@ def test_nw_ucla_views_of_one_performance_stay_together_by_default():
     assert len(set(g.groups)) == len(names) // 3  # three views, one group
     assert g.groups[names.index("a01_s02_e01_v03")] == g.groups[names.index("a01_s02_e01_v01")]
     assert clip_groups([*names, "other"]).rule == "clips"  # every name must fit
+
+
+def test_a_protocol_whose_list_is_empty_is_left_out_and_the_others_built(tmp_path):
+    names = [f"c{i}" for i in range(6)]
+    split = {"train1": names[:4], "test1": names[4:], "train2": names[2:], "test2": []}
+    cache = cache_of(tmp_path, named_set(names, split))
+    df, meta = write_splits(cache)
+    assert meta.names == ["1"] and set(df["split"]) == {"1"}
+    assert any("split key test2 lists no clip: left out" in w for w in meta.warnings())
+    assert read_splits(open_cache(tmp_path / "c"))[1].left_out == meta.left_out
+
+
+def test_a_tiny_set_of_own_videos_gets_a_val_clip_per_class(tmp_path):
+    """Two classes of three videos each, one clip a video: test takes one per class, val one."""
+    anns = [make_ann(f"own_{c}_{i}", label=c, seed=3 * c + i) for c in range(2) for i in range(3)]
+    cache = cache_of(tmp_path, anns)
+    df, meta = write_splits(cache, SplitConfig(val_fraction=0.1))
+    for p in meta.protocols:
+        rows = df[df["split"] == p.name]
+        per = rows.groupby(["label", "subset"]).size()
+        assert all(per.get((c, "val"), 0) == 1 for c in range(2)), per
