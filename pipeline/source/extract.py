@@ -107,7 +107,7 @@ def _frame_dirs(paths: list[Path], root: Path) -> list[str]:
     """PYSKL's frame_dir: the file name without its suffix, unique within the pickle."""
     names: dict[str, Path] = {}
     for p in paths:
-        name = p.stem
+        name = os.fsencode(p.stem).decode("utf-8", "backslashreplace")  # a non-UTF-8 name, escaped
         if name in names:
             raise SkpipeError(f"two videos are named {short_repr(name)}: {names[name].relative_to(root)} and "
                               f"{p.relative_to(root)} (frame_dir comes from the file name; rename one)")
@@ -158,8 +158,14 @@ def _from_csv(root: Path, path: Path) -> Listing:
         raise SkpipeError(f"{path}: no such labels file")
     if path.stat().st_size > MAX_CSV_BYTES:
         raise SkpipeError(f"{path}: larger than any labels file ({MAX_CSV_BYTES >> 20} MB)")
+    inside = root.resolve()
+    present = {os.path.normpath(inside / p.relative_to(root)) for p in _walk(root)}  # listed once
     try:
-        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+        text = path.read_text(encoding="utf-8-sig")
+        if text.count("\n") > len(present) + 1000:  # far more lines than videos: refused unparsed
+            raise SkpipeError(f"{path}: {text.count(chr(10)):,} lines, but {root} holds {len(present):,} "
+                              "video(s)")
+        rows = list(csv.DictReader(io.StringIO(text)))
     except (UnicodeDecodeError, csv.Error) as e:
         raise SkpipeError(f"{path}: not a readable CSV ({short_repr(str(e), 80)})") from None
     if not rows:
@@ -170,10 +176,12 @@ def _from_csv(root: Path, path: Path) -> Listing:
             raise SkpipeError(f"{path}: no {need!r} column (expected video,label[,split]; found "
                               f"{short_repr(sorted(c for c in columns if c))})")
     with_split = "split" in columns
-    missing = [r["video"] for r in rows if not (root / (r["video"] or "")).is_file()]
-    if missing:
-        raise SkpipeError(f"{path}: {len(missing):,} video(s) not found under {root}, first "
-                          f"{short_repr(missing[0])}")
+    if len(rows) > len(present):
+        raise SkpipeError(f"{path}: {len(rows):,} rows, but {root} holds {len(present):,} video(s)")
+    _confine(rows, root, path)
+    missing = next((r["video"] for r in rows if os.path.normpath(inside / r["video"]) not in present), None)
+    if missing is not None:
+        raise SkpipeError(f"{path}: a video is not found under {root}: {short_repr(missing)}")
     paths = [root / r["video"] for r in rows]
     if len({p.resolve() for p in paths}) != len(paths):
         raise SkpipeError(f"{path}: a video is listed twice")
@@ -192,13 +200,28 @@ def _from_csv(root: Path, path: Path) -> Listing:
     return Listing(items, classes)
 
 
+def _confine(rows: list[dict[str, Any]], root: Path, path: Path) -> None:
+    """Every row names a video file inside `root`: no absolute path, no `..` out of it, a video's
+    suffix (checked before any file is opened or decoded)."""
+    inside = root.resolve()
+    for r in rows:
+        name = r.get("video") or ""
+        target = Path(os.path.normpath(inside / name))  # lexical: no file is touched yet
+        if Path(name).is_absolute() or not target.is_relative_to(inside):
+            raise SkpipeError(f"{path}: {short_repr(name)} is outside {root} (rows name videos inside "
+                              "the folder)")
+        if not is_video(target):
+            raise SkpipeError(f"{path}: {short_repr(name)} is not a video file (expected one of "
+                              f"{', '.join(VIDEO_SUFFIXES)})")
+
+
 # --- parts: one finished video each, so an interrupted run resumes ---------------------------
 
 def _fingerprint(item: VideoItem, layout: str, backend: str, max_frames: int) -> str:
     """What a part was made from: the video's size and time, and the extraction's settings."""
     st = item.path.stat()
     text = f"{item.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{layout}|{backend}|{max_frames}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]  # any file name
 
 
 def parts_dir(out: Path) -> Path:
@@ -351,7 +374,11 @@ def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str
     check_target(out, force, "pickle")
     listing = list_videos(source, labels_csv)
     parts = parts_dir(out)
-    parts.mkdir(exist_ok=True)
+    try:
+        parts.mkdir(exist_ok=True)
+    except OSError as e:
+        raise SkpipeError(f"cannot write {out}: {e.strerror} (its folder of finished videos, "
+                          f"{parts.name}, could not be made)") from None
     start = time.perf_counter()
     found = _extract_all(listing.items, parts, settings, jobs, progress, on_start)
     kept = [item for item in listing.items if item.frame_dir in found.poses]

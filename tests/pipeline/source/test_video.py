@@ -90,6 +90,35 @@ def test_labels_csv_rules(tmp_path):
             list_videos(tmp_path / "v", csv)
 
 
+def test_labels_csv_rows_stay_inside_the_folder_and_refuse_fast(tmp_path):
+    _touch(tmp_path, "v/one.mp4", "outside.mp4")
+    csv = tmp_path / "labels.csv"
+    for row, msg in [("../outside.mp4", "is outside"), ("/etc/passwd", "is outside"),
+                     (str(tmp_path / "outside.mp4"), "is outside"), ("one.txt", "not a video file")]:
+        csv.write_text(f"video,label\n{row},walk\n")
+        with pytest.raises(SkpipeError, match=msg):
+            list_videos(tmp_path / "v", csv)
+    csv.write_text("video,label\n" + "".join(f"x{i}.mp4,walk\n" for i in range(200_000)))
+    with pytest.raises(SkpipeError, match="200,001 lines, but .* holds 1 video"):  # before parsing
+        list_videos(tmp_path / "v", csv)
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_escaped(tmp_path):
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "ok.mp4").write_bytes(b"")
+    bad = os.fsdecode(b"bad\xff")
+    (tmp_path / "v" / f"{bad}.mp4").write_bytes(b"")
+    names = sorted(i.frame_dir for i in list_videos(tmp_path / "v").items)
+    assert names == ["bad\\xff", "ok"]
+    names[0].encode("utf-8")  # printable and writable
+
+
+def test_extract_to_an_unwritable_place_is_one_line(tmp_path):
+    _touch(tmp_path, "v/one.mp4")
+    r = CliRunner().invoke(main, ["extract", str(tmp_path / "v"), "--out", "/proc/x.pkl"])
+    assert r.exit_code == 1 and "cannot write /proc/x.pkl" in r.output and "Traceback" not in r.output
+
+
 # --- the 33 -> 17 mapping --------------------------------------------------------------------
 
 def test_mediapipe_to_coco17_maps_each_joint_to_the_landmark_of_its_name():
