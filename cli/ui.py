@@ -47,7 +47,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069
 
 def plain(text: str) -> str:
     """`text` with every control character shown as its escape (`\\x1b`, `\\n`): whatever a file
-    held, it prints as one line and paints nothing."""
+    held, it prints as one line and paints nothing; a file name that is not UTF-8 shows its
+    undecodable bytes as escapes (`\\udcff`) rather than failing to print."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 

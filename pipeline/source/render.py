@@ -27,7 +27,7 @@ from pipeline import SkpipeError
 from pipeline.files.atomic import check_target, plain_mode, sweep_stale
 from pipeline.source.pose import import_cv2
 from pipeline.source.raw import RawData, read_raw, short_repr
-from pipeline.source.video import is_video, read_frames, video_fps
+from pipeline.source.video import capture, is_video, read_frames, video_fps
 
 GIF = ".gif"
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -106,9 +106,8 @@ def render_annotation(ann: dict[str, Any], layout: Layout, out: Path, captions: 
     h, w = (int(v) for v in ann["img_shape"])
     if video is not None:
         cv2 = import_cv2()
-        cap = cv2.VideoCapture(str(video))
-        vh, vw = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        cap.release()
+        with capture(video) as cap:
+            vh, vw = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         if (vh, vw) != (h, w):
             raise SkpipeError(f"{video} is {vw}x{vh}; the clip was extracted from {w}x{h} frames")
     s = _scale((h, w), suffix)

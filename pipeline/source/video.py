@@ -9,6 +9,9 @@ written as zeros.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +54,32 @@ class VideoPose:
                 "keypoint": self.keypoint, "keypoint_score": self.keypoint_score}
 
 
+@contextlib.contextmanager
+def capture(path: Path) -> Iterator[Any]:
+    """An OpenCV capture of the file `path`, released at the end. OpenCV crashes the process on a
+    file name that is not UTF-8 (a str with surrogates), so such a file is opened through a link
+    of a plain name in a temporary folder."""
+    cv2 = import_cv2()
+    with contextlib.ExitStack() as stack:
+        name = str(path)
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="skpipe-video-"))
+            link = Path(folder) / f"video{os.fsencode(Path(path).suffix).decode('ascii', 'replace')}"
+            link.symlink_to(Path(path).resolve())
+            name = str(link)
+        cap = cv2.VideoCapture(name)
+        try:
+            yield cap
+        finally:
+            cap.release()
+
+
 def read_frames(path: Path, max_frames: int = MAX_VIDEO_FRAMES) -> Iterator[np.ndarray]:
     """RGB frames (H, W, 3) uint8 of `path`, at most `max_frames` of them."""
     cv2 = import_cv2()
-    cap = cv2.VideoCapture(str(path))
-    try:
+    with capture(path) as cap:
         if not cap.isOpened():
             raise SkpipeError(f"{path}: cannot be decoded (not a video, or a codec OpenCV lacks)")
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -68,18 +92,13 @@ def read_frames(path: Path, max_frames: int = MAX_VIDEO_FRAMES) -> Iterator[np.n
             if frame.ndim != 3 or frame.shape[0] * frame.shape[1] > MAX_PIXELS:
                 raise SkpipeError(f"{path}: a frame of shape {frame.shape} is not a colour video frame")
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
 
 
 def video_fps(path: Path) -> float:
     """Frames per second from the header (25 when it claims none or nonsense)."""
     cv2 = import_cv2()
-    cap = cv2.VideoCapture(str(path))
-    try:
+    with capture(path) as cap:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    finally:
-        cap.release()
     return fps if 1.0 <= fps <= 240.0 else 25.0
 
 

@@ -113,6 +113,17 @@ def test_a_file_name_that_is_not_utf8_is_listed_escaped(tmp_path):
     names[0].encode("utf-8")  # printable and writable
 
 
+@needs_video
+@pytest.mark.skipif(not DEV_VIDEO.exists(), reason="../shared/data/videos is absent")
+def test_a_video_whose_name_is_not_utf8_is_decoded(tmp_path):
+    """OpenCV ends the process on such a name; it is opened through a plain-named link."""
+    from pipeline.source.video import read_frames
+
+    bad = tmp_path / os.fsdecode(b"clip\xff.mp4")
+    shutil.copy(DEV_VIDEO, bad)
+    assert sum(1 for _ in read_frames(bad, max_frames=5)) == 5
+
+
 def test_extract_to_an_unwritable_place_is_one_line(tmp_path):
     _touch(tmp_path, "v/one.mp4")
     r = CliRunner().invoke(main, ["extract", str(tmp_path / "v"), "--out", "/proc/x.pkl"])
