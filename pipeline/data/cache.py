@@ -58,7 +58,7 @@ from pipeline.files.location import (
     read_bytes,
     resolve,
 )
-from pipeline.source.raw import ProgressFn, RawData, file_sha256, parse_frame_dir, read_raw
+from pipeline.source.raw import ProgressFn, RawData, file_sha256, parse_frame_dir, read_raw, short_repr
 
 if TYPE_CHECKING:
     from models.layouts import Layout
@@ -174,6 +174,7 @@ def ingest(
             for b, start in enumerate(range(0, n, block)):
                 stop, buf = min(start + block, n), bufs[b % 2]
                 rows.extend(_convert_block(start, anns[start:stop], names, labels, buf, t_max, skeleton))
+                _check_range(buf[: stop - start], config.dtype, start, anns)
                 if pending is not None:
                     crcs += pending.result()
                 pending = writer.submit(_write_block, arr, start, buf[: stop - start], config.dtype,
@@ -232,6 +233,19 @@ def _convert_block(start: int, anns: list[dict[str, Any]], names: list[str], lab
             "img_h": h, "img_w": w,
         })
     return rows
+
+
+def _check_range(block: np.ndarray, dtype: str, start: int, anns: list[dict[str, Any]]) -> None:
+    """Values the cache's dtype cannot hold (float16 tops out at 65,504: 3D coordinates in
+    millimetres of a far-off point, or 2D pixels over an img_shape of 1) would be stored as inf
+    and the cache called damaged ever after; refused in one line instead."""
+    top = float(np.finfo(dtype).max)
+    rows = np.flatnonzero(np.abs(block.reshape(len(block), -1)).max(axis=1) > top)
+    if len(rows):
+        i = start + int(rows[0])
+        raise SkpipeError(f"annotation {i} ({short_repr(anns[i]['frame_dir'])}) holds values beyond "
+                          f"{dtype}'s range (|x| > {top:,.0f} after preprocessing); ingest with --dtype "
+                          "float32, or fix its coordinates or img_shape")
 
 
 def _write_block(arr: Any, start: int, block: np.ndarray, dtype: str, chunk: int) -> list[int]:

@@ -215,3 +215,22 @@ def test_a_full_disk_during_ingest_is_one_line_and_leaves_nothing(tmp_path, afte
     assert lines == [f"Error: cannot write {out / 'cache'}: No space left on device (the previous content "
                      "is unchanged)"], r.stderr[-2000:]
     assert list(out.iterdir()) == []  # no temporary directory left behind
+
+
+def test_values_beyond_float16_are_refused_at_ingest_not_stored_as_inf(tmp_path):
+    from pipeline.data.cache import IngestConfig
+    from tests.conftest import make_ann
+    from tests.pipeline.data.test_skeletons import ann3d
+
+    far = ann3d("S001C001P001R001A001", 0)
+    far["keypoint"] = far["keypoint"] * 1e6  # millimetres of a far-off point
+    flat = make_ann("v_A_g01_c01", img_shape=(1, 1))
+    flat["keypoint"] = np.full_like(flat["keypoint"], 1e5, dtype=np.float32)  # pixels over a 1x1 image
+    for name, anns in (("3d", [ann3d("S001C001P002R001A001", 0, seed=1), far]),
+                       ("2d", [make_ann("v_A_g02_c01", seed=1), flat])):
+        raw = write_pickle(tmp_path / f"{name}.pkl", anns)
+        with pytest.raises(SkpipeError, match=r"annotation 1 .* beyond float16's range .* --dtype float32"):
+            ingest(raw, tmp_path / name)
+        assert not (tmp_path / name).exists()
+        ingest(raw, tmp_path / f"{name}32", IngestConfig(dtype="float32"))  # the way out works
+        assert np.isfinite(open_cache(tmp_path / f"{name}32").open_array()[:]).all()
