@@ -12,6 +12,7 @@ to at most `MAX_SIDE` pixels, a GIF holds at most `MAX_GIF_FRAMES` frames, and a
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,7 @@ VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 RENDER_SUFFIXES = (GIF, *VIDEO_CODECS)
 MAX_SIDE = {GIF: 480, ".mp4": 1280, ".avi": 1280}  # the longer side of what is drawn, pixels
 MAX_GIF_FRAMES = 1000
+MAX_VIDEO_RENDER_FRAMES = 18_000  # ten minutes at 30 fps: a render's time is bounded by its frames
 MIN_SCORE = 0.05  # joints scored lower are not drawn (missing, or a guess)
 COLOURS = [(255, 80, 80), (80, 170, 255), (120, 230, 120), (255, 200, 60)]  # per person
 MAX_PERSONS_DRAWN = len(COLOURS)  # a crowd's slots beyond these (by mean score) are not drawn
@@ -112,7 +114,7 @@ def render_annotation(ann: dict[str, Any], layout: Layout, out: Path, captions: 
             raise SkpipeError(f"{video} is {vw}x{vh}; the clip was extracted from {w}x{h} frames")
     s = _scale((h, w), suffix)
     size = (max(2, round(h * s)) // 2 * 2, max(2, round(w * s)) // 2 * 2)  # even sides: codecs need them
-    frames = kp.shape[1] if suffix != GIF else min(kp.shape[1], MAX_GIF_FRAMES)
+    frames = min(kp.shape[1], MAX_GIF_FRAMES if suffix == GIF else MAX_VIDEO_RENDER_FRAMES)
     edges = layout["edges"]
     drawn = (draw_frame(_resize(bg, size), kp[:, t] * np.array([size[1] / w, size[0] / h], np.float32),
                         sc[:, t], edges, captions[t] if captions is not None else None)
@@ -131,10 +133,12 @@ def _write(out: Path, frames: Iterator[np.ndarray], size: tuple[int, int], fps: 
     """Frames to `out` through a temporary sibling: nothing half-written under the final name."""
     check_target(out, force, "output")
     sweep_stale(out)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-{os.getpid()}-", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-{os.getpid()}-", suffix=out.suffix,
+                                    dir=out.parent)
+        os.close(fd)
+        tmp = Path(name)
         if out.suffix.lower() == GIF:
             images = [Image.fromarray(f).quantize(colors=64) for f in frames]
             images[0].save(tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
@@ -145,8 +149,9 @@ def _write(out: Path, frames: Iterator[np.ndarray], size: tuple[int, int], fps: 
     except OSError as e:
         raise SkpipeError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 def _write_video(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float, codec: str
@@ -155,11 +160,24 @@ def _write_video(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (size[1], size[0]))
     if not writer.isOpened():
         raise SkpipeError(f"OpenCV cannot write {path.suffix} video here (codec {codec})")
+    written = 0
     try:
         for f in frames:
             writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+            written += 1
     finally:
         writer.release()
+    _check_written(path, written)
+
+
+def _check_written(path: Path, frames: int) -> None:
+    """OpenCV's writer reports no error (a full disk leaves a file of 0 or 2 of 600 frames): read
+    back how many frames the file holds."""
+    cv2 = import_cv2()
+    with capture(path) as cap:
+        held = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    if held < frames:
+        raise OSError(errno.ENOSPC, f"{held} of {frames} frames written (a full disk?)")
 
 
 def clip_of(raw: RawData, frame_dir: str | None) -> dict[str, Any]:

@@ -58,7 +58,9 @@ class VideoPose:
 def capture(path: Path) -> Iterator[Any]:
     """An OpenCV capture of the file `path`, released at the end. OpenCV crashes the process on a
     file name that is not UTF-8 (a str with surrogates), so such a file is opened through a link
-    of a plain name in a temporary folder."""
+    of a plain name in a temporary folder. A FIFO or a device is refused: OpenCV would block on it."""
+    if not Path(path).is_file():
+        raise SkpipeError(f"{path}: not a regular file")
     cv2 = import_cv2()
     with contextlib.ExitStack() as stack:
         name = str(path)

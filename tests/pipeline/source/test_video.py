@@ -302,6 +302,35 @@ def test_render_of_a_crowd_draws_the_best_scored_persons_only(tmp_path):
         render_annotation(ann, COCO17, tmp_path / "crowd.png")
 
 
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV (the video extra)")
+def test_render_outputs_that_cannot_be_written_or_read_are_one_line(tmp_path, monkeypatch):
+    from pipeline.source import render
+    from tests.conftest import make_ann
+
+    ann = make_ann(t=30)
+    for out in ("/proc/x.gif", "/sys/x.mp4"):  # mkstemp itself fails there
+        with pytest.raises(SkpipeError, match=f"cannot write {out}"):
+            render.render_annotation(ann, COCO17, Path(out))
+    os.mkfifo(tmp_path / "fifo.mp4")
+    with pytest.raises(SkpipeError, match="not a regular file"):  # OpenCV would block on it
+        render.render_annotation(ann, COCO17, tmp_path / "a.gif", video=tmp_path / "fifo.mp4")
+    r = render.render_annotation(ann, COCO17, tmp_path / "a.mp4")
+    assert r.frames == 30
+    real = render._write_video
+
+    def short(path, frames, size, fps, codec):  # a full disk: the writer silently stops
+        real(path, (f for i, f in enumerate(frames) if i < 2), size, fps, codec)
+        render._check_written(path, 30)
+
+    monkeypatch.setattr(render, "_write_video", short)
+    with pytest.raises(SkpipeError, match="cannot write .*b.avi: 2 of 30 frames written"):
+        render.render_annotation(ann, COCO17, tmp_path / "b.avi")
+    assert not (tmp_path / "b.avi").exists() and not list(tmp_path.glob(".b.avi*"))
+    monkeypatch.setattr(render, "MAX_VIDEO_RENDER_FRAMES", 12)
+    monkeypatch.setattr(render, "_write_video", real)
+    assert render.render_annotation(ann, COCO17, tmp_path / "c.mp4").frames == 12  # capped
+
+
 @needs_video
 @needs_dev_video
 def test_an_interrupted_extraction_continues_where_it_stopped(tmp_path):
