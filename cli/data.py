@@ -65,7 +65,7 @@ def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path 
     cfg = IngestConfig(dtype=dtype, chunk=chunk, layout=layout_option(layout), persons=persons)
     with stage_progress() as progress:
         s = run_ingest(raw, Path(cache_dir), cfg, force=force, class_names=names, progress=progress)
-    t = Table(title=f"Cache {s.cache_dir}", show_header=False)
+    t = Table(title=f"Ingested into {shown(str(s.cache_dir))}", show_header=False)
     t.add_row("samples", f"{s.samples:,}")
     t.add_row("skeleton", shown(s.skeleton))
     t.add_row("classes", str(s.classes))

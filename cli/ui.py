@@ -77,9 +77,23 @@ def user_errors(fn: F) -> F:
 
 @contextlib.contextmanager
 def stage_progress(labels: dict[str, str] | None = None) -> Iterator[Callable[[str, int, int], None]]:
-    """A `progress(stage, done, total)` callback drawing one rich bar per stage."""
+    """A `progress(stage, done, total)` callback drawing one rich bar per stage in a terminal;
+    elsewhere (a pipe, a log) a line every QUIET_SECONDS, and no blank line left behind."""
     labels = {**STAGE_LABELS, **(labels or {})}
     tasks: dict[str, TaskID] = {}
+    if not console.is_terminal:
+        import time
+
+        last = [time.monotonic()]
+
+        def line(stage: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= QUIET_SECONDS and done < total:
+                last[0] = now
+                console.print(f"{labels.get(stage, stage)}: {done:,} of {total:,}")
+
+        yield line
+        return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,

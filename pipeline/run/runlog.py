@@ -29,18 +29,29 @@ def library_versions() -> dict[str, str]:
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold an advisory lock on the run directory while training in it: a second `train
-    --resume` of the same run is refused. The lock dies with the process."""
+    --resume` of the same run is refused. The lock dies with the process, and its file is
+    removed when the block ends (a finished run holds no `.lock`); a lock taken on a file that
+    was removed meanwhile is no lock, so it is refused too."""
     import fcntl
+    import os
 
-    f = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held open for the whole block
+    path = run_dir / ".lock"
+    f = open(path, "a+")  # noqa: SIM115 - held open for the whole block
+    held = False
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
         except OSError:
+            pass
+        if not held:
             raise SkpipeError(f"{run_dir} is being trained by another process; wait for it or "
-                              "stop it first") from None
+                              "stop it first")
         yield
     finally:
+        if held:
+            with contextlib.suppress(OSError):
+                path.unlink()
         f.close()
 
 

@@ -33,6 +33,7 @@ def test_user_path(tmp_path):
     r = run("ingest", raw, "--cache", cache)
     assert r.exit_code == 0, r.output
     assert "samples" in r.output and "36" in r.output and "size on disk" in r.output
+    assert r.output.splitlines()[0].strip() == f"Ingested into {cache}"  # no blank line first
     r = run("build-splits", "--cache", cache)
     assert r.exit_code == 0 and "official" in r.output
     df = pd.read_parquet(cache / "splits.parquet")
@@ -40,6 +41,7 @@ def test_user_path(tmp_path):
     assert set(df["subset"]) == {"train", "val", "test"}
     r = run("info", "--cache", cache)
     assert r.exit_code == 0 and "unchanged" in r.output and "ApplyEyeMakeup" in r.output
+    assert "Cache cache" not in r.output
 
 
 def test_cache_from_environment(tmp_path):

@@ -73,8 +73,9 @@ def test_one_trainer_per_run_directory(tmp_path):
     with run_lock(tmp_path):
         p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
         assert p.returncode == 3 and "being trained by another process" in p.stdout
+    assert not (tmp_path / ".lock").exists()  # a finished run holds no lock file
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
-    assert p.returncode == 0  # the lock died with its holder
+    assert p.returncode == 0  # the lock died with its holder (killed: no finally, the file stays)
 
 
 def test_a_killed_writers_temporaries_are_swept_at_the_next_write(tmp_path):
