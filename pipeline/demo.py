@@ -82,16 +82,17 @@ def run_demo(cfg: DemoConfig, event: Event | None = None) -> tuple[pd.DataFrame,
         write_splits(cache)
     runs = []
     epochs = cfg.epochs or {"lstm": 15, "stgcn": 15}
+    clips = cfg.clips if cfg.frames < 300 else 1  # the runs' own --clips: evaluate's default
     for model in ("lstm", "stgcn"):
         emit("stage", {"name": f"train {model}", "detail": f"{epochs[model]} epochs, T = {cfg.frames}"})
         tcfg = TrainConfig(model=model, cache=str(cache_dir), split=cfg.split, epochs=epochs[model],
-                           frames=cfg.frames, batch_size=cfg.batch_size, out=str(work / "runs"))
+                           frames=cfg.frames, batch_size=cfg.batch_size, num_clips=clips,
+                           out=str(work / "runs"))
         s = fit(tcfg, event=emit)
         if s.interrupted:
             raise KeyboardInterrupt
         runs.append(s.run_dir)
     for run in runs:
-        clips = cfg.clips if cfg.frames < 300 else 1
         emit("stage", {"name": "evaluate", "detail": f"{run.name} on test, {clips} clip(s)"})
         evaluate_run(run, "test", clips=clips)
     df, warnings = compare_runs(runs, "test")

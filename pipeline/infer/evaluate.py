@@ -36,7 +36,7 @@ from pipeline.infer.report import (
 )
 from pipeline.infer.shipped import ShippedModel, run_model
 from pipeline.inputs.dataset import SkeletonDataset
-from pipeline.run.config import Run, eval_dir, open_run
+from pipeline.run.config import Run, open_run
 from pipeline.run.runtime import resolve_device
 
 BatchFn = Callable[[int, int], None]  # (batches done, batches)
@@ -172,7 +172,7 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
     clips = clips if clips is not None else run.config.train.num_clips
     if clips < 1:
         raise SkpipeError(f"--clips must be >= 1, got {clips}")
-    out = eval_dir(run.directory, subset)
+    out = run.eval_dir(subset, checkpoint, clips)
     if (out / REPORT_NAME).exists() and not force:
         raise SkpipeError(f"{out / REPORT_NAME} already exists (use --force to replace it)")
     split = run.split
@@ -263,7 +263,7 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
     reused: list[str] = []
     for run, (model, path), w in zip(runs, models, weights, strict=True):
         k = clips if clips is not None else run.config.train.num_clips
-        saved = _saved_probs(run, subset, path, k, cache)
+        saved = _saved_probs(run, subset, checkpoint, path, k, cache)
         if saved is not None:
             p, y, s = saved
             reused.append(run.directory.name)
@@ -285,15 +285,16 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
     return Evaluation(report, m["per_class"], out, fused, reused)
 
 
-def _saved_probs(run: Run, subset: str, checkpoint: Path, clips: int, cache: Cache
+def _saved_probs(run: Run, subset: str, name: str, checkpoint: Path, clips: int, cache: Cache
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(probs, labels, samples) from the run's own evaluation of `subset`, where it was made with
-    this checkpoint and clip count; labels come from the cache, the rows must be the subset's."""
-    out = eval_dir(run.directory, subset)
-    if not run.report(subset).is_file():
+    this checkpoint (`name`, at `checkpoint`) and clip count; labels come from the cache, the rows
+    must be the subset's."""
+    out = run.eval_dir(subset, name, clips)
+    if not (out / REPORT_NAME).is_file():
         return None
     try:
-        rep = read_report(run.report(subset), Report)
+        rep = read_report(out / REPORT_NAME, Report)
     except SkpipeError:
         return None
     made_as = (rep.num_clips, Path(rep.checkpoint), rep.manifest_hash)

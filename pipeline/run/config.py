@@ -184,8 +184,19 @@ class Run:
         """`best` / `last` in the run's checkpoints, or any path."""
         return checkpoint_file(self.directory, name) if name in CHECKPOINT_NAMES else Path(name)
 
-    def report(self, subset: str) -> Path:
-        return eval_dir(self.directory, subset) / REPORT_NAME
+    def report(self, subset: str, checkpoint: str = "best", clips: int | None = None) -> Path:
+        return self.eval_dir(subset, checkpoint, clips) / REPORT_NAME
+
+    def eval_dir(self, subset: str, checkpoint: str = "best", clips: int | None = None) -> Path:
+        """Where an evaluation of `subset` is kept: eval/<subset> with the run's defaults (best,
+        its --clips), else beside it under a name that says what differs (eval/test-last-clips10),
+        so evaluations with other settings never overwrite one another."""
+        parts = [subset]
+        if checkpoint != "best":
+            parts.append(Path(checkpoint).stem)
+        if clips is not None and clips != self.config.train.num_clips:
+            parts.append(f"clips{clips}")
+        return eval_dir(self.directory, "-".join(parts))
 
     def open_cache(self, cache_dir: Location | None = None) -> Cache:
         """The run's cache (or `cache_dir`), refused if it was rebuilt since the run."""

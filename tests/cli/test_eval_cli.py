@@ -23,6 +23,11 @@ def test_demo_quick_end_to_end(tmp_path):
     assert r.exit_code != 0 and "already exists" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(main, ["evaluate", str(runs[0]), "--subset", "val"])
     assert r.exit_code == 0 and "weakest" in r.output
+    first = (runs[0] / "eval" / "test" / "report.json").read_bytes()
+    r = CliRunner().invoke(main, ["evaluate", str(runs[0]), "--clips", "3", "--checkpoint", "last"])
+    assert r.exit_code == 0, r.output  # other settings: kept beside the first, no --force
+    assert json.loads((runs[0] / "eval" / "test-last-clips3" / "report.json").read_text())["num_clips"] == 3
+    assert (runs[0] / "eval" / "test" / "report.json").read_bytes() == first
     r = CliRunner().invoke(main, ["compare", *map(str, runs), "--markdown", str(tmp_path / "t.md")])
     assert r.exit_code == 0 and (tmp_path / "t.md").exists()
     r = CliRunner().invoke(main, ["predict", str(runs[1]), str(TEST_DATA / "mini_ucf101.pkl"), "--json"])
