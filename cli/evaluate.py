@@ -72,15 +72,18 @@ def _score_rows(t: Table, scores: Any) -> None:
 
 
 def _compare_table(df: Any, warnings: list[str], title: str) -> Table:
-    """Fits 80 columns: short headers, no vertical rules; run names go in the caption, whole."""
-    caption = "runs: " + ", ".join(shown(r) for r in df["run"])
-    t = Table(title=title, caption=caption + (" · ⚠ see warnings" if warnings else ""), box=box.SIMPLE_HEAD)
-    for col in ("model", "stream", "seed", "ep", "acc", "w-F1", "m-F1", "params", "s/ep"):
+    """Fits 80 columns: short headers, no vertical rules; each row numbered, the run names whole
+    (dataset first) in the caption under their numbers."""
+    caption = "runs: " + ", ".join(f"{i} {shown(r)}" for i, r in enumerate(df["run"], start=1))
+    t = Table(title=title, caption=caption + (" · ⚠ see warnings" if warnings else ""), box=box.SIMPLE_HEAD,
+              pad_edge=False)
+    for col in ("#", "model", "stream", "seed", "ep", "acc", "w-F1", "m-F1", "params", "s/ep"):
         t.add_column(col, justify="left" if col in ("model", "stream") else "right",
                      no_wrap=col != "stream")
-    for r in df.itertuples():
+    for i, r in enumerate(df.itertuples(), start=1):
         ensemble = r.model == "ensemble"
-        t.add_row(r.model, r.feats, "-" if ensemble else str(r.seed), "-" if ensemble else str(r.epochs),
+        t.add_row(str(i), r.model, r.feats, "-" if ensemble else str(r.seed),
+                  "-" if ensemble else str(r.epochs),
                   f"{r.accuracy:.2%}", f"{r.weighted_f1:.4f}", f"{r.macro_f1:.4f}",
                   "-" if ensemble else f"{r.parameters:,}",
                   "-" if r.train_s_per_epoch != r.train_s_per_epoch else f"{r.train_s_per_epoch:.1f}")

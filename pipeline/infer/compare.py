@@ -15,11 +15,17 @@ from pipeline.infer.report import EnsembleReport, Report, ensemble_dir, ensemble
 from pipeline.run.config import is_run, open_run
 from pipeline.run.metrics import read_metrics
 
-COLUMNS = ["run", "model", "feats", "recipe", "seed", "epochs", "accuracy", "weighted_f1", "macro_f1",
-           "parameters", "train_s_per_epoch", "split", "subset", "num_clips", "config"]
+COLUMNS = ["run", "dataset", "model", "feats", "recipe", "seed", "epochs", "accuracy", "weighted_f1",
+           "macro_f1", "parameters", "train_s_per_epoch", "split", "subset", "num_clips", "config"]
 # options that do not change what is learned: runs differing only in these (and the seed) are
 # seeds of one config
 RUNTIME_OPTIONS = ("seed", "out", "threads", "workers", "loader", "device", "cache", "patience")
+
+
+def dataset_of(run_name: str, model: str) -> str:
+    """The dataset a run's name starts with (`DATASET-MODEL-STREAM-SPLIT-time`), else ''."""
+    head, found, _ = run_name.partition(f"-{model}-")
+    return head if found else ""
 
 
 def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None = None
@@ -50,7 +56,8 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
         train = run.config.train
         config = {k: v for k, v in asdict(train).items() if k not in RUNTIME_OPTIONS}
         rows.append({
-            "run": run.directory.name, "model": run.model, "feats": train.feats,
+            "run": run.directory.name, "dataset": dataset_of(run.directory.name, run.model),
+            "model": run.model, "feats": train.feats,
             "recipe": train.recipe, "seed": train.seed, "epochs": len(metrics),
             "accuracy": rep.scores.accuracy, "weighted_f1": rep.scores.weighted.f1,
             "macro_f1": rep.scores.macro.f1, "parameters": rep.parameters,
@@ -83,7 +90,9 @@ def _ensemble_row(d: Path, subset: str) -> dict[str, Any]:
     rep = read_report(ensemble_report(d), EnsembleReport)
     if rep.subset != subset:
         raise SkpipeError(f"{d} is an ensemble on {rep.subset}, not {subset}")
-    return {"run": d.name, "model": "ensemble", "feats": "+".join(rep.feats), "recipe": "", "seed": -1,
+    first = Path(rep.runs[0]).name if rep.runs else ""
+    return {"run": d.name, "dataset": first.split("-")[0] if first else "", "model": "ensemble",
+            "feats": "+".join(rep.feats), "recipe": "", "seed": -1,
             "epochs": 0, "accuracy": rep.scores.accuracy, "weighted_f1": rep.scores.weighted.f1,
             "macro_f1": rep.scores.macro.f1, "parameters": 0, "train_s_per_epoch": float("nan"),
             "split": rep.split, "subset": subset, "num_clips": 0,

@@ -7,6 +7,7 @@ over K fixed temporal clips per sample, as PYSKL / MMAction2 report skeleton res
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,11 +322,17 @@ def worst_pairs(confusion: np.ndarray, k: int = 10) -> list[tuple[int, int, floa
     return [p for p in pairs if p[2] > 0]
 
 
+def _drawable(name: str) -> str:
+    """A class name as a font can draw it: control characters as their escapes (`\\x1b`)."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: m.group().encode("unicode_escape").decode("ascii"), name)
+
+
 def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
     """Row-normalized heatmap readable at 101 classes; the ten worst confusions boxed and listed."""
     from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
     from matplotlib.patches import Rectangle
 
+    names = [_drawable(name) for name in names]
     n = len(names)
     rows = confusion.sum(1, keepdims=True)
     norm = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)

@@ -93,7 +93,7 @@ def test_report_files_and_refusals(synth_cache, tmp_path):
     run_dir = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path), epochs=1,
                               frames=8, batch_size=32, threads=1)).run_dir
     r = evaluate_run(run_dir, "test", clips=2)
-    out = run_dir / "eval" / "test"
+    out = run_dir / "eval" / "test-clips2"  # not the run's own --clips: kept beside eval/test
     rep = json.loads((out / "report.json").read_text())
     assert rep["num_clips"] == 2 and rep == json.loads(to_json(r.report)) and rep["samples"] > 0
     assert read_report(out / "report.json", Report) == r.report  # the contract round-trips
@@ -108,7 +108,7 @@ def test_report_files_and_refusals(synth_cache, tmp_path):
     png = (out / "confusion.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SkpipeError, match="already exists"):
-        evaluate_run(run_dir, "test")
+        evaluate_run(run_dir, "test", clips=2)
     with pytest.raises(SkpipeError, match="unknown subset"):
         evaluate_run(run_dir, "dev")
     (run_dir / "checkpoints" / "best.pt").unlink()
@@ -153,13 +153,18 @@ def test_compare_flags_mismatches(synth_cache, tmp_path):
     with pytest.raises(SkpipeError, match="no val evaluation"):
         compare_runs(runs, "val")
     # every warning compare promises: other clip counts, other caches, each naming its runs
-    evaluate_run(runs[1], "test", clips=2, force=True)
-    _, warnings = compare_runs(runs[:2])
-    assert any("different --clips" in w and f"{runs[1].name}: 2" in w for w in warnings)
     import shutil
     from dataclasses import replace
 
     from pipeline.run.config import open_run, write_config
+
+    evaluate_run(runs[1], "test", clips=2)  # beside eval/test: compare still reads the run's own
+    assert compare_runs(runs[:2])[1] == []
+    config = open_run(runs[1]).config
+    write_config(runs[1], replace(config, train=replace(config.train, num_clips=2)))  # its own: 2
+    evaluate_run(runs[1], "test", force=True)
+    _, warnings = compare_runs(runs[:2])
+    assert any("different --clips" in w and f"{runs[1].name}: 2" in w for w in warnings)
 
     other = shutil.copytree(runs[0], tmp_path / "other-cache-run")
     write_config(other, replace(open_run(other).config, manifest_hash="0" * 64))
