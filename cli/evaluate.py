@@ -202,7 +202,11 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir
     console.print(f"inputs: x {r['input']} float32{lengths}; stream {r['feats']}, normalize "
                   f"{r['normalize']}, {r['frames']} frames, {card.num_clips} clip(s) averaged; output logits "
                   f"(B, {len(card.class_names)}). Feed it with skpipe.load(PATH).predict(...) or "
-                  "skpipe.preprocess.", soft_wrap=True)
+                  "skpipe.batches.", soft_wrap=True)
+    if fmt == "pt2":
+        console.print("[yellow]note[/yellow]: a .pt2 opens with skpipe.load(PATH, trusted=True) only "
+                      "(torch.export's loader can run code): to ship the model to others, export "
+                      "--format onnx", soft_wrap=True)
 
 
 @click.command()

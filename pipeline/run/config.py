@@ -209,8 +209,11 @@ class Run:
                               "implemented yet)")
         cache = open_cache(cache_dir or self.config.cache)
         if not cache.built_as(self.config.manifest_hash):
+            if cache_dir is not None and str(cache_dir) != self.config.cache:
+                raise SkpipeError(f"{cache.directory} is another cache than the one {self.directory} was "
+                                  f"trained on ({self.config.cache}; manifest hash differs)")
             raise SkpipeError(f"the cache at {cache.directory} changed since {self.directory} was "
-                              "trained (manifest hash differs); use the cache it was trained on")
+                              "trained (rebuilt: manifest hash differs); use the cache it was trained on")
         return cache
 
 

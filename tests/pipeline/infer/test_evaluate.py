@@ -89,7 +89,10 @@ def test_multi_clip_averaging(synth_cache, tmp_path, monkeypatch):
     np.testing.assert_allclose(p2.sum(1), 1, rtol=1e-6)
 
 
-def test_report_files_and_refusals(synth_cache, tmp_path):
+def test_report_files_and_refusals(synth_cache, tmp_path, tiny_pickle):
+    from pipeline.data.cache import ingest
+
+    ingest(tiny_pickle, tmp_path / "other")
     run_dir = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path), epochs=1,
                               frames=8, batch_size=32, threads=1)).run_dir
     r = evaluate_run(run_dir, "test", clips=2)
@@ -119,6 +122,8 @@ def test_report_files_and_refusals(synth_cache, tmp_path):
     (run_dir / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(SkpipeError, match="changed since"):
         evaluate_run(run_dir, "val", checkpoint="last")
+    with pytest.raises(SkpipeError, match="is another cache than the one .* was trained on"):
+        evaluate_run(run_dir, "val", checkpoint="last", cache_dir=tmp_path / "other")
 
 
 def test_confusion_png_at_101_classes():

@@ -71,3 +71,14 @@ def test_export_refusals(runs, tmp_path, monkeypatch):
     with pytest.raises(SkpipeError, match=r"skpipe\[onnx\]"):
         export_run(runs["stgcn"], "onnx", tmp_path / "y.onnx")
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.onnx").exists()
+
+
+def test_the_default_export_says_how_it_opens(runs, tmp_path):
+    """A .pt2 opens only with trusted=True: the export says so, and names the format to ship."""
+    r = CliRunner().invoke(main, ["export", str(runs["stgcn"]), "--out", str(tmp_path / "m.pt2")])
+    assert r.exit_code == 0, r.output
+    assert "trusted=True" in r.output and "--format onnx" in r.output
+    with pytest.raises(SkpipeError, match="trusted"):
+        import skpipe
+
+        skpipe.load(tmp_path / "m.pt2")
