@@ -15,6 +15,7 @@ from cli.options import (
     clips_option,
     device_option,
     force_option,
+    frame_dir_option,
     run_cache_option,
     run_dir_argument,
     run_dirs_argument,
@@ -224,20 +225,21 @@ def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir
 @click.option("--render", type=click.Path(dir_okay=False, path_type=Path),
               help="Draw the clip (one video or clip) with its skeleton and the label along it: "
                    ".gif, or .mp4 / .avi with the video extra.")
+@frame_dir_option
 @device_option("cpu")
 @threads_option
 @force_option("the --render file")
 @user_errors
 def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | None, batch_size: int,
-            window: int | None, stride: int | None, as_json: bool, render: Path | None, device: str,
-            threads: int | None, force: bool) -> None:
+            window: int | None, stride: int | None, as_json: bool, render: Path | None,
+            frame_dir: str | None, device: str, threads: int | None, force: bool) -> None:
     """Top classes for every clip of RAW: a pickle (a dict, a list, or one annotation), as ingest
     sees it, or a video or folder of videos, extracted as `skpipe extract` would."""
     from pipeline.infer.predict import iter_predictions
 
     configure_process(threads)
     results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size, window, stride, device,
-                               render, force)
+                               render, force, frame_dir)
     if as_json:  # JSON lines, streamed
         for r in results:
             click.echo(json.dumps(r))

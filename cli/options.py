@@ -43,6 +43,9 @@ clips_option = click.option("--clips", type=click.IntRange(1, MAX_CLIPS),
 train_clips_option = click.option("--clips", "--test-clips", "num_clips", type=click.IntRange(1, MAX_CLIPS),
                                   help="Temporal clips `evaluate` averages by default (1).")
 
+frame_dir_option = click.option("--frame-dir", "--clip", "frame_dir",
+                                help="The clip to draw, by its frame_dir (default: the only or first one).")
+
 threads_option = click.option("--threads", type=click.IntRange(min=1),
                               help="Torch threads (default: one per core that no other process is using).")
 

@@ -8,7 +8,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.options import force_option
+from cli.options import force_option, frame_dir_option
 from cli.ui import console, shown, user_errors
 from pipeline.source.pose import BACKENDS
 from pipeline.source.video import EXTRACT_LAYOUTS, MAX_VIDEO_FRAMES
@@ -85,7 +85,7 @@ def extract(source: Path, out: Path, labels_csv: Path | None, layout: str, backe
 
 @click.command()
 @click.argument("raw", type=click.Path(path_type=Path))
-@click.option("--frame-dir", "--clip", "frame_dir", help="The sample's frame_dir (default: the first one).")
+@frame_dir_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="A .gif (animated image) or .mp4 / .avi (needs the video extra).")
 @click.option("--video", type=click.Path(path_type=Path),

@@ -14,7 +14,7 @@ from pipeline.files.atomic import check_target
 from pipeline.infer.feed import check_fits, read_source
 from pipeline.infer.inference import prefetch
 from pipeline.infer.shipped import load
-from pipeline.source.raw import RawData, parse_frame_dir
+from pipeline.source.raw import RawData, parse_frame_dir, short_repr
 from pipeline.source.render import render_annotation
 from pipeline.source.video import is_video, video_fps
 
@@ -40,12 +40,13 @@ def frame_captions(result: dict[str, Any], ann: dict[str, Any]) -> list[str]:
 def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
                      clips: int | None = None, batch_size: int = 64, window: int | None = None,
                      stride: int | None = None, device: str = "cpu", render: Path | None = None,
-                     force: bool = False) -> Iterator[dict[str, Any]]:
+                     force: bool = False, frame_dir: str | None = None) -> Iterator[dict[str, Any]]:
     """One result per clip of `raw_path` (a pickle, a video, or a folder of videos), computed
     `batch_size` clips at a time (the next batch is read while the model runs): memory never
     grows with the number of clips. Each result is the predictor's (frame_dir, top, windows)
     plus the pickle's `label` and, where it names its classes, `label_class`. With `render`,
-    the one clip is drawn with the label of the latest window at each frame."""
+    one clip (the only one, or `frame_dir`) is drawn with the label of the latest window at
+    each frame."""
     model = load(run_dir, checkpoint, device=device)
     card = model.card
     model.check_options(top, clips, batch_size, window, stride)
@@ -53,8 +54,13 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
     raw = read_source(Path(raw_path), card.input, str(run_dir), left_out)
     check_fits(raw, card.input, str(run_dir))
     if render is not None:
-        if len(raw.annotations) != 1:
-            raise SkpipeError(f"--render draws one clip; {raw_path} holds {len(raw.annotations):,}")
+        names = [a["frame_dir"] for a in raw.annotations]
+        if frame_dir is None and len(names) != 1:
+            raise SkpipeError(f"--render draws one clip; {raw_path} holds {len(names):,}: name it with "
+                              f"--frame-dir (e.g. {short_repr(names[0])})")
+        if frame_dir is not None and frame_dir not in names:
+            raise SkpipeError(f"{raw_path}: no clip named {short_repr(frame_dir)}")
+        frame_dir = frame_dir if frame_dir is not None else names[0]
         check_target(Path(render), force, "output")
         window = window or card.frames
     batches = (replace(raw, annotations=raw.annotations[lo : lo + batch_size])
@@ -65,7 +71,7 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
             labelled = not (is_video(Path(raw_path)) or Path(raw_path).is_dir())  # a video has no label
             result = {"frame_dir": result["frame_dir"], "label": int(a["label"]) if labelled else None,
                       "label_class": _label_class(raw, a), **result}
-            if render is not None:
+            if render is not None and a["frame_dir"] == frame_dir:
                 video = Path(raw_path) if is_video(Path(raw_path)) else None
                 drawn = render_annotation(a, card.input.layout, Path(render), frame_captions(result, a),
                                           video, video_fps(video) if video else 25.0, force)

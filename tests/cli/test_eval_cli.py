@@ -116,3 +116,26 @@ def test_predict_at_80_columns_keeps_names_whole(tmp_path, synth_cache):
     names = json.loads((run / "config.json").read_text())["class_names"]
     shown = [word for line in lines for word in line.split() if word in names]
     assert len(shown) >= 6 * 3  # every top-3 class name whole, on one line
+
+
+def test_predict_render_of_a_many_clip_pickle_names_its_clip(tmp_path, synth_cache):
+    from pipeline.run.options import TrainConfig
+    from pipeline.train.fit import fit
+
+    run = fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(tmp_path), epochs=1, frames=8,
+                          threads=1)).run_dir
+    pkl = str(TEST_DATA / "mini_ucf101.pkl")
+    r = CliRunner().invoke(main, ["predict", str(run), pkl, "--render", str(tmp_path / "a.gif")])
+    assert r.exit_code == 1 and "holds 6: name it with --frame-dir" in r.output
+    r = CliRunner().invoke(main, ["predict", str(run), pkl, "--render", str(tmp_path / "a.gif"),
+                                  "--frame-dir", "nope"])
+    assert r.exit_code == 1 and "no clip named 'nope'" in r.output
+    import pickle
+
+    second = pickle.loads((TEST_DATA / "mini_ucf101.pkl").read_bytes())
+    names = [a["frame_dir"] for a in (second["annotations"] if isinstance(second, dict) else second)]
+    r = CliRunner().invoke(main, ["predict", str(run), pkl, "--render", str(tmp_path / "a.gif"),
+                                  "--frame-dir", names[2], "--json"])
+    assert r.exit_code == 0, r.output
+    drawn = [json.loads(line) for line in r.output.splitlines() if "render" in json.loads(line)]
+    assert [d["frame_dir"] for d in drawn] == [names[2]] and (tmp_path / "a.gif").stat().st_size > 0
