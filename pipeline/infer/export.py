@@ -130,8 +130,8 @@ def export_run(run_dir: Path, fmt: str = "onnx", out: Path | None = None, force:
             import onnx  # noqa: F401
             import onnxruntime  # noqa: F401
         except ImportError:
-            raise SkpipeError("ONNX export needs the onnx extra: pip install 'skpipe[onnx]' "
-                              "(onnx and onnxruntime)") from None
+            raise SkpipeError("ONNX export needs the onnx extra: pip install 'skpipe[onnx,video]' "
+                              "(onnx and onnxruntime; with video, so that protobuf stays below 5)") from None
     run = open_run(run_dir)
     model, ckpt = load_run_model(run, checkpoint)  # refuses a run without a checkpoint
     out = Path(out) if out is not None else run.directory / "export" / f"model{FORMATS[fmt]}"

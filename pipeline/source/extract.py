@@ -35,7 +35,7 @@ import numpy as np
 
 from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_write_bytes, check_target
-from pipeline.source.pose import BACKENDS, backend_for, quiet_native_logs
+from pipeline.source.pose import BACKENDS, backend_for, protobuf_problem, quiet_native_logs
 from pipeline.source.raw import MAX_LABEL, RawData, raw_from_object, short_repr
 from pipeline.source.video import (
     EXTRACT_LAYOUTS,
@@ -410,6 +410,9 @@ def _settings(layout: str, backend: str | None, jobs: int, max_frames: int) -> t
                           f"{backend_for(layout)} does")
     if jobs < 1 or max_frames < 1:
         raise SkpipeError("--jobs and --max-frames must be >= 1")
+    problem = protobuf_problem()  # once here, not once per video in the workers
+    if problem:
+        raise SkpipeError(problem)
     return layout, backend, max_frames
 
 

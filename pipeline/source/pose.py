@@ -19,7 +19,7 @@ import numpy as np
 
 from pipeline import SkpipeError
 
-VIDEO_EXTRA = "pip install 'skpipe[video]'"
+VIDEO_EXTRA = "pip install 'skpipe[onnx,video]' (the extras together keep protobuf below 5)"
 
 
 class PoseBackend(Protocol):
@@ -114,14 +114,41 @@ class MediaPipeHands:
 
 
 def import_mediapipe() -> Any:
-    """mediapipe, or one line naming the extra that brings it."""
+    """mediapipe, or one line naming the extra that brings it, or what in the environment breaks
+    it (a protobuf another install upgraded: mediapipe then fails on every video with an
+    AttributeError that reads as if the video were at fault)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import mediapipe
     except ImportError:
         raise SkpipeError(f"pose extraction needs the video extra: {VIDEO_EXTRA}") from None
+    problem = protobuf_problem()
+    if problem:
+        raise SkpipeError(problem)
     return mediapipe
+
+
+def protobuf_problem(version: Callable[[str], str] | None = None,
+                     requires: Callable[[str], list[str] | None] | None = None) -> str:
+    """'' when the installed protobuf is one mediapipe accepts, else one line saying what to do."""
+    import importlib.metadata as meta
+
+    version, requires = version or meta.version, requires or meta.requires
+    try:
+        from packaging.requirements import Requirement
+
+        wanted = [Requirement(r) for r in requires("mediapipe") or [] if r.startswith("protobuf")]
+        found = version("protobuf")
+        bad = [r for r in wanted if not r.specifier.contains(found, prereleases=True)]
+        if not bad:
+            return ""
+        mp = version("mediapipe")
+    except Exception:  # no packaging, no metadata: nothing to say
+        return ""
+    return (f"mediapipe {mp} needs protobuf {bad[0].specifier}, found {found} (another "
+            "install upgraded it): pip install 'protobuf<5', or install the extras together, "
+            "pip install 'skpipe[onnx,video]'")
 
 
 def import_cv2() -> Any:

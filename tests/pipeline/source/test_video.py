@@ -384,3 +384,21 @@ def json_frame_dirs(lines: list[str]) -> list[str]:
     import json
 
     return [json.loads(line)["frame_dir"] for line in lines]
+
+
+def test_a_protobuf_that_breaks_mediapipe_is_named_before_any_video(tmp_path, monkeypatch):
+    """Another install upgraded protobuf: one line naming it, not every video 'skipped'."""
+    import importlib.metadata
+
+    from pipeline.source import pose
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "7.36.0" if name == "protobuf" else real(name))
+    monkeypatch.setattr(importlib.metadata, "requires",
+                        lambda name: ["protobuf<5,>=4.25.3"] if name == "mediapipe" else [])
+    assert "needs protobuf <5,>=4.25.3, found 7.36.0" in pose.protobuf_problem()
+    _touch(tmp_path, "v/one.mp4")
+    r = CliRunner().invoke(main, ["extract", str(tmp_path / "v"), "--out", str(tmp_path / "o.pkl")])
+    assert r.exit_code == 1 and "found 7.36.0" in r.output and "pip install 'protobuf<5'" in r.output
+    assert not (tmp_path / "o.pkl.parts").exists()
