@@ -38,6 +38,11 @@ class DemoConfig:
     clips: int = 5
     force: bool = False
     split: str = "1"  # the protocol to train and test on
+    tag: str = ""  # "quick": its own data, cache and table beside a full demo's, never over them
+
+    def path(self, name: str, suffix: str = "") -> Path:
+        """A file or folder of the workdir: `cache`, or `cache-quick` for the quick demo."""
+        return Path(self.workdir) / (f"{name}-{self.tag}{suffix}" if self.tag else f"{name}{suffix}")
 
 
 def demo_config(workdir: str, quick: bool = False, raw: str | None = None, force: bool = False,
@@ -47,12 +52,12 @@ def demo_config(workdir: str, quick: bool = False, raw: str | None = None, force
                           clips=1, force=force, split=split)
     if quick:
         return DemoConfig(workdir, None, classes=4, per_class=24, frames=16,
-                          epochs={"lstm": 2, "stgcn": 2}, clips=2, force=force, split=split)
+                          epochs={"lstm": 2, "stgcn": 2}, clips=2, force=force, split=split, tag="quick")
     return DemoConfig(workdir, None, epochs={"lstm": 15, "stgcn": 15}, force=force, split=split)
 
 
 def _cache(cfg: DemoConfig, raw: Path, event: Event) -> Path:
-    cache_dir = Path(cfg.workdir) / "cache"
+    cache_dir = cfg.path("cache")
     if is_cache(cache_dir):
         if source_status(open_cache(cache_dir).manifest, path=raw)[0] == "ok":
             event("stage", {"name": "cache", "detail": f"reusing {cache_dir} (built from {raw})"})
@@ -69,7 +74,7 @@ def run_demo(cfg: DemoConfig, event: Event | None = None) -> tuple[pd.DataFrame,
     work = Path(cfg.workdir)
     ensure_dir(work, "the demo's --workdir")
     if cfg.raw is None:
-        raw = work / "raw.pkl"
+        raw = cfg.path("raw", ".pkl")
         if not raw.exists():
             emit("stage", {"name": "synth", "detail": f"{cfg.classes} classes x {cfg.per_class} clips"})
             write_synth(raw, SynthConfig(classes=cfg.classes, per_class=cfg.per_class))
@@ -96,6 +101,6 @@ def run_demo(cfg: DemoConfig, event: Event | None = None) -> tuple[pd.DataFrame,
         emit("stage", {"name": "evaluate", "detail": f"{run.name} on test, {clips} clip(s)"})
         evaluate_run(run, "test", clips=clips)
     df, warnings = compare_runs(runs, "test")
-    table = work / "comparison.md"
+    table = cfg.path("comparison", ".md")
     table.write_text(to_markdown(df, warnings))
     return df, warnings, table

@@ -17,7 +17,7 @@ def test_demo_quick_end_to_end(tmp_path):
     assert len(runs) == 2
     for run in runs:
         assert (run / "eval" / "test" / "report.json").exists()
-    assert "| lstm |" in (tmp_path / "d" / "comparison.md").read_text()
+    assert "| lstm |" in (tmp_path / "d" / "comparison-quick.md").read_text()
     # evaluate again needs --force; val works; compare; predict on a real clip
     r = CliRunner().invoke(main, ["evaluate", str(runs[0])])
     assert r.exit_code != 0 and "already exists" in r.output and "Traceback" not in r.output
@@ -139,3 +139,19 @@ def test_predict_render_of_a_many_clip_pickle_names_its_clip(tmp_path, synth_cac
     assert r.exit_code == 0, r.output
     drawn = [json.loads(line) for line in r.output.splitlines() if "render" in json.loads(line)]
     assert [d["frame_dir"] for d in drawn] == [names[2]] and (tmp_path / "a.gif").stat().st_size > 0
+
+
+def test_a_quick_demo_beside_a_full_one_uses_its_own_data_and_table(tmp_path):
+    """The quick demo once reused a full demo's 10-class cache and overwrote its table."""
+    from pipeline.demo import DemoConfig, demo_config, run_demo
+
+    work = str(tmp_path / "d")
+    full = DemoConfig(work, classes=3, per_class=12, frames=16, epochs={"lstm": 1, "stgcn": 1}, clips=1)
+    _, _, table = run_demo(full)
+    before = table.read_text()
+    _, _, quick_table = run_demo(demo_config(work, quick=True))
+    assert quick_table != table and table.read_text() == before
+    from pipeline.data.cache import open_cache
+
+    assert open_cache(tmp_path / "d" / "cache").manifest.num_classes == 3
+    assert open_cache(tmp_path / "d" / "cache-quick").manifest.num_classes == 4
