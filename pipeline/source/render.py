@@ -89,23 +89,71 @@ def _scale(shape: tuple[int, int], suffix: str) -> float:
     return min(1.0, MAX_SIDE[suffix] / max(shape))
 
 
+VIEWS = {"front": (0.0, 0.0), "side": (90.0, 0.0), "top": (0.0, 90.0)}  # azimuth, elevation
+CANVAS_3D = 480  # pixels: a 3D clip is drawn on a square canvas
+
+
+def parse_view(text: str) -> tuple[float, float]:
+    """--view: front, side, top, or AZIMUTH,ELEVATION in degrees -> (azimuth, elevation)."""
+    if text in VIEWS:
+        return VIEWS[text]
+    try:
+        azimuth, elevation = (float(v) for v in text.split(","))
+    except ValueError:
+        azimuth = elevation = float("nan")
+    if not (np.isfinite(azimuth) and np.isfinite(elevation) and -90 <= elevation <= 90):
+        raise SkpipeError(f"--view must be {', '.join(VIEWS)} or AZIMUTH,ELEVATION in degrees (elevation "
+                          f"in -90..90), got {short_repr(text)}")
+    return azimuth, elevation
+
+
+def project_3d(kp: np.ndarray, azimuth: float, elevation: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """3D joints (M, T, V, 3) (x right, y up, z depth: Kinect's and NTU's axes) seen from `azimuth`
+    degrees about the vertical axis and `elevation` degrees above -> pixels (M, T, V, 2) of a
+    `size` square canvas, the whole clip fitted into it, and scores (M, T, V): 1 where a joint
+    is present (missing joints are zero)."""
+    present = (kp != 0).any(-1)  # (M, T, V)
+    a, e = np.deg2rad(azimuth), np.deg2rad(elevation)
+    turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])  # about y
+    tilt = np.array([[1, 0, 0], [0, np.cos(e), -np.sin(e)], [0, np.sin(e), np.cos(e)]])  # about x
+    seen = kp.astype(np.float64) @ (tilt @ turn).T  # (M, T, V, 3)
+    screen = np.stack([seen[..., 0], -seen[..., 1]], -1)  # (M, T, V, 2): image y points down
+    points = screen[present]  # (P, 2)
+    if not len(points):
+        return np.zeros(screen.shape, np.float32), present.astype(np.float32)
+    lo, hi = points.min(0), points.max(0)
+    scale = 0.9 * size / max(float((hi - lo).max()), 1e-6)
+    xy = (screen - (lo + hi) / 2) * scale + size / 2
+    return xy.astype(np.float32), present.astype(np.float32)
+
+
 def render_annotation(ann: dict[str, Any], layout: Layout, out: Path, captions: Sequence[str] | None = None,
-                      video: Path | None = None, fps: float = 25.0, force: bool = False) -> Rendered:
-    """Draw one PYSKL 2D annotation (every person slot, coordinates in pixels of `img_shape`)."""
+                      video: Path | None = None, fps: float = 25.0, force: bool = False,
+                      view: tuple[float, float] | None = None) -> Rendered:
+    """Draw one PYSKL annotation (every person slot): 2D in pixels of `img_shape` (on its video
+    where given), or 3D from `view` (azimuth, elevation; front by default)."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in RENDER_SUFFIXES:
         raise SkpipeError(f"--render / --out must end in {', '.join(RENDER_SUFFIXES)}, got {out.name!r}")
-    kp = np.asarray(ann["keypoint"], np.float32)  # (M, T, V, C)
-    if kp.shape[-1] != 2 or "keypoint_score" not in ann:
-        raise SkpipeError("only 2D clips in pixels (with scores) can be drawn")
+    kp = np.nan_to_num(np.asarray(ann["keypoint"], np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if kp.ndim != 4 or kp.shape[-1] not in (2, 3) or (kp.shape[-1] == 2 and "keypoint_score" not in ann):
+        raise SkpipeError("only 2D clips in pixels (with scores) and 3D clips can be drawn")
     if kp.shape[2] != len(layout["joints"]):
         raise SkpipeError(f"the clip has {kp.shape[2]} joints; the layout {layout['name']} has "
                           f"{len(layout['joints'])}")
-    sc = np.nan_to_num(np.asarray(ann["keypoint_score"], np.float32))  # (M, T, V)
+    if kp.shape[-1] == 3:  # (M, T, V, 3)
+        if video is not None:
+            raise SkpipeError("--video draws on a video's frames: a 3D clip has none")
+        kp, sc = project_3d(kp, *(view or VIEWS["front"]), CANVAS_3D)
+        h = w = CANVAS_3D
+    else:
+        if view is not None:
+            raise SkpipeError("--view turns 3D clips; this one is 2D")
+        sc = np.nan_to_num(np.asarray(ann["keypoint_score"], np.float32))  # (M, T, V)
+        h, w = (int(v) for v in ann["img_shape"])
     keep = np.argsort(-sc.mean(axis=(1, 2)), kind="stable")[:MAX_PERSONS_DRAWN]  # best-scored slots
-    kp, sc = np.nan_to_num(kp[keep], nan=0.0, posinf=0.0, neginf=0.0), sc[keep]
-    h, w = (int(v) for v in ann["img_shape"])
+    kp, sc = kp[keep], sc[keep]
     if video is not None:
         cv2 = import_cv2()
         with capture(video) as cap:
@@ -190,7 +238,7 @@ def clip_of(raw: RawData, frame_dir: str | None) -> dict[str, Any]:
 
 
 def render_clip(source: Path, out: Path, frame_dir: str | None = None, video: Path | None = None,
-                layout: Layout | None = None, force: bool = False) -> Rendered:
+                layout: Layout | None = None, force: bool = False, view: str | None = None) -> Rendered:
     """`skpipe render`: one clip of a pickle (or of a video, extracted first) drawn to `out`."""
     source = Path(source)
     if is_video(source):
@@ -206,4 +254,5 @@ def render_clip(source: Path, out: Path, frame_dir: str | None = None, video: Pa
         except LayoutError as e:
             raise SkpipeError(str(e)) from None
     fps = video_fps(video) if video is not None else 25.0
-    return render_annotation(ann, layout, out, None, video, fps, force)
+    angles = None if view is None else parse_view(view)
+    return render_annotation(ann, layout, out, None, video, fps, force, angles)

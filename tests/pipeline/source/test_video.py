@@ -402,3 +402,30 @@ def test_a_protobuf_that_breaks_mediapipe_is_named_before_any_video(tmp_path, mo
     r = CliRunner().invoke(main, ["extract", str(tmp_path / "v"), "--out", str(tmp_path / "o.pkl")])
     assert r.exit_code == 1 and "found 7.36.0" in r.output and "pip install 'protobuf<5'" in r.output
     assert not (tmp_path / "o.pkl.parts").exists()
+
+
+def test_3d_clips_are_drawn_from_a_chosen_view(tmp_path):
+    from pipeline.source.render import parse_view, project_3d, render_annotation
+    from tests.pipeline.data.test_skeletons import ann3d
+
+    kp = np.zeros((1, 1, 3, 3), np.float32)  # three joints: at the origin side, right and up
+    kp[0, 0] = [[0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]
+    front, sc = project_3d(kp, *parse_view("front"), 100)
+    assert sc.tolist() == [[[1.0, 1.0, 1.0]]]
+    assert front[0, 0, 1, 0] > front[0, 0, 0, 0] and front[0, 0, 2, 1] < front[0, 0, 0, 1]  # right; up
+    side, _ = project_3d(kp, *parse_view("side"), 100)
+    assert side[0, 0, 1, 0] == pytest.approx(side[0, 0, 0, 0], abs=1e-3)  # x runs along the line of sight
+    assert parse_view("30,-15") == (30.0, -15.0)
+    for bad in ("up", "1,2,3", "0,91", "nan,0"):
+        with pytest.raises(SkpipeError, match="--view must be"):
+            parse_view(bad)
+    from models.layouts import LAYOUTS, check_layout
+
+    kinect = check_layout(LAYOUTS["kinect20"])
+    ann = ann3d("S001C001P001R001A001", 0)
+    r = render_annotation(ann, kinect, tmp_path / "a.gif", view=parse_view("side"))
+    assert r.size == (480, 480) and (tmp_path / "a.gif").stat().st_size > 0
+    from tests.conftest import make_ann
+
+    with pytest.raises(SkpipeError, match="--view turns 3D clips"):
+        render_annotation(make_ann(), COCO17, tmp_path / "b.gif", view=(0.0, 0.0))
