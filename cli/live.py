@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.options import checkpoint_option, force_option, run_dir_argument, threads_option
+from cli.options import checkpoint_option, confidence_options, force_option, run_dir_argument, threads_option
 from cli.ui import configure_process, console, shown, user_errors
 
 OVERLAY_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -34,13 +34,14 @@ OVERLAY_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
               help="Also write the frames with the skeleton and labels (.mp4 or .avi).")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per label on stdout, then a summary line.")
+@confidence_options
 @checkpoint_option
 @threads_option
 @force_option("an existing --out")
 @user_errors
 def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride: int | None, top: int,
-         smooth: int, timeout: float, max_frames: int, out: Path | None, as_json: bool, checkpoint: str,
-         threads: int | None, force: bool) -> None:
+         smooth: int, timeout: float, max_frames: int, out: Path | None, as_json: bool, min_detection: float,
+         min_tracking: float, checkpoint: str, threads: int | None, force: bool) -> None:
     """Label what a camera (or stream, or video) shows, live: pose per frame, the run's model on
     the latest window every stride frames. q or Esc closes the window; Ctrl-C ends cleanly."""
     from pipeline import SkpipeError
@@ -52,7 +53,8 @@ def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride:
     if not (as_json or out or display):
         raise SkpipeError("no display to show the labels on: give --json or --out FILE.mp4")
     model = load(run_dir, checkpoint)
-    cfg = LiveConfig(source, window or 0, stride or 0, realtime, timeout, top, smooth, max_frames)
+    cfg = LiveConfig(source, window or 0, stride or 0, realtime, timeout, top, smooth, max_frames,
+                     (min_detection, min_tracking))
     check_live(model, cfg)
     writer = _Overlay(out, force, model.card.input.layout) if out is not None else None
     shown_window = _Window() if display else None

@@ -14,6 +14,7 @@ from pipeline import MAX_CLIPS
 from pipeline.data.protocols import SUBSETS
 from pipeline.run.config import CHECKPOINT_NAMES
 from pipeline.run.options import DEVICES
+from pipeline.source.pose import CONFIDENCE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +46,16 @@ train_clips_option = click.option("--clips", "--test-clips", "num_clips", type=c
 
 frame_dir_option = click.option("--frame-dir", "--clip", "frame_dir",
                                 help="The clip to draw, by its frame_dir (default: the only or first one).")
+
+def confidence_options(fn: F) -> F:
+    """--min-detection / --min-tracking: the pose backend's minimum confidences (extract, live)."""
+    unit = click.FloatRange(0, 1)
+    fn = click.option("--min-tracking", type=unit, default=CONFIDENCE[1], show_default=True,
+                      help="MediaPipe's minimum tracking confidence.")(fn)
+    return click.option("--min-detection", type=unit, default=CONFIDENCE[0], show_default=True,
+                        help="MediaPipe's minimum detection confidence (lower finds more small or blurred "
+                             "people and hands).")(fn)
+
 
 threads_option = click.option("--threads", type=click.IntRange(min=1),
                               help="Torch threads (default: one per core that no other process is using).")

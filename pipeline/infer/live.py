@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline import MAX_FED_FRAMES, SkpipeError
 from pipeline.infer.shipped import ShippedModel, top_classes
-from pipeline.source.pose import BACKENDS, PoseBackend, backend_for, import_cv2
+from pipeline.source.pose import BACKENDS, CONFIDENCE, PoseBackend, backend_for, check_confidence, import_cv2
 from pipeline.source.video import MAX_PIXELS, frame_pose, to_layout
 
 
@@ -45,6 +45,7 @@ class LiveConfig:
     top: int = 3
     smooth: int = 1  # labels averaged over the last k windows
     max_frames: int = 0  # stop after this many frames (0: at the source's end)
+    confidence: tuple[float, float] = CONFIDENCE  # the pose backend's minimum detection, tracking
 
 
 @dataclass
@@ -240,7 +241,8 @@ def run_live(model: ShippedModel, cfg: LiveConfig, on_label: Callable[[Label], N
     stats = stats or LiveStats()
     reader = FrameReader(cfg.source, cfg.realtime, cfg.timeout, cfg.max_frames)
     reader.open()
-    backend = (backend_factory or BACKENDS[backend_name])()
+    confidence = check_confidence(*cfg.confidence)
+    backend = backend_factory() if backend_factory else BACKENDS[backend_name](*confidence)
     ring: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque(maxlen=window)
     recent: collections.deque[np.ndarray] = collections.deque(maxlen=cfg.smooth)
     latest: Label | None = None

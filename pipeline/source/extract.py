@@ -35,7 +35,14 @@ import numpy as np
 
 from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_write_bytes, check_target
-from pipeline.source.pose import BACKENDS, backend_for, protobuf_problem, quiet_native_logs
+from pipeline.source.pose import (
+    BACKENDS,
+    CONFIDENCE,
+    backend_for,
+    check_confidence,
+    protobuf_problem,
+    quiet_native_logs,
+)
 from pipeline.source.raw import MAX_LABEL, RawData, raw_from_object, short_repr
 from pipeline.source.video import (
     EXTRACT_LAYOUTS,
@@ -217,10 +224,23 @@ def _confine(rows: list[dict[str, Any]], root: Path, path: Path) -> None:
 
 # --- parts: one finished video each, so an interrupted run resumes ---------------------------
 
-def _fingerprint(item: VideoItem, layout: str, backend: str, max_frames: int) -> str:
+@dataclass(frozen=True)
+class Settings:
+    """How every video of one extraction is read: checked once (`_settings`), sent to workers."""
+
+    layout: str
+    backend: str
+    max_frames: int
+    detection: float = CONFIDENCE[0]
+    tracking: float = CONFIDENCE[1]
+
+
+def _fingerprint(item: VideoItem, s: Settings) -> str:
     """What a part was made from: the video's size and time, and the extraction's settings."""
     st = item.path.stat()
-    text = f"{item.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{layout}|{backend}|{max_frames}"
+    text = f"{item.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{s.layout}|{s.backend}|{s.max_frames}"
+    if (s.detection, s.tracking) != (0.5, 0.5):  # parts made before these were options: 0.5 / 0.5
+        text += f"|{s.detection}|{s.tracking}"
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]  # any file name
 
 
@@ -269,15 +289,14 @@ def _init_worker(queue: Any) -> None:
     _frames_queue = queue
 
 
-def _work(item: VideoItem, part: Path, fingerprint: str, layout: str, backend: str, max_frames: int,
-          ) -> tuple[str, int, int, str | None]:
+def _work(item: VideoItem, part: Path, fingerprint: str, s: Settings) -> tuple[str, int, int, str | None]:
     """In a worker process: extract one video into its part; (frame_dir, frames, missing, error)."""
     report = None if _frames_queue is None else _frames_queue.put
     try:
         with quiet_native_logs():
-            pose_model = BACKENDS[backend]()
+            pose_model = BACKENDS[s.backend](s.detection, s.tracking)
             try:
-                pose = extract_video(item.path, pose_model, layout, max_frames, report)
+                pose = extract_video(item.path, pose_model, s.layout, s.max_frames, report)
             finally:
                 pose_model.close()
         _write_part(part, pose, fingerprint)
@@ -288,7 +307,7 @@ def _work(item: VideoItem, part: Path, fingerprint: str, layout: str, backend: s
         return item.frame_dir, 0, 0, f"{item.path}: {type(e).__name__}: {short_repr(str(e), 100)}"
 
 
-def _run_workers(todo: list[tuple[VideoItem, Path, str]], settings: tuple[str, str, int], jobs: int,
+def _run_workers(todo: list[tuple[VideoItem, Path, str]], settings: Settings, jobs: int,
                  progress: ProgressFn | None) -> Iterator[tuple[str, int, int, str | None]]:
     """Each video in a process of a pool of `jobs` (spawned: no torch or thread state is
     inherited, and MediaPipe's native logging stays out of this process's terminal)."""
@@ -300,7 +319,7 @@ def _run_workers(todo: list[tuple[VideoItem, Path, str]], settings: tuple[str, s
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo), cores), mp_context=ctx,
                              initializer=_init_worker, initargs=(queue,)) as pool:
         pending: set[Future[tuple[str, int, int, str | None]]] = {
-            pool.submit(_work, item, part, fp, *settings) for item, part, fp in todo}
+            pool.submit(_work, item, part, fp, settings) for item, part, fp in todo}
         try:
             while pending:
                 done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -336,13 +355,13 @@ class _Extraction:
     reused: int = 0
 
 
-def _extract_all(items: list[VideoItem], parts: Path, settings: tuple[str, str, int], jobs: int,
+def _extract_all(items: list[VideoItem], parts: Path, settings: Settings, jobs: int,
                  progress: ProgressFn | None, on_start: Callable[[int, int], None] | None) -> _Extraction:
     """Every video of `items` as a part in `parts`, reusing those an earlier run finished."""
     found = _Extraction()
     todo = []
     for item in items:
-        fp = _fingerprint(item, *settings)
+        fp = _fingerprint(item, settings)
         part = _part_path(parts, item)
         done = _read_part(part, fp)
         if done is not None:
@@ -366,10 +385,11 @@ def _extract_all(items: list[VideoItem], parts: Path, settings: tuple[str, str, 
 def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str = "coco17",
             backend: str | None = None, jobs: int = 1, max_frames: int = MAX_VIDEO_FRAMES,
             force: bool = False, progress: ProgressFn | None = None,
-            on_start: Callable[[int, int], None] | None = None) -> ExtractResult:
+            on_start: Callable[[int, int], None] | None = None,
+            confidence: tuple[float, float] = CONFIDENCE) -> ExtractResult:
     """Extract every video of `source` into the pickle `out`; see the module's docstring.
     `on_start(videos, reused)` is called once the videos are listed."""
-    settings = _settings(layout, backend, jobs, max_frames)
+    settings = _settings(layout, backend, jobs, max_frames, confidence)
     out = Path(out)
     check_target(out, force, "pickle")
     listing = list_videos(source, labels_csv)
@@ -398,8 +418,9 @@ def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str
     return result
 
 
-def _settings(layout: str, backend: str | None, jobs: int, max_frames: int) -> tuple[str, str, int]:
-    """(layout, backend, max_frames), checked; the backend is the layout's unless named."""
+def _settings(layout: str, backend: str | None, jobs: int, max_frames: int,
+              confidence: tuple[float, float] = CONFIDENCE) -> Settings:
+    """The extraction's settings, checked; the backend is the layout's unless named."""
     if layout not in EXTRACT_LAYOUTS:
         raise SkpipeError(f"--layout must be one of {', '.join(EXTRACT_LAYOUTS)}, got {layout!r}")
     backend = backend or backend_for(layout)
@@ -410,10 +431,11 @@ def _settings(layout: str, backend: str | None, jobs: int, max_frames: int) -> t
                           f"{backend_for(layout)} does")
     if jobs < 1 or max_frames < 1:
         raise SkpipeError("--jobs and --max-frames must be >= 1")
+    detection, tracking = check_confidence(*confidence)
     problem = protobuf_problem()  # once here, not once per video in the workers
     if problem:
         raise SkpipeError(problem)
-    return layout, backend, max_frames
+    return Settings(layout, backend, max_frames, detection, tracking)
 
 
 def _pickle_dict(items: list[VideoItem], poses: dict[str, VideoPose], classes: list[str] | None

@@ -164,7 +164,7 @@ def test_extract_without_the_extra_names_it(monkeypatch, tmp_path):
     import pipeline.source.pose as pose
 
     monkeypatch.setitem(__import__("sys").modules, "mediapipe", None)  # import fails
-    with pytest.raises(SkpipeError, match=r"skpipe\[video\]"):
+    with pytest.raises(SkpipeError, match=r"skpipe\[onnx,video\]"):
         pose.import_mediapipe()
 
 
@@ -429,3 +429,19 @@ def test_3d_clips_are_drawn_from_a_chosen_view(tmp_path):
 
     with pytest.raises(SkpipeError, match="--view turns 3D clips"):
         render_annotation(make_ann(), COCO17, tmp_path / "b.gif", view=(0.0, 0.0))
+
+
+def test_pose_confidences_are_options_checked_once(tmp_path):
+    from pipeline.source.extract import Settings, VideoItem, _fingerprint
+    from pipeline.source.pose import CONFIDENCE, check_confidence
+
+    assert CONFIDENCE == (0.3, 0.3) and check_confidence(0.2, 0.9) == (0.2, 0.9)
+    with pytest.raises(SkpipeError, match="--min-tracking must be in"):
+        check_confidence(0.5, 1.5)
+    _touch(tmp_path, "v/one.mp4")
+    r = CliRunner().invoke(main, ["extract", str(tmp_path / "v"), "--out", str(tmp_path / "o.pkl"),
+                                  "--min-detection", "2"])
+    assert r.exit_code == 2 and "--min-detection" in r.output and "Traceback" not in r.output
+    item = VideoItem(tmp_path / "v" / "one.mp4", "one", 0)
+    prints = {_fingerprint(item, Settings("coco17", "mediapipe", 10, d, d)) for d in (0.3, 0.5, 0.7)}
+    assert len(prints) == 3  # a part made at other confidences is redone, not reused
