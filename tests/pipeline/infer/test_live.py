@@ -171,3 +171,33 @@ def test_bad_live_inputs_are_one_line(body_run, tmp_path):
     assert "/proc/nowhere" in line and "camera" not in line
     assert "no display" in err("--source", "9")
     assert "no such file" in err("--source", str(tmp_path / "none.mp4"), "--json")
+
+
+def test_two_pose_workers_keep_the_frames_in_order(body_run, tmp_path, monkeypatch):
+    """In real time, pose backends run side by side on alternate frames; the ring still receives
+    the frames in their order, and a file read as fast as possible keeps one backend."""
+    import skpipe
+    from pipeline.infer import live
+
+    assert live.pose_workers("clip.mp4", realtime=False) == 1
+    monkeypatch.setattr(live.os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
+    assert live.pose_workers("clip.mp4", realtime=True) == 2 and live.pose_workers("0", False) == 2
+    made: list[object] = []
+
+    class Uneven(FixedPose):
+        def __init__(self):  # noqa: ANN204
+            self.calls = len(made)
+            made.append(self)
+
+        def __call__(self, rgb):  # noqa: ANN001, ANN204
+            self.calls += 1
+            time.sleep(0.002 * (self.calls % 3))  # uneven: a later frame may finish first
+            return super().__call__(rgb)
+
+    video = write_video(tmp_path / "v.avi", 60)
+    labels: list[dict] = []
+    live.run_live(skpipe.load(body_run), live.LiveConfig(str(video), window=8, stride=4, realtime=True),
+                  labels.append, backend_factory=Uneven)
+    assert len(made) == 2  # one backend per worker
+    marks = [lab["frame"] for lab in labels]
+    assert marks == sorted(marks) and len(set(marks)) == len(marks)  # labelled in frame order
