@@ -47,6 +47,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--videos", type=Path, default=SHARED / "videos")
     a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)  # as `skpipe live` runs the model: the pose workers take the other cores
     cases = (("body", a.body, a.videos / "demo_skeleton.mp4", 32, 8),
              ("hand", a.hand, a.videos / "hand.mp4", 10, 5))
     print("| backend | frame size | mode | frames/s | dropped | pose ms (median / p95) "

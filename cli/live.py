@@ -48,7 +48,7 @@ def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride:
     from pipeline.infer.live import LiveConfig, check_live, run_live
     from pipeline.infer.shipped import load
 
-    configure_process(threads)
+    configure_process(threads or 1)  # the model gets one thread: the pose workers take the other cores
     display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and not (as_json or out)
     if not (as_json or out or display):
         raise SkpipeError("no display to show the labels on: give --json or --out FILE.mp4")
