@@ -139,7 +139,7 @@ def protocol_table(meta, title: str) -> Table:  # type: ignore[no-untyped-def]
 def info(cache_dir: str, no_hash: bool, verify: bool, all_classes: bool) -> None:
     """Show what is in the cache, its protocols, its classes, and whether it is stale."""
     from pipeline.data.cache import open_cache, source_status, verify_cache
-    from pipeline.data.splits import read_splits_meta
+    from pipeline.data.splits import read_splits_meta, splits_problems
 
     cache = open_cache(cache_dir)
     m = cache.manifest
@@ -168,7 +168,7 @@ def info(cache_dir: str, no_hash: bool, verify: bool, all_classes: bool) -> None
     console.print(_class_table(cache.index, m.class_names, all_classes))
     if verify:
         with stage_progress({"verify": "Verifying chunks"}) as progress:
-            problems = verify_cache(cache, progress)
+            problems = verify_cache(cache, progress) + splits_problems(cache)
         for p in problems:
             console.print(f"[bold red]damaged:[/bold red] {shown(p)}")
         if problems:

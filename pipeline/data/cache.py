@@ -497,8 +497,8 @@ def _check_chunk_file(cache: Cache, arr: Any, c: int, where: str) -> None:
 
 
 def verify_cache(cache: Cache, progress: ProgressFn | None = None) -> list[str]:
-    """Read every chunk and table of the cache, the class names against the index, and the
-    protocols; one message per damaged part (empty: all good)."""
+    """Read every chunk and table of the cache, and the class names against the index; one message
+    per damaged part (empty: all good)."""
     problems = []
     arr = cache.open_array()
     chunks = -(-int(arr.shape[0]) // int(arr.chunks[0]))
@@ -513,9 +513,7 @@ def verify_cache(cache: Cache, progress: ProgressFn | None = None) -> list[str]:
 
 
 def _table_problems(cache: Cache) -> list[str]:
-    """The manifest's class names are the index's, and the protocols (where built) read."""
-    from pipeline.data.splits import SPLITS_META_NAME, read_splits
-
+    """The manifest's class names are the index's (the protocols are `splits.splits_problems`)."""
     problems = []
     names, index = cache.manifest.class_names, cache.index
     labels = index["label"].to_numpy()
@@ -524,11 +522,6 @@ def _table_problems(cache: Cache) -> list[str]:
                         f"has label {int(labels.max())}")
     elif any(names[lab] != name for lab, name in zip(labels, index["class_name"], strict=True)):
         problems.append(f"cache {cache.directory}: the manifest's class names differ from index.parquet's")
-    if exists(cache.path(SPLITS_META_NAME)):
-        try:
-            read_splits(cache)
-        except SkpipeError as e:
-            problems.append(str(e))
     return problems
 
 

@@ -282,6 +282,17 @@ def read_splits(cache: Cache) -> tuple[pd.DataFrame, SplitsMeta]:
                           "with `skpipe build-splits --force`") from None
 
 
+def splits_problems(cache: Cache) -> list[str]:
+    """`info --verify`'s check of the protocols: where they were built, they read and match."""
+    if not exists(cache.path(SPLITS_META_NAME)):
+        return []
+    try:
+        read_splits(cache)
+    except SkpipeError as e:
+        return [str(e)]
+    return []
+
+
 def protocol_summary(meta: SplitsMeta) -> list[dict[str, Any]]:
     """One row per protocol for a summary table: name, method, keys, counts."""
     return [{"split": p.name, "method": p.method,
