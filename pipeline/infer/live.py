@@ -19,6 +19,7 @@ for the windows that end at the same frames. A source that stops delivering ends
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
 import time
@@ -254,21 +255,35 @@ def run_live(model: ShippedModel, cfg: LiveConfig, on_label: Callable[[Label], N
     confidence = check_confidence(*cfg.confidence)
     k = pose_workers(cfg.source, cfg.realtime)
     make = backend_factory or (lambda: BACKENDS[backend_name](*confidence))
-    backends = [make() for _ in range(k)]  # one per worker: each tracks its own frames
-    workers = [ThreadPoolExecutor(1, thread_name_prefix=f"skpipe-pose{i}") for i in range(k)]
-    _warm(model, backends, workers, window, layout)  # before the first frame arrives, not on it
-    reader = FrameReader(cfg.source, cfg.realtime, cfg.timeout, cfg.max_frames)
-    try:
-        reader.open()
-    except BaseException:
-        for w in workers:
-            w.shutdown(wait=True)
+    with contextlib.ExitStack() as stack:  # closed in reverse: reader, workers, backends
+        backends = [make() for _ in range(k)]  # one per worker: each tracks its own frames
         for b in backends:
-            b.close()
-        raise
+            stack.callback(b.close)
+        workers = [ThreadPoolExecutor(1, thread_name_prefix=f"skpipe-pose{i}") for i in range(k)]
+        for w in workers:
+            stack.callback(w.shutdown, wait=True, cancel_futures=True)
+        _warm(model, backends, workers, window, layout)  # before the first frame arrives, not on it
+        reader = FrameReader(cfg.source, cfg.realtime, cfg.timeout, cfg.max_frames)
+        reader.open()
+        stack.callback(reader.close)
+        try:
+            _loop(model, cfg, reader, backends, workers, window, stride, layout, stats, on_label, on_frame)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C ends the run cleanly: the caller prints the summary and closes its outputs
+        finally:
+            stats.read, stats.dropped = reader.read, reader.dropped
+    return stats.summary()
+
+
+def _loop(model: ShippedModel, cfg: LiveConfig, reader: FrameReader, backends: list[PoseBackend],
+          workers: list[ThreadPoolExecutor], window: int, stride: int, layout: str, stats: LiveStats,
+          on_label: Callable[[Label], None],
+          on_frame: Callable[[np.ndarray, np.ndarray | None, Label | None], bool] | None) -> None:
+    """Frames to the pose workers round-robin (at most one in flight each), their poses taken back
+    in frame order into the ring, the model every `stride` frames."""
     ring: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque(maxlen=window)
     recent: collections.deque[np.ndarray] = collections.deque(maxlen=cfg.smooth)
-    pending: collections.deque[Future[Posed]] = collections.deque()  # in frame order, at most k
+    pending: collections.deque[Future[Posed]] = collections.deque()  # in frame order
     latest: Label | None = None
     stats.started = time.monotonic()
 
@@ -286,24 +301,14 @@ def run_live(model: ShippedModel, cfg: LiveConfig, on_label: Callable[[Label], N
             on_label(latest)
         return on_frame is None or on_frame(rgb, kp.astype(np.float32) if seen else None, latest)
 
-    try:
-        go = True
-        for j, (index, arrived, rgb) in enumerate(reader.frames()):
-            pending.append(workers[j % k].submit(_pose, backends[j % k], layout, index, arrived, rgb))
-            if len(pending) >= k and not (go := take(pending.popleft().result())):
-                break
-        while go and pending:
-            go = take(pending.popleft().result())
-    except KeyboardInterrupt:
-        pass  # Ctrl-C ends the run cleanly: the caller prints the summary and closes its outputs
-    finally:
-        stats.read, stats.dropped = reader.read, reader.dropped
-        reader.close()
-        for w in workers:
-            w.shutdown(wait=True, cancel_futures=True)
-        for b in backends:
-            b.close()
-    return stats.summary()
+    k = len(workers)
+    for j, (index, arrived, rgb) in enumerate(reader.frames()):
+        pending.append(workers[j % k].submit(_pose, backends[j % k], layout, index, arrived, rgb))
+        if len(pending) >= k and not take(pending.popleft().result()):
+            return
+    while pending:
+        if not take(pending.popleft().result()):
+            return
 
 
 def _warm(model: ShippedModel, backends: list[PoseBackend], workers: list[ThreadPoolExecutor], window: int,
