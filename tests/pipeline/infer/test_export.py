@@ -68,7 +68,7 @@ def test_export_refusals(runs, tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_onnx)
-    with pytest.raises(SkpipeError, match=r"skpipe\[onnx\]"):
+    with pytest.raises(SkpipeError, match=r"skpipe\[onnx,video\]"):
         export_run(runs["stgcn"], "onnx", tmp_path / "y.onnx")
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.onnx").exists()
 
