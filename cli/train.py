@@ -41,6 +41,9 @@ class EpochView:
             t = c.train
             console.print(f"[bold]{t.model}[/bold] · {c.parameters:,} parameters · split "
                           f"{shown(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
+            if not c.val_samples:
+                console.print("[yellow]no val clips in this protocol: nothing to choose on, so the last "
+                              "epoch is kept as best.pt[/yellow]")
             if c.skeleton:  # not the seed's COCO-17 2D single person
                 console.print(f"skeleton {shown(c.input.describe())}")
             why = info["precision_why"]
@@ -87,9 +90,11 @@ class EpochView:
             if self.tuner is not None:
                 self.tuner.epoch_done(info.samples_per_s)
             star = " *" if info.best else ""
+            seen = info.val_acc == info.val_acc  # NaN: no val
+            val_loss, val_acc = (f"{info.val_loss:.3f}", f"{info.val_acc:6.1%}") if seen else ("-", "     -")
             self.bar.console.print(
-                f"epoch {info.epoch:3d}  loss {info.train_loss:.3f}/{info.val_loss:.3f}  "
-                f"acc {info.train_acc:6.1%}/{info.val_acc:6.1%}  lr {info.lr:.0e}  "
+                f"epoch {info.epoch:3d}  loss {info.train_loss:.3f}/{val_loss}  "
+                f"acc {info.train_acc:6.1%}/{val_acc}  lr {info.lr:.0e}  "
                 f"{info.seconds:.0f} s  {info.samples_per_s:.0f}/s{star}")
         elif name == "early_stop":
             self.bar.console.print(f"early stop: no better val accuracy for {info['patience']} epochs")
@@ -242,8 +247,11 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
         console.print(f"[yellow]Interrupted: checkpoints/last.pt holds epoch {s.epochs}.[/yellow]")
         console.print(f"continue: skpipe train --resume {shown(str(s.run_dir))}", soft_wrap=True)
         raise SystemExit(130)
-    console.print(f"best val accuracy {s.best_val_acc:.2%} at epoch {s.best_epoch} of {s.epochs} "
-                  "(checkpoints/best.pt)")
+    if s.best_val_acc < 0:  # never validated: no val clip
+        console.print(f"no val: checkpoints/best.pt is the last epoch, {s.best_epoch} of {s.epochs}")
+    else:
+        console.print(f"best val accuracy {s.best_val_acc:.2%} at epoch {s.best_epoch} of {s.epochs} "
+                      "(checkpoints/best.pt)")
     console.print(f"next: skpipe evaluate {shown(str(s.run_dir))}", soft_wrap=True)
 
 

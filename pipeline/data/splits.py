@@ -100,7 +100,7 @@ class SplitsMeta:
         for p in self.protocols:
             for s in ("val", "test"):
                 if not p.counts.get(s):
-                    later = ("train has no val to choose on: every epoch shows val accuracy 0"
+                    later = ("train has no val to choose on and keeps its last epoch"
                              if s == "val" else "`skpipe evaluate --subset test` will refuse")
                     out.append(f"protocol {p.name} has no {s} clips; {later}")
         if self.unused_keys:

@@ -119,10 +119,16 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], precision: str,
     return {"loss_sum": loss_sum, "correct": correct, "samples": seen}
 
 
-def _loaders(cache: Cache, cfg: TrainConfig, d: DistInfo) -> tuple[SkeletonDataset, SkeletonDataset]:
+def _loaders(cache: Cache, cfg: TrainConfig, d: DistInfo) -> tuple[SkeletonDataset, SkeletonDataset | None]:
+    """The train and val loaders; val None where the protocol has no val clip (a tiny set of
+    one's own videos: every class one clip), and then the last epoch is the one kept."""
+    from pipeline.data.splits import read_splits_meta
+
     on = str(d.device)
     train = SkeletonDataset(cache, cfg.loader_config("train", cache.skeleton, train=True, rank=d.rank,
                                                      world=d.world, device=on))
+    if not read_splits_meta(cache).protocol(cfg.split).counts.get("val", 0):
+        return train, None
     val = SkeletonDataset(cache, cfg.loader_config("val", cache.skeleton, rank=d.rank, world=d.world,
                                                    device=on))
     return train, val
@@ -249,7 +255,7 @@ class _Session:
     scheduler: Any
     scaler: torch.amp.GradScaler | None
     train_ds: SkeletonDataset
-    val_ds: SkeletonDataset
+    val_ds: SkeletonDataset | None  # None: no val clip, the last epoch is kept as best
     state: TrainState
     writer: Any = None
 
@@ -296,7 +302,7 @@ class _Session:
             source=source or (_saved_source(resume) if resume is not None else {}),
             loader_mode=train_ds.mode, device=str(d.device), world_size=d.world,
             effective_batch_size=cfg.batch_size * d.world, effective_lr=lr,
-            train_samples=len(train_ds.samples), val_samples=len(val_ds.samples),
+            train_samples=len(train_ds.samples), val_samples=len(val_ds.samples) if val_ds else 0,
             allocator=allocator_in_use(), versions=library_versions())
         scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         s = cls(cfg, d, config, run_dir, net, model, optimizer, scheduler, scaler, train_ds, val_ds, state)
@@ -340,13 +346,15 @@ class _Session:
                                  functools.partial(_step_event, emit, epoch), self.scaler,
                                  cfg.label_smoothing, self.per_step)
         sync_buffers(self.net, d)
-        va = evaluate(self.net, _batches(self.val_ds, cfg.workers, d.device), cfg.precision, d.device)
+        va = (None if self.val_ds is None else
+              evaluate(self.net, _batches(self.val_ds, cfg.workers, d.device), cfg.precision, d.device))
         row = _epoch_row(epoch, tr, va, d, self.optimizer.param_groups[0]["lr"], self.state.best_val_acc)
         if self.per_step is None:
-            self.scheduler.step(row.val_loss)
+            self.scheduler.step(row.train_loss if va is None else row.val_loss)
         self.state = replace(self.state, epoch=epoch, stale=0 if row.best else self.state.stale + 1)
         if row.best:
-            self.state = replace(self.state, best_val_acc=row.val_acc, best_epoch=epoch)
+            best = self.state.best_val_acc if va is None else row.val_acc
+            self.state = replace(self.state, best_val_acc=best, best_epoch=epoch)
         rngs = gather(torch.get_rng_state(), d)
         if d.main:
             write_epoch(self.run_dir, row, self.writer)
@@ -373,16 +381,19 @@ def _restore(ckpt: Checkpoint, net: nn.Module, optimizer: torch.optim.Optimizer,
                           f"{ckpt.args.name} model (damaged or edited)") from None
 
 
-def _epoch_row(epoch: int, tr: dict[str, float], va: dict[str, float], d: DistInfo, lr: float,
+def _epoch_row(epoch: int, tr: dict[str, float], va: dict[str, float] | None, d: DistInfo, lr: float,
                best_so_far: float) -> EpochRow:
-    """One metrics.jsonl row: this epoch's sums over every rank."""
+    """One metrics.jsonl row: this epoch's sums over every rank. Without val (`va` None) its
+    loss and accuracy are NaN, never a made-up 0, and every epoch is the best so far."""
+    v = va or {"loss_sum": 0.0, "correct": 0.0, "samples": 0.0}
     t_loss, t_ok, t_n, v_loss, v_ok, v_n = all_sum(
-        [tr["loss_sum"], tr["correct"], tr["samples"], va["loss_sum"], va["correct"], va["samples"]], d)
+        [tr["loss_sum"], tr["correct"], tr["samples"], v["loss_sum"], v["correct"], v["samples"]], d)
     seconds = max(all_sum([tr["seconds"]], d)[0] / d.world, 1e-9)
-    val_acc = v_ok / max(v_n, 1)
+    nan = float("nan")
+    val_acc = v_ok / max(v_n, 1) if va is not None else nan
     return EpochRow(epoch, train_loss=t_loss / max(t_n, 1), train_acc=t_ok / max(t_n, 1),
-                    val_loss=v_loss / max(v_n, 1), val_acc=val_acc, lr=lr, seconds=seconds,
-                    samples_per_s=t_n / seconds, best=val_acc > best_so_far)
+                    val_loss=v_loss / max(v_n, 1) if va is not None else nan, val_acc=val_acc, lr=lr,
+                    seconds=seconds, samples_per_s=t_n / seconds, best=va is None or val_acc > best_so_far)
 
 
 def build_optimizer(net: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:

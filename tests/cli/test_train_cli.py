@@ -191,3 +191,31 @@ def test_a_resume_uses_the_runs_cache_and_refuses_another(synth_cache, tmp_path,
     assert again.epochs == 2 and again.run_dir == s.run_dir
     assert_one_line_error(run("train", "--resume", s.run_dir, "--cache", tmp_path / "other", "--epochs", 3),
                           "differs from the run's")
+
+
+def test_a_protocol_without_val_trains_and_keeps_the_last_epoch(tmp_path):
+    """Every class one train clip (or --val-fraction 0): nothing to choose on; it says so, and
+    best.pt is the last epoch, with val NaN in metrics.jsonl, never a made-up 0."""
+    import math
+
+    import torch
+
+    from pipeline.data.cache import ingest, open_cache
+    from pipeline.data.splits import SplitConfig, write_splits
+    from pipeline.run.metrics import read_metrics
+    from pipeline.source.synth import SynthConfig, write_synth
+
+    write_synth(tmp_path / "raw.pkl", SynthConfig(classes=3, per_class=6, seed=0))
+    ingest(tmp_path / "raw.pkl", tmp_path / "cache")
+    _, meta = write_splits(open_cache(tmp_path / "cache"), SplitConfig(val_fraction=0.0))
+    assert meta.protocol("1").counts["val"] == 0
+    r = run("train", "lstm", "--cache", tmp_path / "cache", "--epochs", 2, "--frames", 8, "--threads", 1,
+            "--out", tmp_path / "runs")
+    assert r.exit_code == 0, r.output
+    assert "no val clips in this protocol" in r.output and "best.pt is the last epoch, 2 of 2" in r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    rows = read_metrics(run_dir)
+    assert [row.best for row in rows] == [True, True] and all(math.isnan(row.val_acc) for row in rows)
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False)
+    last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
