@@ -82,14 +82,10 @@ def stage_progress(labels: dict[str, str] | None = None) -> Iterator[Callable[[s
     labels = {**STAGE_LABELS, **(labels or {})}
     tasks: dict[str, TaskID] = {}
     if not console.is_terminal:
-        import time
-
-        last = [time.monotonic()]
+        due = _every_quiet_seconds()
 
         def line(stage: str, done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] >= QUIET_SECONDS and done < total:
-                last[0] = now
+            if done < total and due():
                 console.print(f"{labels.get(stage, stage)}: {done:,} of {total:,}")
 
         yield line
@@ -132,7 +128,6 @@ QUIET_SECONDS = 30.0  # without a terminal (a pipe, a log file), a line at most 
 def batch_progress(label: str) -> Iterator[Callable[[int, int], None]]:
     """A `progress(done, total)` callback for long passes over batches: a transient bar in a
     terminal; elsewhere a line every QUIET_SECONDS, so a log shows the work is moving."""
-    import time
 
     if console.is_terminal:
         with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -140,15 +135,29 @@ def batch_progress(label: str) -> Iterator[Callable[[int, int], None]]:
             task = bar.add_task(label, total=None)
             yield lambda done, total: bar.update(task, completed=done, total=total)
         return
-    last = [time.monotonic()]
+    due = _every_quiet_seconds()
 
     def line(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= QUIET_SECONDS and done < total:
-            last[0] = now
+        if done < total and due():
             console.print(f"{label}: {done:,} of {total:,} batches")
 
     yield line
+
+
+def _every_quiet_seconds() -> Callable[[], bool]:
+    """True at most once every QUIET_SECONDS (from now): a log's progress lines, instead of a bar."""
+    import time
+
+    last = [time.monotonic()]
+
+    def due() -> bool:
+        now = time.monotonic()
+        if now - last[0] < QUIET_SECONDS:
+            return False
+        last[0] = now
+        return True
+
+    return due
 
 
 class ThreadTuner:

@@ -240,7 +240,10 @@ def _check_range(block: np.ndarray, dtype: str, start: int, anns: list[dict[str,
     millimetres of a far-off point, or 2D pixels over an img_shape of 1) would be stored as inf
     and the cache called damaged ever after; refused in one line instead."""
     top = float(np.finfo(dtype).max)
-    rows = np.flatnonzero(np.abs(block.reshape(len(block), -1)).max(axis=1) > top)
+    if top >= float(np.finfo(block.dtype).max):
+        return  # the block's own dtype holds no larger value (float32: non-finite is zeroed before)
+    flat = block.reshape(len(block), -1)  # (B, [M *] T * V * C): a view, no copy of the block
+    rows = np.flatnonzero((flat.max(axis=1) > top) | (flat.min(axis=1) < -top))
     if len(rows):
         i = start + int(rows[0])
         raise SkpipeError(f"annotation {i} ({short_repr(anns[i]['frame_dir'])}) holds values beyond "
@@ -254,9 +257,11 @@ def _write_block(arr: Any, start: int, block: np.ndarray, dtype: str, chunk: int
     to write into the temporary directory after it is removed; measured as fast as writing the
     block at once (zarr's own concurrency), since conversion runs beside the writer thread."""
     stored = block.astype(dtype)
+    crcs = []
     for i in range(0, len(stored), chunk):
         arr[start + i : start + i + chunk] = stored[i : i + chunk]
-    return [chunk_crc(stored[i : i + chunk]) for i in range(0, len(stored), chunk)]
+        crcs.append(chunk_crc(stored[i : i + chunk]))
+    return crcs
 
 
 def chunk_crc(block: np.ndarray) -> int:

@@ -185,7 +185,7 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
         model, ckpt_path = run_model(run, checkpoint, device)
         split, probs, y, samples = imported_subset_probs(model, run, cache, subset, batch_size, progress)
     else:
-        cache = run.open_cache(cache_dir)
+        cache = run.open_cache(cache_dir)  # refused first when it is another build
         model, ckpt_path = run_model(run, checkpoint, device)
         probs, y, samples = predict_subset(model, cache, run, subset, clips, batch_size, progress)
     names = run.class_names

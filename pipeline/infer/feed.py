@@ -51,8 +51,7 @@ def model_input(anns: list[dict[str, Any]], card: ModelCard, clips: int
 
     spec = card.input_spec()
     x, valid = prepare(anns, MAX_FRAMES, card.cache_dtype, card.input)  # (N, [M,] 300, V, C)
-    with torch.no_grad():
-        xk, lengths = batch.clips_input(torch.from_numpy(batch.normalized(x, spec)), valid, spec, clips)
+    xk, lengths = batch.clips_input(torch.from_numpy(batch.normalized(x, spec)), valid, spec, clips)
     return np.ascontiguousarray(xk.numpy()), lengths.numpy(), clips  # (N * K, [M,] frames, V, C)
 
 

@@ -73,9 +73,7 @@ def preprocess(source: Source, card: ModelCard, clips: int | None = None) -> tup
     lengths (N * K,) int64, rows n * K .. n * K + K - 1 the K temporal clips of clip n (average
     their softmax). Exactly ingest's preprocessing, then the run's stream and normalisation (or,
     for an imported model, PYSKL's test pipeline)."""
-    raw = annotations_of(source, card.input)
-    check_fits(raw, card.input, f"this {card.model} model")
-    x, lengths, _ = model_input(raw.annotations, card, clips or card.num_clips)
+    x, lengths, _ = model_input(_fitting(source, card), card, clips or card.num_clips)
     return x, lengths
 
 
@@ -85,11 +83,17 @@ def batches(source: Source, card: ModelCard, batch_size: int = 64, clips: int | 
     per batch, so that a bare engine's memory stays that of one batch however many clips."""
     if batch_size < 1:
         raise SkpipeError(f"batch_size must be >= 1, got {batch_size}")
+    anns = _fitting(source, card)
+    for lo in range(0, len(anns), batch_size):
+        x, lengths, _ = model_input(anns[lo : lo + batch_size], card, clips or card.num_clips)
+        yield x, lengths
+
+
+def _fitting(source: Source, card: ModelCard) -> list[dict[str, Any]]:
+    """The annotations of `source`, refused in one line unless they fit the card's skeleton."""
     raw = annotations_of(source, card.input)
     check_fits(raw, card.input, f"this {card.model} model")
-    for lo in range(0, len(raw.annotations), batch_size):
-        x, lengths, _ = model_input(raw.annotations[lo : lo + batch_size], card, clips or card.num_clips)
-        yield x, lengths
+    return raw.annotations
 
 
 # --- the predictor -----------------------------------------------------------------------------

@@ -40,7 +40,7 @@ HOLD_ROWS = 1024  # rows normalized on the host at a time while the subset moves
 
 def normalized(rows: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Cached rows (n, [M,] T, V, C) -> float32, normalized as the spec says, persons together."""
-    part = rows.astype(np.float32)  # (n, [M,] T, V, C)
+    part = rows.astype(np.float32, copy=False)  # (n, [M,] T, V, C): no copy of float32 rows
     if spec.normalize == "none":
         return part
     flat = part.reshape(len(part), -1, *part.shape[-2:])  # (n, [M *] T, V, C): persons together

@@ -169,9 +169,9 @@ def _from_csv(root: Path, path: Path) -> Listing:
     present = {os.path.normpath(inside / p.relative_to(root)) for p in _walk(root)}  # listed once
     try:
         text = path.read_text(encoding="utf-8-sig")
-        if text.count("\n") > len(present) + 1000:  # far more lines than videos: refused unparsed
-            raise SkpipeError(f"{path}: {text.count(chr(10)):,} lines, but {root} holds {len(present):,} "
-                              "video(s)")
+        lines = text.count("\n")
+        if lines > len(present) + 1000:  # far more lines than videos: refused unparsed
+            raise SkpipeError(f"{path}: {lines:,} lines, but {root} holds {len(present):,} video(s)")
         rows = list(csv.DictReader(io.StringIO(text)))
     except (UnicodeDecodeError, csv.Error) as e:
         raise SkpipeError(f"{path}: not a readable CSV ({short_repr(str(e), 80)})") from None
@@ -185,7 +185,7 @@ def _from_csv(root: Path, path: Path) -> Listing:
     with_split = "split" in columns
     if len(rows) > len(present):
         raise SkpipeError(f"{path}: {len(rows):,} rows, but {root} holds {len(present):,} video(s)")
-    _confine(rows, root, path)
+    _confine(rows, root, inside, path)
     missing = next((r["video"] for r in rows if os.path.normpath(inside / r["video"]) not in present), None)
     if missing is not None:
         raise SkpipeError(f"{path}: a video is not found under {root}: {short_repr(missing)}")
@@ -207,10 +207,9 @@ def _from_csv(root: Path, path: Path) -> Listing:
     return Listing(items, classes)
 
 
-def _confine(rows: list[dict[str, Any]], root: Path, path: Path) -> None:
-    """Every row names a video file inside `root`: no absolute path, no `..` out of it, a video's
-    suffix (checked before any file is opened or decoded)."""
-    inside = root.resolve()
+def _confine(rows: list[dict[str, Any]], root: Path, inside: Path, path: Path) -> None:
+    """Every row names a video file inside `root` (resolved: `inside`): no absolute path, no `..`
+    out of it, a video's suffix (checked before any file is opened or decoded)."""
     for r in rows:
         name = r.get("video") or ""
         target = Path(os.path.normpath(inside / name))  # lexical: no file is touched yet

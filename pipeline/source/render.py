@@ -142,6 +142,8 @@ def render_annotation(ann: dict[str, Any], layout: Layout, out: Path, captions: 
     if kp.shape[2] != len(layout["joints"]):
         raise SkpipeError(f"the clip has {kp.shape[2]} joints; the layout {layout['name']} has "
                           f"{len(layout['joints'])}")
+    frames = min(kp.shape[1], MAX_GIF_FRAMES if suffix == GIF else MAX_VIDEO_RENDER_FRAMES)
+    kp = kp[:, :frames]  # (M, frames, V, C): only what is drawn is projected and fitted
     if kp.shape[-1] == 3:  # (M, T, V, 3)
         if video is not None:
             raise SkpipeError("--video draws on a video's frames: a 3D clip has none")
@@ -162,7 +164,6 @@ def render_annotation(ann: dict[str, Any], layout: Layout, out: Path, captions: 
             raise SkpipeError(f"{video} is {vw}x{vh}; the clip was extracted from {w}x{h} frames")
     s = _scale((h, w), suffix)
     size = (max(2, round(h * s)) // 2 * 2, max(2, round(w * s)) // 2 * 2)  # even sides: codecs need them
-    frames = min(kp.shape[1], MAX_GIF_FRAMES if suffix == GIF else MAX_VIDEO_RENDER_FRAMES)
     edges = layout["edges"]
     drawn = (draw_frame(_resize(bg, size), kp[:, t] * np.array([size[1] / w, size[0] / h], np.float32),
                         sc[:, t], edges, captions[t] if captions is not None else None)

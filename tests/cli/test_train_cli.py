@@ -202,6 +202,7 @@ def test_a_protocol_without_val_trains_and_keeps_the_last_epoch(tmp_path):
 
     from pipeline.data.cache import ingest, open_cache
     from pipeline.data.splits import SplitConfig, write_splits
+    from pipeline.run.checkpoint import load_checkpoint
     from pipeline.run.metrics import read_metrics
     from pipeline.source.synth import SynthConfig, write_synth
 
@@ -216,6 +217,6 @@ def test_a_protocol_without_val_trains_and_keeps_the_last_epoch(tmp_path):
     (run_dir,) = (tmp_path / "runs").iterdir()
     rows = read_metrics(run_dir)
     assert [row.best for row in rows] == [True, True] and all(math.isnan(row.val_acc) for row in rows)
-    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False)
-    last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
-    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt").weights
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt").weights
+    assert all(torch.equal(best[k], last[k]) for k in last)
