@@ -24,7 +24,7 @@ from cli.options import (
 )
 from cli.ui import batch_progress, configure_process, console, shown, user_errors
 from pipeline import SkpipeError
-from pipeline.infer.formats import CLASS_LISTS, DEPRECATED, FORMATS
+from pipeline.infer.formats import CLASS_LISTS, DEFAULT_FORMAT, DEPRECATED, FORMATS, export_format
 
 
 @click.command()
@@ -175,8 +175,9 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
 
 @click.command()
 @run_dir_argument
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="pt2", show_default=True,
-              help="pt2: a torch.export program; onnx (the onnx extra); torchscript (deprecated).")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)),
+              help=f"pt2: a torch.export program; onnx (the onnx extra); torchscript (deprecated). "
+                   f"Default: the one --out's suffix names, else {DEFAULT_FORMAT}.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write (default: RUN_DIR/export/model.pt2, .onnx or .pt).")
 @checkpoint_option
@@ -184,13 +185,14 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
 @threads_option
 @force_option("an existing file")
 @user_errors
-def export(run_dir: Path, fmt: str, out: Path | None, checkpoint: str, cache_dir: str | None,
+def export(run_dir: Path, fmt: str | None, out: Path | None, checkpoint: str, cache_dir: str | None,
            threads: int | None, force: bool) -> None:
     """Write the run's model as a self-describing file (class names, skeleton, frames, stream,
     normalisation inside), checked against PyTorch on real clips as `skpipe.load` feeds it."""
     from pipeline.infer.export import TOLERANCE, export_run
 
     configure_process(threads)
+    fmt = export_format(fmt, out)
     if fmt in DEPRECATED:
         console.print(f"[yellow]note[/yellow]: {DEPRECATED[fmt]}")
     with console.status(f"Exporting {run_dir} as {fmt}"):

@@ -144,7 +144,7 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @cache_option
 @click.option("--recipe", type=click.Choice(list(RECIPES)), default="seed", show_default=True,
               help="seed: the study's table; recommended: the best val accuracy per CPU-minute "
-                   "measured on real data (README). Options given here override it.")
+                   "measured on real data (docs/training.md). Options given here override it.")
 @click.option("--split", help="Evaluation protocol: 1, 2, 3, xsub, xview, default, ... (`skpipe info` lists "
               "them). Default: 1, or the cache's only protocol.")
 @click.option("--epochs", type=int, help="Default: 50 lstm, 100 stgcn, 80 stgcnpp (seed recipe).")

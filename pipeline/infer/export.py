@@ -28,7 +28,7 @@ from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_write_bytes, check_target, sweep_stale
 from pipeline.files.location import Location
 from pipeline.infer.card import CARD_FILE, CARD_KEY, ModelCard, card_of
-from pipeline.infer.formats import FORMATS
+from pipeline.infer.formats import FORMATS, export_format
 from pipeline.infer.inference import load_run_model
 from pipeline.infer.shipped import from_bytes
 from pipeline.inputs.dataset import SkeletonDataset
@@ -117,14 +117,14 @@ def _export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, torch.Tens
     return bytes(proto.SerializeToString())
 
 
-def export_run(run_dir: Path, fmt: str = "onnx", out: Path | None = None, force: bool = False,
+def export_run(run_dir: Path, fmt: str | None = None, out: Path | None = None, force: bool = False,
                checkpoint: str = "best", tolerance: float = TOLERANCE, cache_dir: Location | None = None
                ) -> dict[str, Any]:
-    """Write the run's model as `fmt` to `out` (default RUN/export/model.<suffix>) once the file,
-    loaded as a user loads it and fed as a user feeds it, agrees with PyTorch on real clips;
-    return the path, the card and the largest difference seen."""
-    if fmt not in FORMATS:
-        raise SkpipeError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    """Write the run's model as `fmt` (default: the one `out`'s suffix names, else pt2) to `out`
+    (default RUN/export/model.<suffix>) once the file, loaded as a user loads it and fed as a
+    user feeds it, agrees with PyTorch on real clips; return the path, the card and the largest
+    difference seen."""
+    fmt = export_format(fmt, out)
     if fmt == "onnx":
         try:
             import onnx  # noqa: F401

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from models.lstm import BiLSTM
 from pipeline.run.runtime import CPU, autocast
 
 # On a CPU the model runs a large batch in pieces of about this many frames (rows x persons x T).
@@ -16,17 +17,19 @@ from pipeline.run.runtime import CPU, autocast
 # runs, pieces gave 1.7-2.3x the clips/s of the whole batch, whose large tensors are mapped and
 # page-faulted afresh; under the CLI's tuned allocator (`runtime.configure_cpu`) 1.04-1.17x.
 # A GPU takes the batch whole.
+# The fused graph networks (`models.fused`) run fastest at about 1,024 frames a piece too, down
+# to 1-4 rows of 300 frames (BENCHMARKS.md, issue 30); an LSTM slows below 16 rows.
 PIECE_FRAMES = 1024
-PIECE_ROWS = (16, 64)  # at least, at most: an LSTM slows below 16 rows
+PIECE_ROWS = (1, 64)  # at least, at most
+LSTM_MIN_ROWS = 16
 
 
-def piece_rows(x: torch.Tensor, device: torch.device) -> int:
+def piece_rows(x: torch.Tensor, device: torch.device, min_rows: int = PIECE_ROWS[0]) -> int:
     """Rows of x (R, [M,] T, V, C) per forward on `device`."""
     if device.type != "cpu":
         return max(1, len(x))
     frames = math.prod(x.shape[1:-2])  # [M *] T per row
-    lo, hi = PIECE_ROWS
-    return min(hi, max(lo, PIECE_FRAMES // max(1, frames)))
+    return min(PIECE_ROWS[1], max(min_rows, PIECE_FRAMES // max(1, frames)))
 
 
 @torch.no_grad()
@@ -39,7 +42,7 @@ def clip_logits(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, clips:
     if len(x) % clips:
         raise ValueError(f"a batch of {len(x)} inputs is not a whole number of {clips}-clip samples")
     x, lengths = x.to(device, non_blocking=True), lengths.to(device, non_blocking=True)
-    rows = piece_rows(x, device)
+    rows = piece_rows(x, device, LSTM_MIN_ROWS if isinstance(model, BiLSTM) else PIECE_ROWS[0])
     with autocast(precision, device):
         logits = torch.cat([model(xp, lp).float() for xp, lp in zip(x.split(rows), lengths.split(rows),
                                                                     strict=True)])

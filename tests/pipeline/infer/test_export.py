@@ -82,3 +82,18 @@ def test_the_default_export_says_how_it_opens(runs, tmp_path):
         import skpipe
 
         skpipe.load(tmp_path / "m.pt2")
+
+
+def test_the_suffix_of_out_chooses_the_format(runs, tmp_path):
+    """`--out m.onnx` writes ONNX (it wrote a pt2 archive under that name); a --format that
+    contradicts the suffix is one line, and nothing is written."""
+    pytest.importorskip("onnxruntime")
+    import skpipe
+
+    r = CliRunner().invoke(main, ["export", str(runs["stgcn"]), "--out", str(tmp_path / "m.onnx")])
+    assert r.exit_code == 0, r.output
+    assert skpipe.load(tmp_path / "m.onnx").kind == "onnx" and "trusted=True" not in r.output
+    r = CliRunner().invoke(main, ["export", str(runs["stgcn"]), "--format", "pt2", "--out",
+                                  str(tmp_path / "n.onnx")])
+    assert r.exit_code != 0 and "names onnx but --format is pt2" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "n.onnx").exists()

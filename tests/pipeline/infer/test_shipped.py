@@ -42,7 +42,7 @@ def runs(synth_cache, tmp_path_factory):
 
 def _snippets() -> list[str]:
     text = README.read_text()
-    section = text[text.index("### Export and the Python API"):text.index("**One inference path")]
+    section = text[text.index("## Ship it"):text.index("Nothing handed to skpipe runs code")]
     return re.findall(r"```python\n(.*?)```", section, re.S)
 
 

@@ -5,14 +5,16 @@ import torch
 
 from models import build_model
 from models.layouts import LAYOUTS, Skeleton
-from pipeline.run.forward import PIECE_ROWS, clip_logits, piece_rows
+from pipeline.run.forward import LSTM_MIN_ROWS, PIECE_ROWS, clip_logits, piece_rows
 
 
 def test_piece_rows_follow_the_frames_per_row():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert piece_rows(torch.zeros(320, 32, 17, 3), cpu) == 32
     assert piece_rows(torch.zeros(320, 2, 32, 25, 3), cpu) == 16  # two persons: twice the frames
-    assert piece_rows(torch.zeros(320, 300, 17, 3), cpu) == PIECE_ROWS[0]
+    assert piece_rows(torch.zeros(320, 300, 17, 3), cpu) == 3
+    assert piece_rows(torch.zeros(320, 2, 600, 17, 3), cpu) == PIECE_ROWS[0]
+    assert piece_rows(torch.zeros(320, 300, 17, 3), cpu, LSTM_MIN_ROWS) == LSTM_MIN_ROWS
     assert piece_rows(torch.zeros(320, 4, 17, 3), cpu) == PIECE_ROWS[1]
     assert piece_rows(torch.zeros(320, 32, 17, 3), cuda) == 320  # a GPU takes the batch whole
 
