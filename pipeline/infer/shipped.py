@@ -121,7 +121,7 @@ class ShippedModel:
         self.card, self.kind = card, kind
         self.device, self.precision = device or torch.device("cpu"), precision
         # a PyTorch network runs in its fused inference form (`models.fused`: BNs folded, 1x1
-        # convs as matmuls), at least as fast as its ONNX export under onnxruntime
+        # convs as matmuls): an ST-GCN++ as fast as its ONNX export (BENCHMARKS.md, issue 30)
         self.parameters = count_parameters(engine) if kind == "torch" else 0  # 0: ONNX, pt2 do not say
         self._engine: Any = fuse(engine) if kind == "torch" else engine
 
