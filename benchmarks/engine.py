@@ -19,7 +19,6 @@ eager network as a reference.
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import time
 import warnings
@@ -60,16 +59,13 @@ def onnx_engine(net: torch.nn.Module, example: tuple[torch.Tensor, torch.Tensor]
     `ShippedModel.logits` feeds it (MAX_ROWS rows per run)."""
     import onnxruntime
 
+    from pipeline.infer.export import onnx_graph
     from pipeline.infer.shipped import MAX_ROWS
 
-    buf = io.BytesIO()
-    axes = {"x": {0: "batch", example[0].dim() - 3: "frames"}, "lengths": {0: "batch"},
-            "logits": {0: "batch"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, example, buf, input_names=["x", "lengths"], output_names=["logits"],
-                          dynamic_axes=axes, opset_version=17, dynamo=False)
-    session = onnxruntime.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+        graph = onnx_graph(net, example)
+    session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
 
     def run(x: torch.Tensor, lengths: torch.Tensor) -> np.ndarray:

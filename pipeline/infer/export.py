@@ -97,16 +97,21 @@ def _export_program(model: torch.nn.Module, example: tuple[torch.Tensor, torch.T
     torch.export.save(program, buf, extra_files={CARD_FILE: card(("x", "lengths")).to_json()})
 
 
-def _export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, torch.Tensor],
-                 card: Callable[[tuple[str, ...]], ModelCard]) -> bytes:
-    import onnx
-
+def onnx_graph(model: torch.nn.Module, example: tuple[torch.Tensor, torch.Tensor]) -> bytes:
+    """The model as a bare ONNX graph (no card): dynamic batch and frames, opset 17."""
     buf = io.BytesIO()
     axes = {"x": {0: "batch", example[0].dim() - 3: "frames"}, "lengths": {0: "batch"},
             "logits": {0: "batch"}}  # x (B, [M,] T, V, C)
     torch.onnx.export(model, example, buf, input_names=["x", "lengths"],  # type: ignore[arg-type]
                       output_names=["logits"], dynamic_axes=axes, opset_version=17, dynamo=False)
-    proto = onnx.load_model_from_string(buf.getvalue())
+    return buf.getvalue()
+
+
+def _export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, torch.Tensor],
+                 card: Callable[[tuple[str, ...]], ModelCard]) -> bytes:
+    import onnx
+
+    proto = onnx.load_model_from_string(onnx_graph(model, example))
     c = card(tuple(i.name for i in proto.graph.input))  # the exporter drops inputs the model ignores
     sk = c.input
     readable = {CARD_KEY: c.to_json(), "classes": json.dumps(list(c.class_names)),
