@@ -16,6 +16,7 @@ from cli.options import (
     device_option,
     force_option,
     frame_dir_option,
+    inference_precision_option,
     run_cache_option,
     run_dir_argument,
     run_dirs_argument,
@@ -34,21 +35,23 @@ from pipeline.infer.formats import CLASS_LISTS, DEFAULT_FORMAT, DEPRECATED, FORM
 @clips_option
 @run_cache_option
 @device_option("cpu")
+@inference_precision_option
 @threads_option
 @force_option("an existing evaluation")
 @user_errors
 def evaluate(run_dir: Path, subset: str, checkpoint: str, clips: int | None, cache_dir: str | None,
-             device: str, threads: int | None, force: bool) -> None:
+             device: str, precision: str, threads: int | None, force: bool) -> None:
     """Evaluate a trained run on a subset of its split; write RUN_DIR/eval/<subset>/."""
     from pipeline.infer.evaluate import evaluate_run
 
     configure_process(threads)
     with batch_progress(f"Evaluating on {subset}") as progress:
         r = evaluate_run(run_dir, subset, checkpoint, clips, cache_dir, force, device=device,
-                         progress=progress)
+                         progress=progress, precision=precision)
     rep = r.report
     t = Table(title=f"{rep.model} · split {shown(rep.split)} · {subset}", show_header=False)
-    t.add_row("clips", f"{rep.samples:,}, {rep.num_clips} temporal clip(s) each, {Path(rep.checkpoint).name}")
+    t.add_row("clips", f"{rep.samples:,}, {rep.num_clips} temporal clip(s) each, "
+              f"{Path(rep.checkpoint).name}, {rep.inference_precision}")
     _score_rows(t, rep.scores)
     for kind, a in (("macro", rep.scores.macro), ("weighted", rep.scores.weighted)):
         t.add_row(f"{kind} P / R / F1", f"{a.precision:.4f} / {a.recall:.4f} / {a.f1:.4f}")
@@ -142,12 +145,13 @@ def compare(run_dirs: tuple[Path, ...], subset: str, markdown: Path | None, csv_
               help="Report directory (default: ensembles/<runs> beside the runs' folder).")
 @run_cache_option
 @device_option("cpu")
+@inference_precision_option
 @threads_option
 @force_option("an existing report")
 @user_errors
 def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips: int | None,
-             checkpoint: str, out: Path | None, cache_dir: str | None, device: str, threads: int | None,
-             force: bool) -> None:
+             checkpoint: str, out: Path | None, cache_dir: str | None, device: str, precision: str,
+             threads: int | None, force: bool) -> None:
     """Fuse the class probabilities of runs on one cache and protocol (e.g. joint + bone streams)."""
     from pipeline.infer.evaluate import ensemble_runs
 
@@ -160,7 +164,7 @@ def ensemble(run_dirs: tuple[Path, ...], weights: str | None, subset: str, clips
     configure_process(threads)
     with batch_progress(f"Running a model on {subset}") as progress:
         r = ensemble_runs(list(run_dirs), w, subset, clips, out, force, checkpoint, device,
-                          cache_dir=cache_dir, progress=progress)
+                          cache_dir=cache_dir, progress=progress, precision=precision)
     rep = r.report
     t = Table(title=f"Ensemble of {len(run_dirs)} runs · split {shown(rep.split)} · {subset} · "
               f"{rep.samples:,} clips", show_header=False)
@@ -229,19 +233,20 @@ def export(run_dir: Path, fmt: str | None, out: Path | None, checkpoint: str, ca
                    ".gif, or .mp4 / .avi with the video extra.")
 @frame_dir_option
 @device_option("cpu")
+@inference_precision_option
 @threads_option
 @force_option("the --render file")
 @user_errors
 def predict(run_dir: Path, raw: Path, top: int, checkpoint: str, clips: int | None, batch_size: int,
             window: int | None, stride: int | None, as_json: bool, render: Path | None,
-            frame_dir: str | None, device: str, threads: int | None, force: bool) -> None:
+            frame_dir: str | None, device: str, precision: str, threads: int | None, force: bool) -> None:
     """Top classes for every clip of RAW: a pickle (a dict, a list, or one annotation), as ingest
     sees it, or a video or folder of videos, extracted as `skpipe extract` would."""
     from pipeline.infer.predict import iter_predictions
 
     configure_process(threads)
     results = iter_predictions(run_dir, raw, top, checkpoint, clips, batch_size, window, stride, device,
-                               render, force, frame_dir)
+                               render, force, frame_dir, precision)
     if as_json:  # JSON lines, streamed
         for r in results:
             click.echo(json.dumps(r))

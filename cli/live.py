@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from cli.options import checkpoint_option, confidence_options, force_option, run_dir_argument, threads_option
+from cli.options import (
+    checkpoint_option,
+    confidence_options,
+    force_option,
+    inference_precision_option,
+    run_dir_argument,
+    threads_option,
+)
 from cli.ui import configure_process, console, shown, user_errors
 
 OVERLAY_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -36,12 +43,13 @@ OVERLAY_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
               help="One JSON object per label on stdout, then a summary line.")
 @confidence_options
 @checkpoint_option
+@inference_precision_option
 @threads_option
 @force_option("an existing --out")
 @user_errors
 def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride: int | None, top: int,
          smooth: int, timeout: float, max_frames: int, out: Path | None, as_json: bool, min_detection: float,
-         min_tracking: float, checkpoint: str, threads: int | None, force: bool) -> None:
+         min_tracking: float, checkpoint: str, precision: str, threads: int | None, force: bool) -> None:
     """Label what a camera (or stream, or video) shows, live: pose per frame, the run's model on
     the latest window every stride frames. q or Esc closes the window; Ctrl-C ends cleanly."""
     from pipeline import SkpipeError
@@ -52,7 +60,7 @@ def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride:
     display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and not (as_json or out)
     if not (as_json or out or display):
         raise SkpipeError("no display to show the labels on: give --json or --out FILE.mp4")
-    model = load(run_dir, checkpoint)
+    model = load(run_dir, checkpoint, precision=precision)
     cfg = LiveConfig(source, window or 0, stride or 0, realtime, timeout, top, smooth, max_frames,
                      (min_detection, min_tracking))
     check_live(model, cfg)

@@ -14,6 +14,7 @@ from pipeline import MAX_CLIPS
 from pipeline.data.protocols import SUBSETS
 from pipeline.run.config import CHECKPOINT_NAMES
 from pipeline.run.options import DEVICES
+from pipeline.run.runtime import INFERENCE_PRECISIONS
 from pipeline.source.pose import CONFIDENCE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,6 +67,13 @@ def device_option(default: str | None) -> Callable[[F], F]:
     return click.option("--device", type=click.Choice(list(DEVICES)), default=default,
                         show_default=default is not None,
                         help="auto: CUDA when present." if default else "Default auto (CUDA when present).")
+
+
+inference_precision_option = click.option(
+    "--precision", type=click.Choice(INFERENCE_PRECISIONS), default=INFERENCE_PRECISIONS[0],
+    show_default=True,
+    help="fp32 gives the same probabilities on every CPU and engine, whatever the run trained in; bf16 "
+         "(where the CPU or GPU has it natively) is faster and differs in the 3rd-4th decimal.")
 
 
 def subset_option(default: str = "test") -> Callable[[F], F]:

@@ -155,8 +155,9 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--frames", type=int,
               help="Frames fed to the model (default 300); fewer are sampled uniformly over valid frames.")
 @click.option("--precision", type=click.Choice(PRECISIONS),
-              help="Default auto: bf16 where the CPU (avx512_bf16, amx_bf16) or GPU has it natively, else "
-                   "fp32. bf16: autocast; fp16: CUDA only, with loss scaling.")
+              help="Default: the recipe's (seed fp32; the others auto: bf16 where the CPU (avx512_bf16, "
+                   "amx_bf16) or GPU has it natively, else fp32). bf16: autocast; fp16: CUDA only, with loss "
+                   "scaling. Inference runs fp32 whatever the run trained in.")
 @click.option("--feats", type=click.Choice(FEATS),
               help="Input stream: joints (default), bones, joint motion, bone motion.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS),

@@ -45,6 +45,18 @@ def tiny_dataset(classes: int = 3, groups: int = 4, clips: int = 2, t: int = 40)
     return {"split": {"train1": train, "test1": test}, "annotations": anns}
 
 
+@pytest.fixture(params=["this-cpu", "native-bf16"])
+def any_cpu(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test as this CPU is and again on a CPU that looks native-bf16 (the flags
+    `pipeline.run.runtime` reads), so that a machine without bf16 catches what one with it would."""
+    if request.param == "native-bf16":
+        from pipeline.run import runtime
+
+        flags = runtime.cpu_flags() | {"avx512_bf16", "amx_bf16"}
+        monkeypatch.setattr(runtime, "cpu_flags", lambda: flags)
+    return str(request.param)
+
+
 @pytest.fixture
 def tiny_pickle(tmp_path: Path) -> Path:
     return write_pickle(tmp_path / "tiny.pkl", tiny_dataset())

@@ -163,7 +163,8 @@ class Evaluation:
 
 def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", clips: int | None = None,
                  cache_dir: Location | None = None, force: bool = False, device: str = "cpu",
-                 batch_size: int = 64, progress: BatchFn | None = None) -> Evaluation:
+                 batch_size: int = 64, progress: BatchFn | None = None, precision: str = "fp32"
+                 ) -> Evaluation:
     """Evaluate a run on `subset`; write RUN/eval/<subset>/{report.json, per_class.csv, ...,
     probs.npz} (the probabilities, which `ensemble` fuses without running the model again)."""
     if subset not in SUBSETS:
@@ -182,11 +183,11 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
             raise SkpipeError(f"{run.directory} is an imported model: name the cache to evaluate it on "
                               "(--cache DIR)")
         cache = open_cache(cache_dir)
-        model, ckpt_path = run_model(run, checkpoint, device)
+        model, ckpt_path = run_model(run, checkpoint, device, precision)
         split, probs, y, samples = imported_subset_probs(model, run, cache, subset, batch_size, progress)
     else:
         cache = run.open_cache(cache_dir)  # refused first when it is another build
-        model, ckpt_path = run_model(run, checkpoint, device)
+        model, ckpt_path = run_model(run, checkpoint, device, precision)
         probs, y, samples = predict_subset(model, cache, run, subset, clips, batch_size, progress)
     names = run.class_names
     m = compute_metrics(y, probs, names)
@@ -195,7 +196,7 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
         run=str(run.directory), model=run.model, split=split, subset=subset,
         checkpoint=str(ckpt_path), num_clips=clips, samples=int(len(y)), parameters=model.parameters,
         manifest_hash=run.config.manifest_hash, device=str(dev), frames=t.frames, feats=t.feats,
-        scores=scores_of(m))
+        scores=scores_of(m), inference_precision=model.precision)
     out.mkdir(parents=True, exist_ok=True)
     write_probs(out, probs, samples)  # before report.json, whose presence says it is complete
     write_report(out, report, m, names, f"{run.directory.name} · {subset}")
@@ -229,7 +230,7 @@ ENSEMBLES_DIR = "ensembles"
 def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subset: str = "test",
                   clips: int | None = None, out: Path | None = None, force: bool = False,
                   checkpoint: str = "best", device: str = "cpu", cache_dir: Location | None = None,
-                  progress: BatchFn | None = None) -> Evaluation:
+                  progress: BatchFn | None = None, precision: str = "fp32") -> Evaluation:
     """Fuse the softmax probabilities of runs on one cache and protocol (PYSKL's 2- and 4-stream
     fusion): a weighted mean, evaluated and written like `evaluate`. A run evaluated on `subset`
     with the same checkpoint and clips lends its saved probabilities; the others are run."""
@@ -258,13 +259,14 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
     out = out or first.directory.parent.parent / ENSEMBLES_DIR / name
     if (out / REPORT_NAME).exists() and not force:
         raise SkpipeError(f"{out / REPORT_NAME} already exists (use --force to replace it)")
-    models = [run_model(r, checkpoint, device) for r in runs]  # refuses a run without a checkpoint first
+    # refuses a run without a checkpoint first
+    models = [run_model(r, checkpoint, device, precision) for r in runs]
     fused: np.ndarray | None = None
     labels = samples = None
     reused: list[str] = []
     for run, (model, path), w in zip(runs, models, weights, strict=True):
         k = clips if clips is not None else run.config.train.num_clips
-        saved = _saved_probs(run, subset, checkpoint, path, k, cache)
+        saved = _saved_probs(run, subset, checkpoint, path, k, cache, model.precision)
         if saved is not None:
             p, y, s = saved
             reused.append(run.directory.name)
@@ -281,15 +283,16 @@ def ensemble_runs(run_dirs: list[Path], weights: list[float] | None = None, subs
     report = EnsembleReport(
         runs=[str(r.directory) for r in runs], weights=weights, split=first.split, subset=subset,
         samples=int(len(labels)), manifest_hash=first.config.manifest_hash,
-        feats=[r.config.train.feats for r in runs], device=str(dev), scores=scores_of(m))
+        feats=[r.config.train.feats for r in runs], device=str(dev), scores=scores_of(m),
+        inference_precision=precision)
     write_report(out, report, m, names, f"ensemble of {len(runs)} runs · {subset}")
     return Evaluation(report, m["per_class"], out, fused, reused)
 
 
-def _saved_probs(run: Run, subset: str, name: str, checkpoint: Path, clips: int, cache: Cache
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _saved_probs(run: Run, subset: str, name: str, checkpoint: Path, clips: int, cache: Cache,
+                 precision: str = "fp32") -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(probs, labels, samples) from the run's own evaluation of `subset`, where it was made with
-    this checkpoint (`name`, at `checkpoint`) and clip count; labels come from the cache, the rows
+    this checkpoint (`name`, at `checkpoint`), clip count and precision; labels come from the cache, the rows
     must be the subset's."""
     out = run.eval_dir(subset, name, clips)
     if not (out / REPORT_NAME).is_file():
@@ -298,8 +301,8 @@ def _saved_probs(run: Run, subset: str, name: str, checkpoint: Path, clips: int,
         rep = read_report(out / REPORT_NAME, Report)
     except SkpipeError:
         return None
-    made_as = (rep.num_clips, Path(rep.checkpoint), rep.manifest_hash)
-    if made_as != (clips, checkpoint, run.config.manifest_hash):
+    made_as = (rep.num_clips, Path(rep.checkpoint), rep.manifest_hash, rep.inference_precision)
+    if made_as != (clips, checkpoint, run.config.manifest_hash, precision):
         return None
     saved = read_probs(out, run.config.num_classes)
     if saved is None:

@@ -21,10 +21,11 @@ from pipeline.source.video import is_video, video_fps
 
 def predict_file(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
                  clips: int | None = None, batch_size: int = 64, window: int | None = None,
-                 stride: int | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+                 stride: int | None = None, device: str = "cpu", precision: str = "fp32"
+                 ) -> list[dict[str, Any]]:
     """Top-`top` classes with probabilities for every clip of `raw_path`."""
     return list(iter_predictions(run_dir, raw_path, top, checkpoint, clips, batch_size, window, stride,
-                                 device))
+                                 device, precision=precision))
 
 
 def frame_captions(result: dict[str, Any], ann: dict[str, Any]) -> list[str]:
@@ -40,14 +41,15 @@ def frame_captions(result: dict[str, Any], ann: dict[str, Any]) -> list[str]:
 def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: str = "best",
                      clips: int | None = None, batch_size: int = 64, window: int | None = None,
                      stride: int | None = None, device: str = "cpu", render: Path | None = None,
-                     force: bool = False, frame_dir: str | None = None) -> Iterator[dict[str, Any]]:
+                     force: bool = False, frame_dir: str | None = None, precision: str = "fp32"
+                     ) -> Iterator[dict[str, Any]]:
     """One result per clip of `raw_path` (a pickle, a video, or a folder of videos), computed
     `batch_size` clips at a time (the next batch is read while the model runs): memory never
     grows with the number of clips. Each result is the predictor's (frame_dir, top, windows)
     plus the pickle's `label` and, where it names its classes, `label_class`. With `render`,
     one clip (the only one, or `frame_dir`) is drawn with the label of the latest window at
     each frame."""
-    model = load(run_dir, checkpoint, device=device)
+    model = load(run_dir, checkpoint, device=device, precision=precision)
     card = model.card
     model.check_options(top, clips, batch_size, window, stride)
     left_out: list[tuple[str, str]] = []

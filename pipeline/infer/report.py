@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,6 +59,7 @@ class Report:
     frames: int
     feats: str
     scores: Scores
+    inference_precision: str = "fp32"  # the arithmetic the model ran in (older reports: unrecorded)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class EnsembleReport:
     feats: list[str]
     device: str
     scores: Scores
+    inference_precision: str = "fp32"
 
 
 R = TypeVar("R", Report, EnsembleReport)
@@ -99,7 +101,8 @@ def from_json(cls: type[R], text: str | bytes) -> R:
         parsed: Scores = Scores(data["accuracy"], data["top5_accuracy"], data["mean_class_accuracy"],
                         Averages(**data["macro"]), Averages(**data["weighted"]))
         data = {RENAMED.get(k, k): v for k, v in data.items()}
-        rest = {f.name: data[f.name] for f in fields(cls) if f.name != "scores"}
+        rest = {f.name: data[f.name] for f in fields(cls)
+                if f.name != "scores" and (f.name in data or f.default is MISSING)}
     except (KeyError, TypeError) as e:
         raise ValueError(f"a field is missing or malformed ({e})") from None
     numbers = [parsed.accuracy, parsed.top5_accuracy, parsed.mean_class_accuracy,

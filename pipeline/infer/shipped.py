@@ -353,37 +353,38 @@ def from_bytes(fmt: str, data: bytes, where: str = "the export", trusted: bool =
     raise SkpipeError(f"{where}: {fmt} files are not loaded (TorchScript is deprecated: export --format pt2)")
 
 
-def run_model(run: Run, checkpoint: str = "best", device: str = "cpu") -> tuple[ShippedModel, Path]:
-    """A run's network (`checkpoint`: best, last or a .pt path) on `device` at the run's precision,
-    and the checkpoint it came from."""
+def run_model(run: Run, checkpoint: str = "best", device: str = "cpu", precision: str = "fp32"
+              ) -> tuple[ShippedModel, Path]:
+    """A run's network (`checkpoint`: best, last or a .pt path) ready to predict on `device`, and
+    the checkpoint it came from: the one place a checkpoint becomes a predictor. `precision` is
+    fp32 unless bf16 is asked (and native), whatever the run trained in."""
     from pipeline.infer.inference import load_run_model
     from pipeline.run.runtime import inference_precision, resolve_device
 
-    model, ckpt = load_run_model(run, checkpoint)
     dev = resolve_device(device)
+    chosen = inference_precision(precision, dev)  # refused before the checkpoint is read
+    model, ckpt = load_run_model(run, checkpoint)
     shipped = ShippedModel(card_of(run.config, "run", ("x", "lengths")), model.float().eval().to(dev),
-                           "torch", dev, inference_precision(run.config.train.precision, dev))
+                           "torch", dev, chosen)
     return shipped, ckpt
 
 
-def load(path: str | Path, checkpoint: str = "best", trusted: bool = False, device: str = "cpu"
-         ) -> ShippedModel:
+def load(path: str | Path, checkpoint: str = "best", trusted: bool = False, device: str = "cpu",
+         precision: str = "fp32") -> ShippedModel:
     """A run directory (trained or imported), a checkpoint inside one, a `.onnx` or (`trusted`)
-    a `.pt2` export, ready to predict; a run's network on `device` at the run's precision."""
-    from pipeline.infer.inference import load_model
+    a `.pt2` export, ready to predict; a run's network on `device`, in fp32 unless `precision`
+    asks for bf16 (ONNX and pt2 files run as they were exported)."""
     from pipeline.run.config import is_run, open_run
 
     path = Path(path)
     if path.is_dir():
-        return run_model(open_run(path), checkpoint, device)[0]
+        return run_model(open_run(path), checkpoint, device, precision)[0]
     suffix = path.suffix.lower()
     if suffix in (".onnx", ".pt2"):
         if not path.is_file():
             raise SkpipeError(f"{path}: no such file")
         return from_bytes(suffix[1:], read_bytes(path, MAX_EXPORT_BYTES), str(path), trusted)
     if suffix == ".pt" and is_run(path.parent.parent):  # RUN/checkpoints/NAME.pt
-        run = open_run(path.parent.parent)
-        model, _ = load_model(path, run.config.model_args)
-        return ShippedModel(card_of(run.config, "run", ("x", "lengths")), model.float().eval(), "torch")
+        return run_model(open_run(path.parent.parent), str(path), device, precision)[0]
     raise SkpipeError(f"{path}: expected a run directory, a checkpoint inside one, a .onnx or a .pt2 "
                       "(a checkpoint alone names no classes)")

@@ -49,7 +49,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.5
     frames: int = 300
-    precision: str = "auto"  # bf16 where native, else fp32; a run records what it chose
+    precision: str = "fp32"  # the seed's; the other recipes say auto (bf16 where native); records what ran
     threads: int = 0  # applied by the CLI (0: the cores other processes leave idle); records what ran
     workers: int = 0
     seed: int = 0

@@ -14,7 +14,7 @@ from typing import Any
 from pipeline import SkpipeError
 
 RECIPES: dict[str, dict[str, Any]] = {
-    "seed": {"precision": "fp32"},  # the study ran fp32; every other recipe picks by the hardware
+    "seed": {},  # TrainConfig's defaults, fp32 as the study ran; every other recipe picks by the hardware
     "recommended": {
         "frames": 32, "precision": "auto", "optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4,
         "schedule": "cosine", "warmup": 2, "epochs": 30, "label_smoothing": 0.1, "dropout": 0.0,

@@ -78,15 +78,21 @@ def choose_precision(precision: str, device: torch.device, flags: frozenset[str]
     return precision, f"{precision} as asked"
 
 
-def inference_precision(precision: str, device: torch.device) -> str:
-    """The run's precision where `device` supports it: a run trained in fp16 on CUDA is
-    evaluated in fp32 on a CPU (CPU autocast has no fp16 kernels worth using), and one trained
-    in bf16 is evaluated in fp32 where bf16 is emulated."""
-    if precision == "fp16" and device.type != "cuda":
-        return "fp32"
-    if precision in ("bf16", "auto") and not native_bf16(device):
-        return "fp32"
-    return "bf16" if precision == "auto" else precision
+INFERENCE_PRECISIONS = ("fp32", "bf16")  # inference is fp32 unless asked, whatever the run trained in
+
+
+def inference_precision(asked: str, device: torch.device, flags: frozenset[str] | None = None) -> str:
+    """The precision a model predicts in: `fp32` unless `bf16` is asked for, and bf16 only where
+    `device` computes it natively. Why not the run's: an imported model must give its project's
+    logits, and every engine (run, checkpoint, ONNX, pt2) the same probabilities on every CPU."""
+    if asked not in INFERENCE_PRECISIONS:
+        raise SkpipeError(f"--precision must be one of {', '.join(INFERENCE_PRECISIONS)} for inference, "
+                          f"got {asked!r}")
+    if asked == "bf16" and not native_bf16(device, flags):
+        raise SkpipeError(f"--precision bf16: this {device.type.upper()} has no native bf16 "
+                          f"({' or '.join(BF16_FLAGS)}); emulated, a step measured {EMULATED_BF16_SLOWDOWN}x "
+                          "slower than fp32 (leave --precision at fp32)")
+    return asked
 
 
 def usable_cores() -> int:

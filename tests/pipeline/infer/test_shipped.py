@@ -32,8 +32,10 @@ ort = pytest.importorskip("onnxruntime")
 @pytest.fixture(scope="module")
 def runs(synth_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("shipped-runs")
+    # the ST-GCN trains in bf16: its inference must still be fp32 on every CPU
     made = {m: fit(TrainConfig(model=m, cache=str(synth_cache), out=str(out), epochs=1, frames=12, threads=1,
-                               num_clips=2)).run_dir for m in ("lstm", "stgcn")}
+                               num_clips=2, precision=p)).run_dir
+            for m, p in (("lstm", "fp32"), ("stgcn", "bf16"))}
     for run in made.values():
         export_run(run, "onnx")
         export_run(run, "pt2")
@@ -82,9 +84,10 @@ def test_card_in_every_format_and_the_graph_inputs(runs):
     assert mode == 0o666 & ~umask  # the umask, not mkstemp's 0600
 
 
-def test_api_agrees_with_skpipe_predict_on_every_engine(runs):
+def test_api_agrees_with_skpipe_predict_on_every_engine(runs, any_cpu):
     """One predictor: the CLI's JSON and the API's return value have the same shape and the same
-    probabilities on every engine, for whole clips and for windows along them."""
+    probabilities on every engine, for whole clips and for windows along them, on every CPU
+    (inference is fp32 unless asked, whatever the run trained in)."""
     run = runs["stgcn"]
     r = CliRunner().invoke(main, ["predict", str(run), str(PICKLE), "--json", "--top", "5",
                                   "--window", "8", "--stride", "4"])
@@ -103,9 +106,20 @@ def test_api_agrees_with_skpipe_predict_on_every_engine(runs):
                 assert [t["class"] for t in ours] == [t["class"] for t in theirs]
                 assert [t["probability"] for t in ours] == pytest.approx(
                     [t["probability"] for t in theirs], abs=1e-5)
+    assert skpipe.load(run).precision == "fp32"
+    if any_cpu == "native-bf16":  # asked for, where native
+        assert skpipe.load(run, precision="bf16").precision == "bf16"
     ann = make_ann(t=30)
     one = skpipe.load(run).predict(ann)
     assert one == skpipe.load(run).predict([ann]) and len(one[0]["top"]) == 5
+
+
+def test_bf16_inference_where_emulated_is_one_line(runs, monkeypatch):
+    from pipeline.run import runtime
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2"}))
+    r = CliRunner().invoke(main, ["predict", str(runs["stgcn"]), str(PICKLE), "--precision", "bf16"])
+    assert r.exit_code == 1 and "no native bf16" in r.output and "Traceback" not in r.output
 
 
 def test_what_a_file_handed_over_may_not_do(runs, tmp_path):

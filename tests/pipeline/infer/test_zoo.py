@@ -166,7 +166,7 @@ def _name(c: dict) -> str:
 
 
 @pytest.mark.parametrize("cfg", TINY, ids=_name)
-def test_imported_logits_equal_an_independent_reference(cfg, tmp_path):
+def test_imported_logits_equal_an_independent_reference(cfg, tmp_path, any_cpu):
     g = torch.Generator().manual_seed(0)
     sd = reference_weights(cfg, g, classes=5)
     torch.save({"state_dict": sd, "meta": {"epoch": 16}}, tmp_path / "m.pth")

@@ -12,7 +12,7 @@ from cli.main import main
 from pipeline import SkpipeError
 from pipeline.inputs.augment import Augment, rotations_3d
 from pipeline.run.options import TrainConfig
-from pipeline.run.runtime import choose_precision, native_bf16
+from pipeline.run.runtime import choose_precision, inference_precision, native_bf16
 from pipeline.train.fit import fit
 
 CPU = torch.device("cpu")
@@ -28,6 +28,17 @@ def test_auto_precision_follows_the_cpu_flags():
     assert precision == "bf16" and why.startswith("warning: bf16 is emulated") and "7.6x" in why
     assert choose_precision("fp32", CPU, plain | {"amx_bf16"})[0] == "fp32"
     assert native_bf16(CPU, plain) is False
+
+
+def test_inference_is_fp32_unless_asked_and_bf16_only_where_native():
+    plain = frozenset({"fma", "avx", "avx2"})
+    for flags in (plain, plain | {"amx_bf16"}):
+        assert inference_precision("fp32", CPU, flags) == "fp32"  # the default, whatever the run trained in
+    assert inference_precision("bf16", CPU, plain | {"avx512_bf16"}) == "bf16"
+    with pytest.raises(SkpipeError, match="no native bf16.*7.6x"):
+        inference_precision("bf16", CPU, plain)
+    with pytest.raises(SkpipeError, match="fp32, bf16"):
+        inference_precision("auto", CPU, plain)  # a training word, not an inference one
 
 
 def test_rotations_are_proper():
