@@ -86,6 +86,9 @@ def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path 
 @click.option("--group-by", metavar="REGEX",
               help="Group clips by the regex's first capture group in frame_dir when carving val "
                    "(default: UCF101 gNN, NTU performer, else each clip alone).")
+@click.option("--val-by", metavar="view|subject|REGEX",
+              help="Val holds whole views or subjects of train (or a regex's first group), as the "
+                   "protocol's test does: NTU C###/P###, NW-UCLA v##/s##, MSR s## are found by name.")
 @click.option("--val-fraction", default=0.1, show_default=True,
               help="About this fraction of each class's train clips goes to val, by whole groups.")
 @click.option("--test-fraction", default=0.3, show_default=True,
@@ -93,8 +96,8 @@ def ingest(raw: Path, cache_dir: str, dtype: str, chunk: int, class_names: Path 
 @click.option("--seed", default=0, show_default=True)
 @force_option("existing splits")
 @user_errors
-def build_splits(cache_dir: str, protocols: tuple[str, ...], group_by: str | None, val_fraction: float,
-                 test_fraction: float, seed: int, force: bool) -> None:
+def build_splits(cache_dir: str, protocols: tuple[str, ...], group_by: str | None, val_by: str | None,
+                 val_fraction: float, test_fraction: float, seed: int, force: bool) -> None:
     """Write CACHE/splits.parquet: train / val / test for each evaluation protocol.
 
     Protocols come from the pickle's split keys: train{k}/test{k} -> "k", {p}_train/{p}_val|test
@@ -105,7 +108,8 @@ def build_splits(cache_dir: str, protocols: tuple[str, ...], group_by: str | Non
     from pipeline.data.splits import SplitConfig, write_splits
 
     cfg = SplitConfig(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
-                      group_by=group_by, protocols=tuple(parse_protocol_option(p) for p in protocols))
+                      group_by=group_by, val_by=val_by,
+                      protocols=tuple(parse_protocol_option(p) for p in protocols))
     _, meta = write_splits(open_cache(cache_dir), cfg, force=force)
     console.print(protocol_table(meta, f"Protocols in {cache_dir}/splits.parquet"))
     for w in meta.warnings():
@@ -120,8 +124,8 @@ def protocol_table(meta, title: str) -> Table:  # type: ignore[no-untyped-def]
     made = ("the pickle's own split lists" if methods == {"official"} else
             "no split in the pickle: UCF101 test groups" if methods == {"ucf101-groups"} else
             "no split in the pickle and no UCF101 groups: a seeded stratified draw")
-    t = Table(title=title, caption=f"{made}; val carved from train by whole groups "
-              f"({shown(meta.grouping)})")
+    carved = meta.val_by or f"whole groups ({meta.grouping})"
+    t = Table(title=title, caption=f"{made}; val carved from train: {shown(carved)}")
     for col in ("split", "method", "keys", *SUBSETS):
         t.add_column(col, justify="right" if col in SUBSETS else "left")
     for row in protocol_summary(meta):

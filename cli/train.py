@@ -13,7 +13,7 @@ from rich.table import Table
 from cli.options import cache_option, device_option, model_argument, threads_option, train_clips_option
 from cli.ui import QUIET_SECONDS, ThreadTuner, configure_process, console, shown, user_errors
 from pipeline import SkpipeError
-from pipeline.inputs.augment import NORMALIZATIONS
+from pipeline.inputs.augment import NORMALIZATIONS, ROTATE_AXES, SAMPLINGS
 from pipeline.inputs.features import FEATS
 from pipeline.run.options import LOADERS, LR_SCALINGS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from pipeline.run.recipes import RECIPES
@@ -167,14 +167,22 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--warmup", type=int, help="Epochs of linear warm-up before the cosine (default 0).")
 @click.option("--label-smoothing", type=float, help="Default 0.")
 @click.option("--normalize", type=click.Choice(NORMALIZATIONS),
-              help="Default none (x / width, y / height); pyskl: to [-1, 1]; body: centred on the body.")
+              help="Default none (x / width, y / height); pyskl: to [-1, 1]; body: centred on the body; "
+                   "minmax: each axis of each clip to [-1, 1] after augmentation (CTR-GCN's NW-UCLA).")
 @click.option("--flip", type=float, help="Train-time horizontal flip probability (left/right swapped).")
 @click.option("--rotate", type=float, help="Train-time random rotation, degrees.")
+@click.option("--rotate-axes", type=click.Choice(ROTATE_AXES),
+              help="3D: the axes --rotate turns about (default xyz; CTR-GCN's NW-UCLA recipe: xy).")
+@click.option("--sampling", type=click.Choice(SAMPLINGS),
+              help="Training frames: uniform (default: one per segment, PYSKL) or random (a sorted draw "
+                   "with repetition, CTR-GCN). Evaluation always takes evenly spaced frames.")
 @click.option("--scale", type=float, help="Train-time random scale, +- this fraction.")
 @click.option("--shift", type=float, help="Train-time random shift, +- this (normalized units).")
 @train_clips_option
 @click.option("--repeat", type=int, help="Passes over the train clips per epoch (default 1): a small "
               "set gets the steps of a large one, counted in the header's sample budget.")
+@click.option("--budget", type=int, help="Sample passes over the whole run (e.g. 65000): sets --repeat from "
+              "the train set's size, so a small set gets the optimizer steps of a large one.")
 @click.option("--init", help="Start from this run's weights (one trained, or `skpipe import`ed): every "
               "weight that fits, a new head for the cache's classes (fine-tuning).")
 @click.option("--freeze", type=int, help="With --init: keep the first N blocks (and the data BN) fixed.")

@@ -145,3 +145,33 @@ def clip_groups(frame_dirs: Sequence[str], group_by: str | None = None) -> Group
     if all(ucla):  # the views of one performance stay together
         return Grouping(np.array([m[1] for m in ucla if m], dtype=object), "nw-ucla performance")
     return Grouping(np.array([f"clip:{f}" for f in fds], dtype=object), "clips")
+
+
+# --val-by: the unit a protocol holds out, found in the names (NTU `C###` / `P###`, NW-UCLA
+# `_v##` / `_s##`, MSR Action3D `_s##`); the first pattern matching every clip wins
+VAL_UNITS: dict[str, tuple[re.Pattern[str], ...]] = {
+    "view": (re.compile(r"S\d{3}(C\d{3})P\d{3}"), re.compile(r"_(v\d+)$")),
+    "subject": (re.compile(r"C\d{3}(P\d{3})R\d{3}"), re.compile(r"(?:^|_)(s\d+)(?:_|$)")),
+}
+
+
+def val_units(frame_dirs: Sequence[str], val_by: str) -> Grouping:
+    """Each clip's view or subject (or a regex's first capture group): val then takes whole
+    units, as the protocol's test does. One line where the names hold no such unit."""
+    fds = [str(f) for f in frame_dirs]
+    patterns = VAL_UNITS.get(val_by)
+    if patterns is None:
+        try:
+            patterns = (re.compile(val_by),)
+        except re.error as e:
+            raise SkpipeError(f"--val-by {val_by!r} is neither view, subject nor a valid regex "
+                              f"({e})") from None
+    for rx in patterns:
+        found = [rx.search(f) for f in fds]
+        if all(found):
+            units = [(m[1] if m.groups() else m[0]) for m in found if m]
+            return Grouping(np.array(units, dtype=object), f"val by {val_by} ({rx.pattern})")
+    what = f"a {val_by}" if val_by in VAL_UNITS else f"a match of {val_by!r}"
+    missing = next(f for f in fds if not any(rx.search(f) for rx in patterns))
+    raise SkpipeError(f"--val-by {val_by}: clip names do not all say {what} (e.g. {missing[:80]!r}); "
+                      "name it with a regex whose first group is the unit")

@@ -25,7 +25,7 @@ import pandas as pd
 
 from pipeline import SkpipeError
 from pipeline.data.cache import Cache
-from pipeline.data.protocols import SUBSETS, Grouping, KeyPair, clip_groups, name_protocols
+from pipeline.data.protocols import SUBSETS, Grouping, KeyPair, clip_groups, name_protocols, val_units
 from pipeline.files.atomic import atomic_write_bytes, atomic_write_text, check_target
 from pipeline.files.location import MAX_JSON_BYTES, MAX_TABLE_BYTES, exists, is_url, read_bytes
 
@@ -43,6 +43,7 @@ class SplitConfig:
     seed: int = 0
     group_by: str | None = None  # regex; its first capture group names a clip's group
     protocols: tuple[KeyPair, ...] = ()  # --protocol NAME=TRAINKEY,TESTKEY
+    val_by: str | None = None  # view | subject | regex: val holds whole units, as the test does
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
@@ -75,6 +76,7 @@ class SplitsMeta:
     unused_keys: tuple[str, ...] = ()
     left_out: tuple[str, ...] = ()  # protocols not built, and why (a split key listing no clip)
     table_sha256: str = ""  # of splits.parquet's bytes, checked whenever it is read
+    val_by: str = ""  # the rule of --val-by ("" : val carved by groups, per class)
     schema_version: int = SPLITS_SCHEMA
 
     @property
@@ -193,12 +195,32 @@ def _carve_val(labels: np.ndarray, groups: np.ndarray, train: np.ndarray, seed: 
     return val
 
 
+def _carve_val_units(units: np.ndarray, train: np.ndarray, seed: int, salt: int, fraction: float,
+                     name: str) -> np.ndarray:
+    """Val mask: whole units (views, subjects) of train, the same for every class, drawn until
+    about `fraction` of train's clips (one unit at least, one left to train at least)."""
+    rows = np.flatnonzero(train)
+    names, inverse = np.unique(units[rows].astype(str), return_inverse=True)
+    if len(names) < 2:
+        only = names[0] if len(names) else "-"
+        raise SkpipeError(f"protocol {name}: its train clips hold one unit only ({only}); --val-by needs "
+                          "two, to keep one for training")
+    order = np.random.default_rng([seed, 200 + salt]).permutation(len(names))
+    sizes = np.bincount(inverse, minlength=len(names))[order]
+    cum = np.cumsum(sizes)  # clips when taking 1 .. len units
+    take = int(np.clip(np.argmin(np.abs(cum - fraction * len(rows))) + 1, 1, len(names) - 1))
+    val = np.zeros(len(units), bool)
+    val[rows[np.isin(inverse, order[:take])]] = True
+    return val
+
+
 def build_splits(cache: Cache, cfg: SplitConfig = SplitConfig()) -> tuple[pd.DataFrame, SplitsMeta]:
     """The long splits table (sample, frame_dir, label, split, subset, group) and its metadata."""
     index, source = cache.index, cache.source_splits
     frame_dirs = index["frame_dir"].to_numpy()
     labels = index["label"].to_numpy()
     grouping = clip_groups(frame_dirs.tolist(), cfg.group_by)
+    units = val_units(frame_dirs.tolist(), cfg.val_by) if cfg.val_by else None
     keys = list(cache.manifest.source_splits)  # every key, an empty list's too
     if not keys and cfg.protocols:
         raise SkpipeError("--protocol names split keys, but the pickle has no split at all")
@@ -220,7 +242,10 @@ def build_splits(cache: Cache, cfg: SplitConfig = SplitConfig()) -> tuple[pd.Dat
             plan.append((name, ~test, test, method, None))
     parts, protocols = [], []
     for salt, (name, train, test, method, pair) in enumerate(plan, start=1):
-        val = _carve_val(labels, grouping.groups, train, cfg.seed, salt, cfg.val_fraction)
+        if units is not None:
+            val = _carve_val_units(units.groups, train, cfg.seed, salt, cfg.val_fraction, name)
+        else:
+            val = _carve_val(labels, grouping.groups, train, cfg.seed, salt, cfg.val_fraction)
         subset = np.where(test, "test", np.where(val, "val", "train"))
         keep = np.flatnonzero(train | test)
         parts.append(pd.DataFrame({
@@ -235,7 +260,7 @@ def build_splits(cache: Cache, cfg: SplitConfig = SplitConfig()) -> tuple[pd.Dat
     meta = SplitsMeta(manifest_hash=cache.manifest_hash, grouping=grouping.rule,
                       protocols=tuple(protocols), val_fraction=cfg.val_fraction,
                       test_fraction=cfg.test_fraction, seed=cfg.seed, unused_keys=tuple(unused),
-                      left_out=tuple(empty))
+                      left_out=tuple(empty), val_by=units.rule if units is not None else "")
     return df, meta
 
 

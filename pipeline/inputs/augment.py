@@ -18,7 +18,9 @@ import numpy as np
 from models.layouts import Skeleton
 from pipeline import SkpipeError
 
-NORMALIZATIONS = ("none", "pyskl", "body")
+NORMALIZATIONS = ("none", "pyskl", "body", "minmax")
+ROTATE_AXES = ("xyz", "xy", "x", "y", "z")  # 3D: the axes --rotate turns about (2D: the image plane)
+SAMPLINGS = ("uniform", "random")  # training frames: one per segment (PYSKL), a sorted random draw (CTR-GCN)
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,15 @@ class Augment:
     rotate: float = 0.0  # degrees: uniform in [-rotate, rotate], about the body's centre
     scale: float = 0.0  # factor uniform in [1 - scale, 1 + scale], about the body's centre
     shift: float = 0.0  # offset uniform in [-shift, shift] per axis, in normalized units
+    rotate_axes: str = "xyz"  # 3D: the axes turned about (CTR-GCN's NW-UCLA recipe: x and y)
+    sampling: str = "uniform"  # training frames: see `pipeline.inputs.transforms`
 
     def __post_init__(self) -> None:
+        if self.rotate_axes not in ROTATE_AXES:
+            raise SkpipeError(f"--rotate-axes must be one of {', '.join(ROTATE_AXES)}, "
+                              f"got {self.rotate_axes!r}")
+        if self.sampling not in SAMPLINGS:
+            raise SkpipeError(f"--sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if not 0.0 <= self.flip <= 1.0:
             raise SkpipeError(f"--flip must be a probability in [0, 1], got {self.flip}")
         for name in ("rotate", "scale", "shift"):
@@ -66,7 +75,10 @@ def body_centre(x: np.ndarray, dims: int = 2) -> np.ndarray:
 def normalize(x: np.ndarray, how: str, skeleton: Skeleton = DEFAULT) -> np.ndarray:
     """`none`: as cached (2D: x / width, y / height; 3D: as given); `pyskl`: PYSKL's
     pre-normalisation (2D: mapped to [-1, 1] about the image centre, PreNormalize2D; 3D:
-    PreNormalize3D, `prenormalize_3d`); `body`: each clip's body centre moved to the origin."""
+    PreNormalize3D, `prenormalize_3d`); `body`: each clip's body centre moved to the origin;
+    `minmax`: centred on the first seen frame's spine joint here, then each axis of each clip
+    min-max scaled to [-1, 1] after augmentation (`pipeline.inputs.batch.minmax`), as CTR-GCN's
+    NW-UCLA feeder does."""
     if how not in NORMALIZATIONS:
         raise SkpipeError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, got {how!r}")
     d = skeleton.dims
@@ -74,10 +86,30 @@ def normalize(x: np.ndarray, how: str, skeleton: Skeleton = DEFAULT) -> np.ndarr
         return x
     if how == "pyskl" and d == 3:
         return prenormalize_3d(x, skeleton)
+    if how == "minmax":
+        return first_frame_centred(x, skeleton)
     centre = 0.5 if how == "pyskl" else body_centre(x, d)
     out = x.copy()
     out[..., :d] = (x[..., :d] - centre) * (2.0 if how == "pyskl" else 1.0)
     return np.where(present(x), out, 0.0).astype(x.dtype)
+
+
+def first_frame_centred(x: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """Each clip x (B, T, V, C) moved so that its spine joint (the upper end of the layout's
+    `spine`, else its `center`) in the first frame where the body is seen is the origin; missing
+    joints stay zero."""
+    layout, d = skeleton.layout, skeleton.dims
+    joint = layout["spine"][1] if "spine" in layout else layout["center"]
+    seen = present(x)  # (B, T, V, 1)
+    frame = np.argmax(seen[..., joint, 0], axis=1)  # (B,): the first frame holding the joint
+    origin = x[np.arange(len(x)), frame, joint, :d]  # (B, d): zero where the joint is never seen
+    out = x.astype(np.float32, copy=True)
+    out[..., :d] -= origin[:, None, None, :]
+    # the spine joint itself lands on the origin, which reads as a missing joint: keep it seen,
+    # a micrometre off (min-max scaling and rotation do not notice)
+    at_origin = seen[..., 0] & ~np.any(out != 0, axis=-1)  # (B, T, V)
+    out[..., 0][at_origin] = 1e-6
+    return np.where(seen, out, 0.0).astype(x.dtype)
 
 
 def rotation_onto(v: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -174,7 +206,8 @@ def draw(aug: Augment, rng: np.random.Generator, batch: int, dims: int) -> Draw 
         scale = rng.uniform(1 - aug.scale, 1 + aug.scale, batch)
         shift = rng.uniform(-aug.shift, aug.shift, (batch, 2))
         return Draw(mask, rotations_2d(angle) * scale[:, None, None], shift)
-    angles = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, (batch, 3)))
+    angles = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate, (batch, 3)))  # (B, 3): about x, y, z
+    angles *= np.array([axis in aug.rotate_axes for axis in "xyz"], np.float64)  # the others stay
     scale = rng.uniform(1 - aug.scale, 1 + aug.scale, batch)
     shift = rng.uniform(-aug.shift, aug.shift, (batch, 3))
     return Draw(mask, rotations_3d(angles) * scale[:, None, None], shift)

@@ -33,7 +33,7 @@ import torch
 from models.layouts import Skeleton
 from pipeline.inputs.augment import Draw, draw, flip_order, normalize
 from pipeline.inputs.features import InputSpec
-from pipeline.inputs.transforms import uniform_indices
+from pipeline.inputs.transforms import random_indices, uniform_indices
 
 HOLD_ROWS = 1024  # rows normalized on the host at a time while the subset moves to the device
 
@@ -125,6 +125,21 @@ def apply(x: torch.Tensor, params: Draw | None, skeleton: Skeleton) -> torch.Ten
     return x
 
 
+def minmax(x: torch.Tensor, dims: int) -> torch.Tensor:
+    """Each clip's coordinates x (B, T, V, C), axis by axis, min-max scaled over its present
+    joints to [-1, 1] (CTR-GCN's NW-UCLA normalisation: scale and translation disappear, the
+    aspect changes); scores and missing joints untouched, a flat axis to 0."""
+    seen = present(x)  # (B, T, V, 1)
+    xy = x[..., :dims]
+    big = torch.finfo(x.dtype).max
+    lo = torch.where(seen, xy, big).amin((1, 2), keepdim=True)  # (B, 1, 1, dims)
+    hi = torch.where(seen, xy, -big).amax((1, 2), keepdim=True)
+    span = (hi - lo).clamp(min=1e-6)
+    out = x.clone()
+    out[..., :dims] = torch.where(hi > lo, (xy - lo) / span * 2 - 1, 0.0)
+    return torch.where(seen, out, 0.0)
+
+
 def bones(x: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
     """(B, T, V, C) joints -> joint minus parent; score = the pair's mean."""
     parent = torch.as_tensor(skeleton.layout["parents"], device=x.device)
@@ -157,6 +172,8 @@ def streamed(x: torch.Tensor, valid: torch.Tensor, spec: InputSpec, params: Draw
     stream, float32."""
     shape, sk = x.shape, spec.skeleton
     flat = apply(x.float().reshape(len(x), -1, *shape[-2:]), params, sk)  # (B, [M *] T, V, C)
+    if spec.normalize == "minmax":  # after the rotation, as CTR-GCN's feeder does
+        flat = minmax(flat, sk.dims)
     if spec.feats == "j":
         return flat.reshape(shape)
     if len(shape) == 4:
@@ -183,7 +200,8 @@ def model_input(x: torch.Tensor, valid: np.ndarray, spec: InputSpec, rng: np.ran
     lengths = torch.from_numpy(np.asarray(valid, np.int64)).to(x.device)
     y = streamed(x, lengths, spec, params)
     if spec.frames < x.shape[-3]:
-        idx = uniform_indices(valid, spec.frames, rng)  # (B, frames), drawn on the host
+        sample = random_indices if spec.augment.sampling == "random" else uniform_indices
+        idx = sample(valid, spec.frames, rng)  # (B, frames), drawn on the host
         return take_frames(y, idx), torch.full_like(lengths, spec.frames)
     return y, lengths
 

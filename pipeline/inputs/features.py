@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from models.layouts import Skeleton
 from pipeline import SkpipeError
-from pipeline.inputs.augment import Augment, normalize
+from pipeline.inputs.augment import NORMALIZATIONS, Augment
 
 FEATS = ("j", "b", "jm", "bm")
 
@@ -31,4 +29,6 @@ class InputSpec:
     def __post_init__(self) -> None:
         if self.feats not in FEATS:
             raise SkpipeError(f"--feats must be one of {', '.join(FEATS)}, got {self.feats!r}")
-        normalize(np.zeros((1, 1, 1, 3), np.float32), self.normalize)  # refuses an unknown name
+        if self.normalize not in NORMALIZATIONS:
+            raise SkpipeError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, "
+                              f"got {self.normalize!r}")

@@ -7,6 +7,10 @@ segments and one frame is taken from each, at a random place when training and a
 place when evaluating (clip k of K at fraction (k + 0.5) / K of each segment). A clip shorter
 than `frames` is looped from a random (train) or fixed (eval) start, so no compute is spent on
 zero padding.
+
+`random_indices` is CTR-GCN's training draw for NW-UCLA (`random.sample(range(L) * 100, F)`,
+sorted): any frames, in order, repeated where the clip is short; its test frames are evenly
+spaced, which `uniform_indices` with a fixed place already gives.
 """
 
 from __future__ import annotations
@@ -29,3 +33,11 @@ def uniform_indices(valid: np.ndarray, frames: int, rng: np.random.Generator | N
     short_idx = (start + np.arange(frames)[None]) % valid  # looped
     return np.where(valid >= frames, np.minimum(long_idx, valid - 1), short_idx)
 
+
+
+def random_indices(valid: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Frame indices (B, frames): a sorted random draw of each clip's valid frames, with
+    repetition (a frame appears more than once mostly where the clip has fewer than `frames`)."""
+    valid = np.maximum(np.asarray(valid, dtype=np.int64), 1)[:, None]  # (B, 1)
+    idx = np.floor(rng.random((len(valid), frames)) * valid).astype(np.int64)  # (B, F)
+    return np.sort(np.minimum(idx, valid - 1), axis=1)

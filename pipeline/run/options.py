@@ -26,7 +26,7 @@ RESUME_RUNTIME = ("device", "threads", "workers", "loader")  # what a resumed ru
 _KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
 _MAXIMA = {"epochs": 100_000, "batch_size": 65_536, "frames": MAX_FED_FRAMES, "threads": 4096,
            "workers": 1024, "num_clips": MAX_CLIPS, "checkpoint_every": 100_000, "warmup": 100_000,
-           "patience": 100_000, "freeze": 64, "repeat": 10_000}
+           "patience": 100_000, "freeze": 64, "repeat": 10_000, "budget": 10**9}
 
 
 OPTION_NAMES = {"num_clips": "--clips", "cache": "--cache"}  # fields whose option is not --field-name
@@ -76,6 +76,9 @@ class TrainConfig:
     num_clips: int = 1  # K temporal clips `evaluate` averages by default (--clips)
     recipe: str = "seed"
     repeat: int = 1  # passes over the train subset per epoch (a small set gets more steps per epoch)
+    budget: int = 0  # sample passes over the whole run; > 0 sets `repeat` from the train set's size
+    rotate_axes: str = "xyz"  # 3D: the axes --rotate turns about
+    sampling: str = "uniform"  # training frames: uniform (one per segment) | random (sorted draw)
     init: str = ""  # a run (or checkpoint) whose fitting weights the network starts from
     freeze: int = 0  # blocks (from the first) whose parameters --init's weights keep fixed
 
@@ -106,14 +109,15 @@ class TrainConfig:
             ("warmup", self.warmup >= 0, ">= 0"), ("num_clips", self.num_clips >= 1, ">= 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"), ("freeze", self.freeze >= 0, ">= 0"),
-            ("repeat", self.repeat >= 1, ">= 1"),
+            ("repeat", self.repeat >= 1, ">= 1"), ("budget", self.budget >= 0, ">= 0"),
         ):
             if not ok:
                 raise SkpipeError(f"{option(name)} must be {rule}, got {getattr(self, name)}")
         self.input_spec()  # refuses an unknown stream, normalisation or augmentation range
 
     def input_spec(self, train: bool = True, skeleton: Skeleton | None = None) -> InputSpec:
-        aug = Augment(self.flip, self.rotate, self.scale, self.shift) if train else Augment()
+        aug = (Augment(self.flip, self.rotate, self.scale, self.shift, self.rotate_axes, self.sampling)
+               if train else Augment())
         return InputSpec(self.frames, self.feats, self.normalize, aug, skeleton or Skeleton())
 
     def loader_config(self, subset: str, skeleton: Skeleton, *, train: bool = False,
@@ -127,6 +131,14 @@ class TrainConfig:
                             num_clips=clips, rank=rank, world=world, feats=self.feats,
                             normalize=self.normalize, augment=self.input_spec(train).augment,
                             skeleton=skeleton, device=device)
+
+    def budgeted(self, train_clips: int) -> TrainConfig:
+        """With a `budget` of sample passes, the `repeat` that spends about that many over the
+        run's epochs: a 226-clip set gets the optimizer steps a 1,000-clip set gets."""
+        if not self.budget:
+            return self
+        passes = self.budget / (max(1, self.epochs) * max(1, train_clips))
+        return replace(self, repeat=max(1, min(_MAXIMA["repeat"], round(passes))))
 
     def resolved(self) -> TrainConfig:
         threads = self.threads or len(os.sched_getaffinity(0))

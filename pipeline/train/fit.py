@@ -264,11 +264,13 @@ class _Session:
               ckpt: Checkpoint | None, locks: contextlib.ExitStack) -> _Session:
         """Build the network, optimizer and loaders; restore `ckpt` or create the run directory."""
         train_ds, val_ds = _loaders(cache, cfg, d)
+        cfg = cfg.budgeted(len(train_ds.samples) * d.world)  # --budget: the repeat it implies
         torch.manual_seed(cfg.seed)
         init = read_init(cfg.init, cfg.model, cache.skeleton) if cfg.init and ckpt is None else None
         arch = ckpt.args.arch if ckpt is not None else (init.arch if init is not None else {})
         net = build_model(cfg.model, cache.manifest.num_classes, cfg.dropout, cache.skeleton, arch)
-        source = transfer(net, init, tuple(cache.manifest.class_names)) if init is not None else {}
+        source = (transfer(net, init, tuple(cache.manifest.class_names), cache.skeleton.channels)
+                  if init is not None else {})
         if cfg.freeze:
             if not cfg.init:
                 raise SkpipeError("--freeze keeps --init's weights fixed; give --init RUN")
