@@ -23,7 +23,7 @@ from cli.options import (
     subset_option,
     threads_option,
 )
-from cli.ui import batch_progress, configure_process, console, shown, user_errors
+from cli.ui import batch_progress, configure_process, console, download_progress, shown, user_errors
 from pipeline import SkpipeError
 from pipeline.infer.formats import CLASS_LISTS, DEFAULT_FORMAT, DEPRECATED, FORMATS, export_format
 
@@ -345,23 +345,55 @@ def demo(workdir: Path, quick: bool, raw: Path | None, split: str, force: bool) 
     console.print(f"Table: {table}. Reports, confusion matrices and curves: {workdir / 'runs'}/*/")
 
 
+@click.command()
+@click.option("--dataset", help="Only the models of this dataset (NTU60, NTU120, HaGRID).")
+@click.option("--json", "as_json", is_flag=True, help="Print the listing as a JSON array.")
+@user_errors
+def zoo(dataset: str | None, as_json: bool) -> None:
+    """The published skeleton checkpoints of PYSKL and MMAction2: what they were trained on, their
+    published top-1, and whether `skpipe import NAME` takes them."""
+    from pipeline.infer.catalog import listed, to_json
+
+    entries = listed(dataset)
+    if as_json:
+        click.echo(to_json(entries))
+        return
+    t = Table(title="The zoo: published skeleton checkpoints", box=box.SIMPLE_HEAD, pad_edge=False,
+              caption="top-1: as its project publishes it, on its own test split · import: `skpipe import "
+              "NAME` takes it (fetched, checked against its published sha256)")
+    for col in ("name", "from", "keypoints", "top-1", "params", "import"):
+        t.add_column(col, justify="right" if col in ("top-1", "params") else "left",
+                     overflow="fold", ratio=4 if col == "name" else None)
+    for e in entries:
+        t.add_row(e.name, f"{e.project}\n{e.dataset} {e.protocol}", e.keypoints,
+                  "-" if e.top1 != e.top1 else f"{e.top1:.2f}", e.parameters, "yes" if e.importable else "no")
+    console.print(t)
+
+
 @click.command("import")
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("checkpoint")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
               help="Its PYSKL / MMAction2 config (.py), read as data, never run: strides, layout and the "
                    "test pipeline come from it (else PYSKL's defaults, named in the output).")
 @click.option("--classes", help=f"Class names: a file of one name per line, or {', '.join(CLASS_LISTS)}.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="The run directory to write.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="The run directory to write (default: zoo/NAME).")
+@click.option("--mirror", metavar="URL", help="Fetch a listed model from this base address instead of its "
+              "project's (a local or company mirror).")
 @force_option("an existing --out")
 @user_errors
-def import_(checkpoint: Path, config: Path | None, classes: str | None, out: Path, force: bool) -> None:
-    """Import a PYSKL or MMAction2 ST-GCN / ST-GCN++ checkpoint as a skpipe run: predict, export,
-    ensemble, skpipe.load and train --init take it like a run skpipe trained."""
-    from pipeline.infer.zoo import import_checkpoint
+def import_(checkpoint: str, config: Path | None, classes: str | None, out: Path | None, mirror: str | None,
+            force: bool) -> None:
+    """Import a PYSKL or MMAction2 ST-GCN / ST-GCN++ checkpoint as a skpipe run: a model `skpipe
+    zoo` lists (by name), an http(s) URL, or a .pth file. predict, export, ensemble, skpipe.load
+    and train --init take the run like one skpipe trained."""
+    from pipeline.infer.zoo import fetch_checkpoint, import_checkpoint
 
-    with console.status(f"Importing {shown(str(checkpoint))}"):
-        path, imp, run = import_checkpoint(checkpoint, out, config, classes, force)
+    with download_progress(f"Fetching {shown(checkpoint)}") as progress:
+        path_in, listed = fetch_checkpoint(checkpoint, mirror, progress)
+    out = out or Path("zoo") / (listed.name if listed is not None else path_in.stem)
+    with console.status(f"Importing {shown(str(path_in))}"):
+        path, imp, run = import_checkpoint(path_in, out, config, classes, force, listed)
     p, a = imp.pipeline, imp.arch
     console.print(f"wrote {shown(str(path))}: {imp.model} from {imp.origin}, {run.parameters:,} parameters, "
                   f"{imp.num_classes} classes ({shown(run.source['classes'])})", soft_wrap=True)

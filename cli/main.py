@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cli.data import build_splits, info, ingest, layouts, synth
-from cli.evaluate import compare, demo, ensemble, evaluate, export, import_, predict
+from cli.evaluate import compare, demo, ensemble, evaluate, export, import_, predict, zoo
 from cli.live import live
 from cli.train import models, train
 from cli.ui import plain
@@ -46,7 +46,7 @@ def main() -> None:
 
 
 for command in (synth, extract, render, ingest, build_splits, info, layouts, train, models, evaluate,
-                ensemble, compare, predict, export, import_, live, demo):
+                ensemble, compare, predict, export, zoo, import_, live, demo):
     main.add_command(command)
 
 

@@ -144,6 +144,27 @@ def batch_progress(label: str) -> Iterator[Callable[[int, int], None]]:
     yield line
 
 
+@contextlib.contextmanager
+def download_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A `progress(bytes, total)` callback for downloads: a transient bar of bytes in a terminal;
+    elsewhere a line every QUIET_SECONDS."""
+    if console.is_terminal:
+        from rich.progress import DownloadColumn, TransferSpeedColumn
+
+        with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                      TimeRemainingColumn(), console=console, transient=True) as bar:
+            task = bar.add_task(label, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+        return
+    due = _every_quiet_seconds()
+
+    def line(done: int, total: int | None) -> None:
+        if due():
+            console.print(f"{label}: {human_bytes(done)}" + (f" of {human_bytes(total)}" if total else ""))
+
+    yield line
+
+
 def _every_quiet_seconds() -> Callable[[], bool]:
     """True at most once every QUIET_SECONDS (from now): a log's progress lines, instead of a bar."""
     import time

@@ -27,6 +27,8 @@ from models.layouts import LAYOUTS, LayoutError, Skeleton, check_layout
 from models.stgcnpp import GCNArch
 from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_dir, atomic_write_text
+from pipeline.files.download import ProgressFn, download, hash_prefix, is_url, mirrored
+from pipeline.infer.catalog import MMACTION2_BASE, PYSKL_BASE, ZooEntry, entry
 from pipeline.infer.formats import CLASS_LISTS
 from pipeline.inputs.pyskl import PYSKL_LAYOUTS, PysklPipeline
 from pipeline.run.checkpoint import Checkpoint, check_tensors, load_weights_only, save_checkpoint
@@ -280,10 +282,12 @@ def _step(step: dict[str, Any], kw: dict[str, Any], path: Path) -> None:
 
 # --- the whole import ----------------------------------------------------------------------
 
-def inspect_checkpoint(path: Path, config: Path | None = None) -> Imported:
-    """Read a checkpoint (and its config) into what an import writes, or one line naming why not."""
+def inspect_checkpoint(path: Path, config: Path | None = None, known: dict[str, Any] | None = None
+                       ) -> Imported:
+    """Read a checkpoint (and its config, or the `known` config facts of a listed model) into
+    what an import writes, or one line naming why not."""
     path = Path(path)
-    cfg = read_config(config) if config is not None else {}
+    cfg = read_config(config) if config is not None else dict(known or {})
     weights = read_weights(path)
     origin = _refuse_other_models(weights, cfg, path)
     assumed: list[str] = []
@@ -398,13 +402,36 @@ def class_names(spec: str | None, n: int) -> tuple[tuple[str, ...], str]:
     return names, where
 
 
+def fetch_checkpoint(source: str, mirror: str | None = None, progress: ProgressFn | None = None
+                     ) -> tuple[Path, ZooEntry | None]:
+    """A checkpoint on disk for `source`: a listed model's name (downloaded from where its
+    project publishes it, or `mirror`), an http(s) URL, or a local file; checked against the
+    sha256 its listing or its file name carries before anything reads it."""
+    listed = entry(source)
+    if listed is not None:
+        base = PYSKL_BASE if listed.project == "PYSKL" else MMACTION2_BASE
+        url = mirrored(listed.url, mirror, base)
+        return download(url, listed.file_name, listed.sha256, progress=progress), listed
+    if is_url(source):
+        name = source.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        return download(source, name, hash_prefix(name), progress=progress), entry(name)
+    path = Path(source)
+    if not path.is_file():
+        raise SkpipeError(f"{source}: neither a file, an http(s) URL nor a model `skpipe zoo` lists")
+    return path, None
+
+
 def import_checkpoint(path: Path, out: Path, config: Path | None = None, classes: str | None = None,
-                      force: bool = False) -> tuple[Path, Imported, RunConfig]:
-    """Write `out`: an ordinary run directory holding the imported model."""
+                      force: bool = False, listed: ZooEntry | None = None
+                      ) -> tuple[Path, Imported, RunConfig]:
+    """Write `out`: an ordinary run directory holding the imported model (a `listed` model's
+    config facts and classes stand in for a config and --classes not given)."""
     from pipeline.infer.card import card_of
 
     path = Path(path)
-    imp = inspect_checkpoint(path, config)
+    if classes is None and listed is not None:
+        classes = listed.classes
+    imp = inspect_checkpoint(path, config, listed.config if listed is not None and config is None else None)
     names, names_from = class_names(classes, imp.num_classes)
     net = network(imp, path)
     p = imp.pipeline
@@ -414,6 +441,8 @@ def import_checkpoint(path: Path, out: Path, config: Path | None = None, classes
               "sha256": file_sha256(path), "classes": names_from, "assumed": list(imp.assumed)}
     if config is not None:
         source.update(config=str(Path(config).resolve()), config_sha256=file_sha256(Path(config)))
+    elif listed is not None:
+        source.update(config=f"listed: {listed.name}", url=listed.url)
     run = RunConfig(train=train, cache="", manifest_hash="", num_classes=imp.num_classes, class_names=names,
                     cache_dtype="float32", parameters=sum(t.numel() for t in net.parameters()),
                     skeleton=imp.skeleton.to_dict(), arch=imp.arch.to_dict(),
