@@ -288,9 +288,12 @@ def _init_worker(queue: Any) -> None:
     _frames_queue = queue
 
 
-def _work(item: VideoItem, part: Path, fingerprint: str, s: Settings) -> tuple[str, int, int, str | None]:
-    """In a worker process: extract one video into its part; (frame_dir, frames, missing, error)."""
-    report = None if _frames_queue is None else _frames_queue.put
+def _work(item: VideoItem, part: Path, fingerprint: str, s: Settings,
+          report: Callable[[int], None] | None = None) -> tuple[str, int, int, str | None]:
+    """Extract one video into its part, in a worker process or in this one; (frame_dir, frames,
+    missing, error). Frames decoded go to `report`, else to the pool's queue."""
+    if report is None and _frames_queue is not None:
+        report = _frames_queue.put
     try:
         with quiet_native_logs():
             pose_model = BACKENDS[s.backend](s.detection, s.tracking)
@@ -306,11 +309,28 @@ def _work(item: VideoItem, part: Path, fingerprint: str, s: Settings) -> tuple[s
         return item.frame_dir, 0, 0, f"{item.path}: {type(e).__name__}: {short_repr(str(e), 100)}"
 
 
+def _run_inline(todo: list[tuple[VideoItem, Path, str]], settings: Settings, progress: ProgressFn | None
+                ) -> Iterator[tuple[str, int, int, str | None]]:
+    """Each video in this process, one after another: one job (the default, and every prediction
+    from a video) starts no process, so a script without a `__main__` guard, or code read from
+    stdin, works (a spawned worker re-imports the caller's `__main__`)."""
+    report = (lambda n: progress(0, n)) if progress is not None else None
+    for item, part, fp in todo:
+        result = _work(item, part, fp, settings, report)
+        if progress is not None:
+            progress(1, 0)
+        yield result
+
+
 def _run_workers(todo: list[tuple[VideoItem, Path, str]], settings: Settings, jobs: int,
                  progress: ProgressFn | None) -> Iterator[tuple[str, int, int, str | None]]:
     """Each video in a process of a pool of `jobs` (spawned: no torch or thread state is
-    inherited, and MediaPipe's native logging stays out of this process's terminal)."""
+    inherited, and MediaPipe's native logging stays out of this process's terminal); one job
+    runs in this process."""
     if not todo:
+        return
+    if min(jobs, len(todo)) == 1:
+        yield from _run_inline(todo, settings, progress)
         return
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
@@ -331,8 +351,10 @@ def _run_workers(todo: list[tuple[VideoItem, Path, str]], settings: Settings, jo
                     try:
                         yield f.result()
                     except BrokenProcessPool:
-                        raise SkpipeError("a pose worker died (out of memory, or killed); the videos "
-                                          "finished so far are kept, run the same command again") from None
+                        raise SkpipeError(
+                            "a pose worker process ended abruptly (killed, out of memory, or a crash in the "
+                            "video decoder or pose backend); the videos finished so far are kept: run the "
+                            "same command again, or with --jobs 1 to see the video's own error") from None
         except BaseException:
             for f in pending:
                 f.cancel()

@@ -406,3 +406,24 @@ def test_an_imported_model_evaluates_on_a_cache_by_class_name(tmp_path, synth_ca
                                     str(tmp_path / "few.txt"))
     _one_line(["evaluate", str(other), "--cache", str(synth_cache)], "is not among the model's 6 classes",
               tmp_path / "absent")
+
+
+def test_a_plain_script_without_a_main_guard_predicts_a_video(hagrid_run, tmp_path):
+    """The API in the plainest script, from a file and from stdin: one video extracts in the
+    calling process, so nothing re-imports the script's `__main__`."""
+    import subprocess
+    import sys
+
+    run, _ = hagrid_run
+    code = ("import skpipe\n"
+            f"r = skpipe.load({str(run)!r}).predict({str(SHARED / 'videos' / 'hand.mp4')!r}, top=1, "
+            "window=10, stride=5)\n"
+            "print(r[0]['windows'][0]['top'][0]['class'], r[0]['windows'][-1]['top'][0]['class'])\n")
+    script = tmp_path / "plain.py"
+    script.write_text(code)
+    root = Path(__file__).resolve().parents[3]
+    for args, stdin in (([str(script)], None), (["-"], code)):
+        done = subprocess.run([sys.executable, *args], input=stdin, capture_output=True, text=True,
+                              cwd=root, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split() == ["Palm", "Like"], done.stdout  # PYSKL's demo: Palm first, Like last
