@@ -10,6 +10,10 @@ largest difference of the fused logits from the eager ones.
 
     python -m benchmarks.engine [--rows 320] [--rounds 5] [--threads 2]
 
+With `--bf16` it measures what `--precision bf16` gives inference (issue 37): the fused network
+in fp32 against the same in bf16 autocast, rows/s and the largest difference in probability
+(softmax over the classes); meaningful on a CPU with native bf16 (avx512_bf16 or amx_bf16).
+
 With `--run RUN --export FILE.onnx --pickle RAW.pkl` it measures instead what a user sees:
 `skpipe.load(RUN)` (fused) against `skpipe.load(FILE.onnx)`, `ShippedModel.logits` on the
 pickle's first clips (repeated where it has fewer) preprocessed from the card, and the same
@@ -76,10 +80,34 @@ def onnx_engine(net: torch.nn.Module, example: tuple[torch.Tensor, torch.Tensor]
     return run
 
 
-def torch_engine(net: torch.nn.Module) -> Callable:
+def torch_engine(net: torch.nn.Module, precision: str = "fp32") -> Callable:
     from pipeline.run.forward import clip_logits
 
-    return lambda x, lengths: clip_logits(net, x, lengths, 1)[:, 0].numpy()
+    return lambda x, lengths: clip_logits(net, x, lengths, 1, precision=precision)[:, 0].float().numpy()
+
+
+def measure_bf16(case: tuple[str, str, int, int, int], rows: int, rounds: int) -> dict[str, object]:
+    """The fused network in fp32 and in bf16: median rows/s over interleaved rounds, and the
+    largest absolute difference of the class probabilities."""
+    from models.fused import fuse
+
+    model, layout, dims, persons, frames = case
+    net, skeleton = network(model, layout, dims, persons)
+    shape = (rows, *((persons,) if persons > 1 else ()), frames, skeleton.num_joints, skeleton.channels)  # type: ignore[attr-defined]
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    lengths = torch.full((rows,), frames, dtype=torch.int64)
+    fused = fuse(net)
+    engines = {"fp32": torch_engine(fused), "bf16": torch_engine(fused, "bf16")}
+    probs = {k: torch.softmax(torch.from_numpy(run(x[:64], lengths[:64])), -1) for k, run in engines.items()}
+    diff = float((probs["bf16"] - probs["fp32"]).abs().max())
+    speed: dict[str, list[float]] = {k: [] for k in engines}
+    for _ in range(rounds):
+        for name, run in engines.items():
+            t = time.perf_counter()
+            run(x, lengths)
+            speed[name].append(rows / (time.perf_counter() - t))
+    med = {k: statistics.median(v) for k, v in speed.items()}
+    return {"case": f"{model} {layout} {dims}D M={persons} T={frames}", **med, "diff": diff}
 
 
 def measure(case: tuple[str, str, int, int, int], rows: int, rounds: int) -> dict[str, object]:
@@ -140,6 +168,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=320)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="fp32 against bf16 inference")
     ap.add_argument("--run")
     ap.add_argument("--export")
     ap.add_argument("--pickle")
@@ -148,6 +177,20 @@ def main() -> None:
     if args.run:
         with torch.inference_mode():
             measure_run(args.run, args.export, args.pickle, args.rows, args.rounds)
+        return
+    if args.bf16:
+        from pipeline.run.runtime import CPU, native_bf16
+
+        print(f"{args.rows} rows, median of {args.rounds} interleaved rounds, {args.threads} torch threads, "
+              f"native bf16: {native_bf16(CPU)}\n")
+        print("| network | fp32 rows/s | bf16 rows/s | bf16 / fp32 | largest probability difference |")
+        print("|---|---:|---:|---:|---:|")
+        with torch.inference_mode():
+            for case in CASES:
+                r = measure_bf16(case, args.rows, args.rounds)
+                fp32, bf16 = float(r["fp32"]), float(r["bf16"])  # type: ignore[arg-type]
+                print(f"| {r['case']} | {fp32:.0f} | {bf16:.0f} | {bf16 / fp32:.2f} | {r['diff']:.1e} |",
+                      flush=True)
         return
     print(f"{args.rows} rows, median of {args.rounds} interleaved rounds, {args.threads} torch threads\n")
     print("| network | eager rows/s | fused rows/s | onnxruntime rows/s | eager / ORT | fused / ORT "

@@ -15,7 +15,7 @@ from pipeline.data.protocols import SUBSETS
 from pipeline.run.config import CHECKPOINT_NAMES
 from pipeline.run.options import DEVICES
 from pipeline.run.runtime import INFERENCE_PRECISIONS
-from pipeline.source.pose import CONFIDENCE
+from pipeline.source.pose import CONFIDENCE, MAX_PERSONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +57,11 @@ def confidence_options(fn: F) -> F:
                         help="MediaPipe's minimum detection confidence (lower finds more small or blurred "
                              "people and hands).")(fn)
 
+
+persons_option = click.option(
+    "--persons", type=click.IntRange(1, MAX_PERSONS), default=1, show_default=True,
+    help="Persons kept per video: above 1, every person is detected and tracked (BlazePose under LiteRT, "
+         "pip install ai-edge-litert) and the ones of the highest total score are kept, as PYSKL does.")
 
 threads_option = click.option("--threads", type=click.IntRange(min=1),
                               help="Torch threads (default: one per core that no other process is using).")

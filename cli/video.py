@@ -8,7 +8,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.options import confidence_options, force_option, frame_dir_option
+from cli.options import confidence_options, force_option, frame_dir_option, persons_option
 from cli.ui import console, shown, user_errors
 from pipeline.source.pose import BACKENDS
 from pipeline.source.video import EXTRACT_LAYOUTS, MAX_VIDEO_FRAMES
@@ -32,11 +32,12 @@ MOST_MISSING = 10  # videos listed in the summary, those with most frames withou
               help="Videos extracted at once, one process each.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=MAX_VIDEO_FRAMES, show_default=True,
               help="Frames read per video at most.")
+@persons_option
 @confidence_options
 @force_option("OUT if it exists")
 @user_errors
 def extract(source: Path, out: Path, labels_csv: Path | None, layout: str, backend: str | None, jobs: int,
-            max_frames: int, min_detection: float, min_tracking: float, force: bool) -> None:
+            max_frames: int, persons: int, min_detection: float, min_tracking: float, force: bool) -> None:
     """Find the person in every frame of SOURCE (a video or a folder of them) and write the
     skeletons as a pickle that `skpipe ingest` reads. An interrupted run continues where it
     stopped."""
@@ -57,7 +58,7 @@ def extract(source: Path, out: Path, labels_csv: Path | None, layout: str, backe
             bar.update(task, advance=videos, fps=f"{frames[0] / elapsed:.1f}" if elapsed > 0 else "-")
 
         r = run_extract(source, out, labels_csv, layout, backend, jobs, max_frames, force, progress, on_start,
-                        (min_detection, min_tracking))
+                        (min_detection, min_tracking), persons)
     for _, reason in r.failed:
         console.print(f"[yellow]skipped[/yellow] {shown(reason)}", soft_wrap=True)  # one line each
     if r.out is None:

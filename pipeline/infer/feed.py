@@ -105,9 +105,10 @@ def read_source(path: Path, skeleton: Skeleton, what: str, left_out: list[tuple[
                           f"{' or '.join(EXTRACT_LAYOUTS)}")
     from pipeline.source.extract import extract_raw, extract_some
 
+    persons = skeleton.persons  # a model of two persons is fed both persons of the video
     if left_out is None or not path.is_dir():
-        return extract_raw(path, layout=name)
-    raw, failed = extract_some(path, layout=name)
+        return extract_raw(path, layout=name, persons=persons)
+    raw, failed = extract_some(path, layout=name, persons=persons)
     left_out.extend(failed)
     if raw is None:
         first = failed[0][1] if failed else "none found"

@@ -38,6 +38,8 @@ from pipeline.files.atomic import atomic_write_bytes, check_target
 from pipeline.source.pose import (
     BACKENDS,
     CONFIDENCE,
+    MAX_PERSONS,
+    MULTI_BACKEND,
     backend_for,
     check_confidence,
     protobuf_problem,
@@ -232,6 +234,7 @@ class Settings:
     max_frames: int
     detection: float = CONFIDENCE[0]
     tracking: float = CONFIDENCE[1]
+    persons: int = 1  # > 1: the tracked multi-person backend, M persons per clip
 
 
 def _fingerprint(item: VideoItem, s: Settings) -> str:
@@ -240,6 +243,8 @@ def _fingerprint(item: VideoItem, s: Settings) -> str:
     text = f"{item.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{s.layout}|{s.backend}|{s.max_frames}"
     if (s.detection, s.tracking) != (0.5, 0.5):  # parts made before these were options: 0.5 / 0.5
         text += f"|{s.detection}|{s.tracking}"
+    if s.persons > 1:
+        text += f"|persons{s.persons}"
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]  # any file name
 
 
@@ -296,9 +301,10 @@ def _work(item: VideoItem, part: Path, fingerprint: str, s: Settings,
         report = _frames_queue.put
     try:
         with quiet_native_logs():
-            pose_model = BACKENDS[s.backend](s.detection, s.tracking)
+            extra = (s.persons,) if s.persons > 1 else ()
+            pose_model = BACKENDS[s.backend](s.detection, s.tracking, *extra)
             try:
-                pose = extract_video(item.path, pose_model, s.layout, s.max_frames, report)
+                pose = extract_video(item.path, pose_model, s.layout, s.max_frames, report, s.persons)
             finally:
                 pose_model.close()
         _write_part(part, pose, fingerprint)
@@ -407,10 +413,10 @@ def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str
             backend: str | None = None, jobs: int = 1, max_frames: int = MAX_VIDEO_FRAMES,
             force: bool = False, progress: ProgressFn | None = None,
             on_start: Callable[[int, int], None] | None = None,
-            confidence: tuple[float, float] = CONFIDENCE) -> ExtractResult:
+            confidence: tuple[float, float] = CONFIDENCE, persons: int = 1) -> ExtractResult:
     """Extract every video of `source` into the pickle `out`; see the module's docstring.
     `on_start(videos, reused)` is called once the videos are listed."""
-    settings = _settings(layout, backend, jobs, max_frames, confidence)
+    settings = _settings(layout, backend, jobs, max_frames, confidence, persons)
     out = Path(out)
     check_target(out, force, "pickle")
     listing = list_videos(source, labels_csv)
@@ -440,10 +446,25 @@ def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str
 
 
 def _settings(layout: str, backend: str | None, jobs: int, max_frames: int,
-              confidence: tuple[float, float] = CONFIDENCE) -> Settings:
-    """The extraction's settings, checked; the backend is the layout's unless named."""
+              confidence: tuple[float, float] = CONFIDENCE, persons: int = 1) -> Settings:
+    """The extraction's settings, checked; the backend is the layout's unless named (the tracked
+    multi-person one for `persons` > 1)."""
     if layout not in EXTRACT_LAYOUTS:
         raise SkpipeError(f"--layout must be one of {', '.join(EXTRACT_LAYOUTS)}, got {layout!r}")
+    if not 1 <= persons <= MAX_PERSONS:
+        raise SkpipeError(f"--persons must be in 1..{MAX_PERSONS}, got {persons}")
+    if persons > 1:
+        if backend_for(layout) != "mediapipe":
+            raise SkpipeError(f"--persons {persons}: the {layout} backend follows one hand per clip; several "
+                              "persons apply to body layouts (coco17, mediapipe33)")
+        if backend not in (None, MULTI_BACKEND):
+            raise SkpipeError(f"--persons {persons} needs the {MULTI_BACKEND} backend, not {backend}")
+        if jobs < 1 or max_frames < 1:
+            raise SkpipeError("--jobs and --max-frames must be >= 1")
+        detection, tracking = check_confidence(*confidence)
+        if problem := protobuf_problem():
+            raise SkpipeError(problem)
+        return Settings(layout, MULTI_BACKEND, max_frames, detection, tracking, persons)
     backend = backend or backend_for(layout)
     if backend not in BACKENDS:
         raise SkpipeError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -471,11 +492,11 @@ def _pickle_dict(items: list[VideoItem], poses: dict[str, VideoPose], classes: l
     return data
 
 
-def extract_some(source: Path, layout: str = "coco17", jobs: int = 1, max_frames: int = MAX_VIDEO_FRAMES
-                 ) -> tuple[RawData | None, list[tuple[str, str]]]:
+def extract_some(source: Path, layout: str = "coco17", jobs: int = 1, max_frames: int = MAX_VIDEO_FRAMES,
+                 persons: int = 1) -> tuple[RawData | None, list[tuple[str, str]]]:
     """The videos of `source` that could be used, as a loaded pickle (None when none could), and
     (frame_dir, why) for each left out: `predict DIR` goes on past a bad video, as `extract` does."""
-    settings = _settings(layout, None, jobs, max_frames)
+    settings = _settings(layout, None, jobs, max_frames, persons=persons)
     listing = list_videos(source)
     with tempfile.TemporaryDirectory(prefix="skpipe-extract-") as parts:
         found = _extract_all(listing.items, Path(parts), settings, jobs, None, None)
@@ -486,11 +507,11 @@ def extract_some(source: Path, layout: str = "coco17", jobs: int = 1, max_frames
 
 
 def extract_raw(source: Path, layout: str = "coco17", backend: str | None = None, jobs: int = 1,
-                max_frames: int = MAX_VIDEO_FRAMES) -> RawData:
+                max_frames: int = MAX_VIDEO_FRAMES, persons: int = 1) -> RawData:
     """The videos of `source` as a loaded pickle, in memory (for `predict VIDEO`): the same
     annotations `extract` writes, so predicting on either gives the same answer. Any video that
     fails is an error here (`extract` skips and reports such videos instead)."""
-    settings = _settings(layout, backend, jobs, max_frames)
+    settings = _settings(layout, backend, jobs, max_frames, persons=persons)
     listing = list_videos(source)
     with tempfile.TemporaryDirectory(prefix="skpipe-extract-") as parts:
         found = _extract_all(listing.items, Path(parts), settings, jobs, None, None)

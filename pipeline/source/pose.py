@@ -32,7 +32,8 @@ class PoseBackend(Protocol):
     max_persons: int
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(H, W, 3) uint8 -> keypoints (P, V, 2) float32 pixels, scores (P, V) float32."""
+        """(H, W, 3) uint8 -> keypoints (P, V, 2) float32 pixels, scores (P, V) float32. A
+        tracking backend also sets `ids` (P,): each person's id, stable across frames."""
         ...
 
     def close(self) -> None: ...
@@ -166,9 +167,19 @@ def import_cv2() -> Any:
     return cv2
 
 
-# name -> backend(detection, tracking)
+def _blazepose(detection: float = CONFIDENCE[0], tracking: float = CONFIDENCE[1], persons: int = 2
+               ) -> PoseBackend:
+    from pipeline.source.blazepose import BlazePoseMulti
+
+    return BlazePoseMulti(detection, tracking, max_persons=persons)
+
+
+# name -> backend(detection, tracking[, persons])
 BACKENDS: dict[str, Callable[..., PoseBackend]] = {"mediapipe": MediaPipePose,
-                                                   "mediapipe-hands": MediaPipeHands}
+                                                   "mediapipe-hands": MediaPipeHands,
+                                                   "blazepose-multi": _blazepose}
+MULTI_BACKEND = "blazepose-multi"  # several persons per frame, tracked (`--persons N`, body layouts)
+MAX_PERSONS = 8  # --persons: the tracker's cost grows with each person kept
 DEFAULT_BACKEND = "mediapipe"
 # the backend that gives each extractable layout (its own, or one mapped from it)
 LAYOUT_BACKENDS = {"coco17": "mediapipe", "mediapipe33": "mediapipe", "handmp": "mediapipe-hands"}

@@ -38,8 +38,8 @@ def is_video(path: Path) -> bool:
 class VideoPose:
     """What extraction found in one video, in the PYSKL fields."""
 
-    keypoint: np.ndarray  # (1, T, V, 2) float16 pixels
-    keypoint_score: np.ndarray  # (1, T, V) float16
+    keypoint: np.ndarray  # (M, T, V, 2) float16 pixels: M = 1, or --persons tracked persons
+    keypoint_score: np.ndarray  # (M, T, V) float16
     img_shape: tuple[int, int]  # (height, width)
     missing: int  # frames in which nobody was found (zeros, score 0)
 
@@ -132,8 +132,13 @@ def frame_pose(backend: PoseBackend, rgb: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def extract_video(path: Path, backend: PoseBackend, layout: str = "coco17",
-                  max_frames: int = MAX_VIDEO_FRAMES, on_frames: FramesFn | None = None) -> VideoPose:
-    """The best-scoring person of every frame of `path` (M = 1), in `layout`."""
+                  max_frames: int = MAX_VIDEO_FRAMES, on_frames: FramesFn | None = None, persons: int = 1
+                  ) -> VideoPose:
+    """The best-scoring person of every frame of `path` (M = 1), in `layout`; with `persons` > 1
+    and a tracking backend, the `persons` tracks of the highest total score (PYSKL's rule), each
+    in its own slot, zeros (score 0) where it is absent."""
+    if persons > 1:
+        return _extract_tracked(path, backend, layout, max_frames, on_frames, persons)
     kps: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     shape: tuple[int, int] | None = None
@@ -164,3 +169,44 @@ def extract_video(path: Path, backend: PoseBackend, layout: str = "coco17",
     kp, sc = to_layout(np.stack(kps)[None], np.stack(scores)[None], backend.layout, layout)
     kp = np.nan_to_num(kp, nan=0.0, posinf=0.0, neginf=0.0)  # (1, T, V, 2)
     return VideoPose(kp.astype(np.float16), sc.astype(np.float16), shape, missing)
+
+
+def _extract_tracked(path: Path, backend: PoseBackend, layout: str, max_frames: int,
+                     on_frames: FramesFn | None, persons: int) -> VideoPose:
+    """Every tracked person of every frame, then the `persons` ids of the highest total score,
+    ordered by it: keypoint (M, T, V, 2)."""
+    seen: list[dict[int, tuple[np.ndarray, np.ndarray]]] = []  # per frame: id -> (V, 2), (V,)
+    shape: tuple[int, int] | None = None
+    for t, rgb in enumerate(read_frames(path, max_frames)):
+        if shape is None:
+            shape = (int(rgb.shape[0]), int(rgb.shape[1]))
+        elif rgb.shape[:2] != shape:
+            raise SkpipeError(f"{path}: frame {t} is {rgb.shape[1]}x{rgb.shape[0]}, the first was "
+                              f"{shape[1]}x{shape[0]}")
+        xy, sc = backend(rgb)  # (P, V_b, 2), (P, V_b)
+        ids = getattr(backend, "ids", np.arange(len(xy)))
+        seen.append({int(i): (xy[k], sc[k]) for k, i in enumerate(ids)})
+        if on_frames is not None and (t + 1) % 16 == 0:
+            on_frames(16)
+    if shape is None:
+        raise SkpipeError(f"{path}: holds no frame that could be decoded")
+    if on_frames is not None and len(seen) % 16:
+        on_frames(len(seen) % 16)
+    totals: dict[int, float] = {}
+    for frame in seen:
+        for i, (_, sc) in frame.items():
+            totals[i] = totals.get(i, 0.0) + float(sc.sum())
+    if not totals:
+        raise SkpipeError(f"{path}: nobody was found in any of its {len(seen):,} frames")
+    kept = sorted(totals, key=lambda i: -totals[i])[:persons]  # PYSKL: the highest total score first
+    v = _joints_of(backend)
+    kp = np.zeros((persons, len(seen), v, 2), np.float32)  # (M, T, V_b, 2)
+    score = np.zeros((persons, len(seen), v), np.float32)
+    for t, frame in enumerate(seen):
+        for m, i in enumerate(kept):
+            if i in frame:
+                kp[m, t], score[m, t] = frame[i]
+    missing = sum(1 for frame in seen if not any(i in frame for i in kept))
+    kp, score = to_layout(kp, score, backend.layout, layout)
+    kp = np.nan_to_num(kp, nan=0.0, posinf=0.0, neginf=0.0)
+    return VideoPose(kp.astype(np.float16), score.astype(np.float16), shape, missing)
