@@ -158,8 +158,9 @@ def without_option(argv: list[str], name: str) -> list[str]:
               help="Default: the recipe's (seed fp32; the others auto: bf16 where the CPU (avx512_bf16, "
                    "amx_bf16) or GPU has it natively, else fp32). bf16: autocast; fp16: CUDA only, with loss "
                    "scaling. Inference runs fp32 whatever the run trained in.")
-@click.option("--feats", type=click.Choice(FEATS),
-              help="Input stream: joints (default), bones, joint motion, bone motion.")
+@click.option("--feats", metavar="|".join(FEATS) + "|j,b,jm,bm",
+              help="Input stream: joints (default), bones, joint motion, bone motion; several separated by "
+                   "commas train one run each, one after another, and fuse them on test in one table.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS),
               help="Default adam; sgd: Nesterov momentum 0.9.")
 @click.option("--schedule", type=click.Choice(SCHEDULES),
@@ -242,7 +243,20 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
 
         raise SkpipeError(f"name a model ({', '.join(MODELS)}), or --resume RUN_DIR")
     else:
+        streams = None
+        if options["feats"] is not None and "," in options["feats"]:
+            from pipeline.streams import parse_streams
+
+            streams = parse_streams(options["feats"])
+            options = {**options, "feats": streams[0]}
         cfg = TrainConfig(model=model, cache=str(cache_dir), out=str(out), **recipe_options(recipe, options))
+        if streams is not None:
+            if nproc > 1 or at.under_torchrun:
+                raise SkpipeError("several --feats streams train in one process; run them one by one "
+                                  "under torchrun")
+            configure_process(cfg.threads)
+            _train_streams(cfg, streams, options["threads"] is None)
+            return
     configure_process(cfg.threads)
     if at.rank != 0:  # other ranks train quietly; rank 0 reports
         fit(cfg, resume=resume)
@@ -262,6 +276,32 @@ def train(model: str | None, cache_dir: str, recipe: str, nproc: int, resume: Pa
         console.print(f"best val accuracy {s.best_val_acc:.2%} at epoch {s.best_epoch} of {s.epochs} "
                       "(checkpoints/best.pt)")
     console.print(f"next: skpipe evaluate {shown(str(s.run_dir))}", soft_wrap=True)
+
+
+def _train_streams(cfg: Any, streams: list[str], retune: bool) -> None:
+    from pipeline.streams import train_streams
+
+    views: list[EpochView] = []
+
+    def event_for(feats: str) -> Any:
+        console.rule(f"stream {feats}")
+        views.append(EpochView(retune=retune))
+        return views[-1]
+
+    try:
+        r = train_streams(cfg, streams, event_for)
+    finally:
+        for v in views:
+            v.close()
+    t = Table(title=f"{cfg.model} · {len(streams)} streams · split {shown(cfg.split or 'default')}",
+              caption="each run chose its checkpoint on val; test was read once, here")
+    for col in ("stream", "run", "best val", "test top-1"):
+        t.add_column(col, justify="right" if col in ("best val", "test top-1") else "left")
+    for row in r.rows:
+        t.add_row(row.feats, shown(row.run_dir.name), "-" if row.best_val < 0 else f"{row.best_val:.2%}",
+                  f"{row.test:.2%}")
+    t.add_row("fused", shown(r.ensemble_dir.name), "", f"{r.fused_test:.2%}")
+    console.print(t)
 
 
 @click.command()

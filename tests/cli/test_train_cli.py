@@ -220,3 +220,21 @@ def test_a_protocol_without_val_trains_and_keeps_the_last_epoch(tmp_path):
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt").weights
     last = load_checkpoint(run_dir / "checkpoints" / "last.pt").weights
     assert all(torch.equal(best[k], last[k]) for k in last)
+
+
+def test_four_streams_train_evaluate_and_fuse_in_one_command(synth_cache, tmp_path):
+    from pipeline.infer.report import EnsembleReport, read_report
+
+    r = CliRunner().invoke(main, ["train", "stgcnpp", "--cache", str(synth_cache), "--feats", "j,b,jm,bm",
+                                  "--epochs", "1", "--frames", "12", "--threads", "1", "--out",
+                                  str(tmp_path / "runs")])
+    assert r.exit_code == 0, r.output
+    runs = sorted((tmp_path / "runs").iterdir())
+    streams = {p.name.split("-stgcnpp-")[1].split("-")[0] for p in runs}
+    assert len(runs) == 4 and streams == {"j", "b", "jm", "bm"}
+    assert all((p / "eval" / "test" / "report.json").is_file() for p in runs)
+    fused = next((tmp_path / "ensembles").iterdir())
+    rep = read_report(fused / "report.json", EnsembleReport)
+    assert sorted(rep.feats) == ["b", "bm", "j", "jm"] and "fused" in r.output
+    bad = CliRunner().invoke(main, ["train", "stgcnpp", "--cache", str(synth_cache), "--feats", "j,x"])
+    assert bad.exit_code == 1 and "--feats takes" in bad.output and "Traceback" not in bad.output
