@@ -97,8 +97,10 @@ def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride:
         console.print(f"{s['processed']:,} of {s['frames']:,} frames labelled at {s['fps']} frames/s, "
                       f"{s['dropped']:,} dropped; median latency {s['latency_ms_median']} ms; someone "
                       f"found in {s['found']:.0%}")
-    if writer is not None:
+    if writer is not None and out is not None and out.is_file() and writer.frames:
         click.echo(f"wrote {out} ({writer.frames:,} frames)", err=True)
+    elif writer is not None:
+        click.echo(f"wrote nothing to {out} (no frame was labelled)", err=True)
 
 
 def draw(rgb: Any, pose: Any, label: dict[str, Any] | None, layout: dict[str, Any]) -> Any:

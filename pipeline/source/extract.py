@@ -53,6 +53,7 @@ from pipeline.source.video import (
     VideoPose,
     extract_video,
     is_video,
+    video_problem,
 )
 
 CSV_SPLITS = ("train", "test")
@@ -388,6 +389,9 @@ def _extract_all(items: list[VideoItem], parts: Path, settings: Settings, jobs: 
     found = _Extraction()
     todo = []
     for item in items:
+        if (problem := video_problem(item.path)) is not None:  # junk: refused from its first bytes
+            found.failed.append((item.frame_dir, problem))
+            continue
         fp = _fingerprint(item, settings)
         part = _part_path(parts, item)
         done = _read_part(part, fp)

@@ -96,6 +96,28 @@ def read_frames(path: Path, max_frames: int = MAX_VIDEO_FRAMES) -> Iterator[np.n
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
+# the first bytes of the containers behind VIDEO_SUFFIXES: (offset, bytes)
+_MAGIC = ((4, b"ftyp"), (0, b"RIFF"), (0, b"\x1a\x45\xdf\xa3"), (0, b"\x00\x00\x01\xba"),
+          (0, b"\x00\x00\x01\xb3"), (0, b"\x30\x26\xb2\x75"), (4, b"moov"),
+          (4, b"mdat"), (4, b"free"), (4, b"wide"), (4, b"skip"))
+
+
+def video_problem(path: Path) -> str | None:
+    """Why `path` cannot be a video, from its first bytes (None: it may be one): junk is refused
+    in microseconds, before a decoder or a pose worker is started for it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        return f"{path}: cannot be read ({e.strerror})"
+    if len(head) < 12:
+        return f"{path}: {len(head)} bytes, too short to be a video"
+    if not any(head[o : o + len(m)] == m for o, m in _MAGIC):
+        return (f"{path}: not a video container (its first bytes are no MP4 / MOV, AVI, MKV / WebM, MPEG "
+                "or ASF header)")
+    return None
+
+
 def video_fps(path: Path) -> float:
     """Frames per second from the header (25 when it claims none or nonsense)."""
     cv2 = import_cv2()

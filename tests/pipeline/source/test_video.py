@@ -445,3 +445,23 @@ def test_pose_confidences_are_options_checked_once(tmp_path):
     item = VideoItem(tmp_path / "v" / "one.mp4", "one", 0)
     prints = {_fingerprint(item, Settings("coco17", "mediapipe", 10, d, d)) for d in (0.3, 0.5, 0.7)}
     assert len(prints) == 3  # a part made at other confidences is redone, not reused
+
+
+def test_junk_is_refused_from_its_first_bytes_before_any_decoder(tmp_path):
+    from pipeline.source.video import video_problem
+
+    (tmp_path / "short.mp4").write_bytes(b"hello")
+    (tmp_path / "text.mp4").write_bytes(b"not a video, only some text" * 4)
+    assert "too short" in video_problem(tmp_path / "short.mp4")
+    assert "not a video container" in video_problem(tmp_path / "text.mp4")
+    mp4 = b"\x00\x00\x00\x18ftypmp42" + bytes(16)
+    (tmp_path / "head.mp4").write_bytes(mp4)
+    assert video_problem(tmp_path / "head.mp4") is None  # an MP4 header: left to the decoder
+    for i in range(50):
+        (tmp_path / "junk" / f"{i}.mp4").parent.mkdir(exist_ok=True)
+        (tmp_path / "junk" / f"{i}.mp4").write_bytes(b"x" * 11)
+    from pipeline.source.extract import extract
+
+    r = extract(tmp_path / "junk", tmp_path / "out.pkl")
+    assert r.out is None and len(r.failed) == 50 and all("too short" in why for _, why in r.failed)
+    assert not (tmp_path / "out.pkl").exists()
