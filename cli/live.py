@@ -14,6 +14,7 @@ from cli.options import (
     confidence_options,
     force_option,
     inference_precision_option,
+    persons_option,
     run_dir_argument,
     threads_option,
 )
@@ -41,6 +42,7 @@ OVERLAY_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
               help="Also write the frames with the skeleton and labels (.mp4 or .avi).")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per label on stdout, then a summary line.")
+@persons_option(None)
 @confidence_options
 @checkpoint_option
 @inference_precision_option
@@ -48,7 +50,8 @@ OVERLAY_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
 @force_option("an existing --out")
 @user_errors
 def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride: int | None, top: int,
-         smooth: int, timeout: float, max_frames: int, out: Path | None, as_json: bool, min_detection: float,
+         smooth: int, timeout: float, max_frames: int, out: Path | None, as_json: bool, persons: int | None,
+         min_detection: float,
          min_tracking: float, checkpoint: str, precision: str, threads: int | None, force: bool) -> None:
     """Label what a camera (or stream, or video) shows, live: pose per frame, the run's model on
     the latest window every stride frames. q or Esc closes the window; Ctrl-C ends cleanly."""
@@ -62,7 +65,7 @@ def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride:
         raise SkpipeError("no display to show the labels on: give --json or --out FILE.mp4")
     model = load(run_dir, checkpoint, precision=precision)
     cfg = LiveConfig(source, window or 0, stride or 0, realtime, timeout, top, smooth, max_frames,
-                     (min_detection, min_tracking))
+                     (min_detection, min_tracking), persons or 0)
     check_live(model, cfg)
     writer = _Overlay(out, force, model.card.input.layout) if out is not None else None
     shown_window = _Window() if display else None
@@ -109,11 +112,17 @@ def draw(rgb: Any, pose: Any, label: dict[str, Any] | None, layout: dict[str, An
 
     cv2 = import_cv2()
     img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if pose is not None:
-        pts = [(int(x), int(y)) for x, y in pose]
+    colours = ((0, 200, 255), (255, 160, 0), (120, 255, 120), (255, 80, 200))
+    for m, person in enumerate([] if pose is None else pose.reshape(-1, *pose.shape[-2:])):  # (M, V, 2)
+        pts = [(int(x), int(y)) for x, y in person]
+        drawn = [p for p in pts if p != (0, 0)]
         for j, p in enumerate(layout["parents"]):
             if j != p and (pts[j] != (0, 0) and pts[p] != (0, 0)):
-                cv2.line(img, pts[j], pts[p], (0, 200, 255), 2)
+                cv2.line(img, pts[j], pts[p], colours[m % len(colours)], 2)
+        if drawn and len(pose.shape) == 3 and pose.shape[0] > 1:  # several persons: each slot's number
+            x, y = min(drawn, key=lambda p: p[1])
+            cv2.putText(img, f"#{m + 1}", (x, max(12, y - 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+                        colours[m % len(colours)], 2)
     if label is not None:
         for i, t in enumerate(label["top"]):
             text = f"{t['class']} {t['probability']:.0%}"

@@ -58,10 +58,14 @@ def confidence_options(fn: F) -> F:
                              "people and hands).")(fn)
 
 
-persons_option = click.option(
-    "--persons", type=click.IntRange(1, MAX_PERSONS), default=1, show_default=True,
-    help="Persons kept per video: above 1, every person is detected and tracked (BlazePose under LiteRT, "
-         "pip install ai-edge-litert) and the ones of the highest total score are kept, as PYSKL does.")
+def persons_option(default: int | None) -> Callable[[F], F]:
+    """--persons: above 1, every person is detected and tracked (extract: default 1; live: the
+    model's persons)."""
+    return click.option(
+        "--persons", type=click.IntRange(1, MAX_PERSONS), default=default, show_default=default is not None,
+        help="Persons kept: above 1, every person is detected and tracked (BlazePose under LiteRT, in the "
+             "video extra) and the ones of the highest total score are kept, as PYSKL does"
+             + ("." if default is not None else "; default: as many as the run reads."))
 
 threads_option = click.option("--threads", type=click.IntRange(min=1),
                               help="Torch threads (default: one per core that no other process is using).")

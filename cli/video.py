@@ -32,7 +32,7 @@ MOST_MISSING = 10  # videos listed in the summary, those with most frames withou
               help="Videos extracted at once, one process each.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=MAX_VIDEO_FRAMES, show_default=True,
               help="Frames read per video at most.")
-@persons_option
+@persons_option(1)
 @confidence_options
 @force_option("OUT if it exists")
 @user_errors

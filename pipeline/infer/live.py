@@ -33,7 +33,16 @@ import numpy as np
 
 from pipeline import MAX_FED_FRAMES, SkpipeError
 from pipeline.infer.shipped import ShippedModel, top_classes
-from pipeline.source.pose import BACKENDS, CONFIDENCE, PoseBackend, backend_for, check_confidence, import_cv2
+from pipeline.source.pose import (
+    BACKENDS,
+    CONFIDENCE,
+    MAX_PERSONS,
+    MULTI_BACKEND,
+    PoseBackend,
+    backend_for,
+    check_confidence,
+    import_cv2,
+)
 from pipeline.source.video import MAX_PIXELS, frame_pose, to_layout
 
 
@@ -50,6 +59,7 @@ class LiveConfig:
     smooth: int = 1  # labels averaged over the last k windows
     max_frames: int = 0  # stop after this many frames (0: at the source's end)
     confidence: tuple[float, float] = CONFIDENCE  # the pose backend's minimum detection, tracking
+    persons: int = 0  # persons tracked and fed (0: the model's); above 1, the multi-person backend
 
 
 @dataclass
@@ -221,6 +231,14 @@ def check_live(model: ShippedModel, cfg: LiveConfig) -> tuple[int, int, str]:
     except SkpipeError:
         raise SkpipeError(f"no pose backend gives the run's {layout} skeletons from a camera; live needs "
                           "coco17, mediapipe33 or handmp") from None
+    persons = live_persons(model, cfg)
+    if not 1 <= persons <= MAX_PERSONS:
+        raise SkpipeError(f"--persons must be in 1..{MAX_PERSONS}, got {persons}")
+    if persons > 1:
+        if backend != "mediapipe":
+            raise SkpipeError(f"--persons {persons}: the {layout} backend follows one hand; several "
+                              "persons apply to body layouts (coco17, mediapipe33)")
+        backend = MULTI_BACKEND
     if card.input.dims != 2:
         raise SkpipeError(f"the run reads {card.input.describe()}; a camera gives 2D poses")
     window = cfg.window or card.frames
@@ -233,11 +251,17 @@ def check_live(model: ShippedModel, cfg: LiveConfig) -> tuple[int, int, str]:
     return window, stride, backend
 
 
-def pose_workers(source: str, realtime: bool) -> int:
+def live_persons(model: ShippedModel, cfg: LiveConfig) -> int:
+    """The persons tracked: as asked, else as many as the model reads."""
+    return cfg.persons or model.card.input.persons
+
+
+def pose_workers(source: str, realtime: bool, persons: int = 1) -> int:
     """Pose backends run side by side, each on every k-th frame: MediaPipe releases the GIL, and
     two of them on alternate frames took 48 frames/s at 640x480 against 25 for one (measured on 2
-    cores). A file read as fast as possible keeps one, so its poses are `extract`'s exactly."""
-    if is_file_source(source) and not realtime:
+    cores). A file read as fast as possible keeps one, so its poses are `extract`'s exactly, and
+    so does a tracker of several persons (it follows each person from one frame to the next)."""
+    if (is_file_source(source) and not realtime) or persons > 1:
         return 1
     return max(1, min(2, len(os.sched_getaffinity(0))))
 
@@ -247,14 +271,16 @@ def run_live(model: ShippedModel, cfg: LiveConfig, on_label: Callable[[Label], N
              backend_factory: Callable[[], PoseBackend] | None = None, stats: LiveStats | None = None
              ) -> dict[str, Any]:
     """Label `cfg.source` with `model` until it ends (or `on_frame` returns False, or Ctrl-C);
-    `on_label(label)` for each labelled window, `on_frame(rgb, pose (V, 2) or None, latest label)`
+    `on_label(label)` for each labelled window, `on_frame(rgb, poses (M, V, 2) or None, latest label)`
     for each processed frame. Returns the summary."""
     window, stride, backend_name = check_live(model, cfg)
     layout = model.card.input.layout["name"]
     stats = stats or LiveStats()
     confidence = check_confidence(*cfg.confidence)
-    k = pose_workers(cfg.source, cfg.realtime)
-    make = backend_factory or (lambda: BACKENDS[backend_name](*confidence))
+    persons = live_persons(model, cfg)
+    k = pose_workers(cfg.source, cfg.realtime, persons)
+    extra = (persons,) if persons > 1 else ()
+    make = backend_factory or (lambda: BACKENDS[backend_name](*confidence, *extra))
     with contextlib.ExitStack() as stack:  # closed in reverse: reader, workers, backends
         backends = [make() for _ in range(k)]  # one per worker: each tracks its own frames
         for b in backends:
@@ -262,12 +288,14 @@ def run_live(model: ShippedModel, cfg: LiveConfig, on_label: Callable[[Label], N
         workers = [ThreadPoolExecutor(1, thread_name_prefix=f"skpipe-pose{i}") for i in range(k)]
         for w in workers:
             stack.callback(w.shutdown, wait=True, cancel_futures=True)
-        _warm(model, backends, workers, window, layout)  # before the first frame arrives, not on it
+        slots = [Slots(persons) for _ in backends]  # each backend's ids -> the ring's M slots
+        _warm(model, backends, slots, workers, window, layout)  # before the first frame arrives, not on it
         reader = FrameReader(cfg.source, cfg.realtime, cfg.timeout, cfg.max_frames)
         reader.open()
         stack.callback(reader.close)
         try:
-            _loop(model, cfg, reader, backends, workers, window, stride, layout, stats, on_label, on_frame)
+            _loop(model, cfg, reader, backends, slots, workers, window, stride, layout, stats, on_label,
+                  on_frame)
         except KeyboardInterrupt:
             pass  # Ctrl-C ends the run cleanly: the caller prints the summary and closes its outputs
         finally:
@@ -276,7 +304,8 @@ def run_live(model: ShippedModel, cfg: LiveConfig, on_label: Callable[[Label], N
 
 
 def _loop(model: ShippedModel, cfg: LiveConfig, reader: FrameReader, backends: list[PoseBackend],
-          workers: list[ThreadPoolExecutor], window: int, stride: int, layout: str, stats: LiveStats,
+          slots: list[Slots], workers: list[ThreadPoolExecutor], window: int, stride: int, layout: str,
+          stats: LiveStats,
           on_label: Callable[[Label], None],
           on_frame: Callable[[np.ndarray, np.ndarray | None, Label | None], bool] | None) -> None:
     """Frames to the pose workers round-robin (at most one in flight each), their poses taken back
@@ -303,7 +332,8 @@ def _loop(model: ShippedModel, cfg: LiveConfig, reader: FrameReader, backends: l
 
     k = len(workers)
     for j, (index, arrived, rgb) in enumerate(reader.frames()):
-        pending.append(workers[j % k].submit(_pose, backends[j % k], layout, index, arrived, rgb))
+        pending.append(workers[j % k].submit(_pose, backends[j % k], slots[j % k], layout, index, arrived,
+                                             rgb))
         if len(pending) >= k and not take(pending.popleft().result()):
             return
     while pending:
@@ -311,17 +341,17 @@ def _loop(model: ShippedModel, cfg: LiveConfig, reader: FrameReader, backends: l
             return
 
 
-def _warm(model: ShippedModel, backends: list[PoseBackend], workers: list[ThreadPoolExecutor], window: int,
-          layout: str) -> None:
+def _warm(model: ShippedModel, backends: list[PoseBackend], slots: list[Slots],
+          workers: list[ThreadPoolExecutor], window: int, layout: str) -> None:
     """One blank frame through every pose backend and one blank window through the model: their
     first calls load and plan (measured: the first 10 s of a run dropped 13-22 % of a 30 fps
     source without this, later ones 1-4 %), and a camera's first seconds should not pay for it."""
     blank = np.zeros((480, 640, 3), np.uint8)
-    done = [w.submit(_pose, b, layout, -1, time.monotonic(), blank)
-            for w, b in zip(workers, backends, strict=True)]
-    v = _joints(layout)
-    ann = {"frame_dir": "warm", "label": 0, "keypoint": np.zeros((1, window, v, 2), np.float16),
-           "keypoint_score": np.zeros((1, window, v), np.float16), "img_shape": (480, 640),
+    done = [w.submit(_pose, b, s, layout, -1, time.monotonic(), blank)
+            for w, b, s in zip(workers, backends, slots, strict=True)]
+    v, m = _joints(layout), slots[0].persons
+    ann = {"frame_dir": "warm", "label": 0, "keypoint": np.zeros((m, window, v, 2), np.float16),
+           "keypoint_score": np.zeros((m, window, v), np.float16), "img_shape": (480, 640),
            "original_shape": (480, 640), "total_frames": window}
     list(model.windows(ann, window, window))
     for f in done:
@@ -329,21 +359,60 @@ def _warm(model: ShippedModel, backends: list[PoseBackend], workers: list[Thread
 
 
 Posed = tuple[int, float, np.ndarray, np.ndarray, np.ndarray, bool, float]  # index, arrival, rgb,
-# keypoints (V, 2) and scores (V,) float16 in the run's layout, whether someone was found, pose ms
+# keypoints (M, V, 2) and scores (M, V) float16 in the run's layout, whether someone was found, pose ms
 
 
-def _pose(backend: PoseBackend, layout: str, index: int, arrived: float, rgb: np.ndarray) -> Posed:
-    """In a pose worker: one frame's best person (or hand) in `layout`, as `extract` stores it."""
+class Slots:
+    """The ring's M person slots for a tracking backend's ids: a new id takes a free slot (or the
+    one whose id was seen longest ago), so a person keeps a slot while tracked."""
+
+    def __init__(self, persons: int) -> None:
+        self.persons = persons
+        self.ids: list[int | None] = [None] * persons
+        self.last: list[int] = [-1] * persons
+        self.frame = 0
+
+    def place(self, ids: np.ndarray) -> list[tuple[int, int]]:
+        """(index in this frame's persons, slot) for the persons kept this frame."""
+        self.frame += 1
+        out: list[tuple[int, int]] = []
+        for k, i in enumerate(int(v) for v in ids):
+            if i in self.ids:
+                s = self.ids.index(i)
+            elif len(out) < self.persons:
+                taken = {s for _, s in out}
+                free = [s for s in range(self.persons) if s not in taken and self.ids[s] not in ids]
+                if not free:
+                    continue
+                s = min(free, key=lambda s: self.last[s])
+                self.ids[s] = i
+            else:
+                continue
+            self.last[s] = self.frame
+            out.append((k, s))
+        return out
+
+
+def _pose(backend: PoseBackend, slots: Slots, layout: str, index: int, arrived: float, rgb: np.ndarray
+          ) -> Posed:
+    """In a pose worker: one frame's person (the best, or with a tracking backend every tracked
+    one in its slot) in `layout`, as `extract` stores it: (M, V, 2), zeros where nobody is."""
     t0 = time.monotonic()
-    found = frame_pose(backend, rgb)
-    if found is None:
-        v = _joints(layout)
-        kp, sc = np.zeros((v, 2), np.float32), np.zeros(v, np.float32)
+    v, m = _joints(layout), slots.persons
+    kp, sc = np.zeros((m, v, 2), np.float32), np.zeros((m, v), np.float32)
+    if m == 1:
+        found = frame_pose(backend, rgb)
+        if found is not None:
+            kp[0], sc[0] = to_layout(found[0], found[1], backend.layout, layout)
+        seen = found is not None
     else:
-        kp, sc = to_layout(found[0], found[1], backend.layout, layout)
-        kp = np.nan_to_num(kp, nan=0.0, posinf=0.0, neginf=0.0)  # as extract does
+        xy, score = backend(rgb)  # (P, V_b, 2), (P, V_b)
+        for k, s in slots.place(getattr(backend, "ids", np.arange(len(xy)))):
+            kp[s], sc[s] = to_layout(xy[k], score[k], backend.layout, layout)
+        seen = len(xy) > 0
+    kp = np.nan_to_num(kp, nan=0.0, posinf=0.0, neginf=0.0)  # as extract does
     ms = (time.monotonic() - t0) * 1e3
-    return index, arrived, rgb, kp.astype(np.float16), sc.astype(np.float16), found is not None, ms
+    return index, arrived, rgb, kp.astype(np.float16), sc.astype(np.float16), seen, ms
 
 
 def _joints(layout: str) -> int:
@@ -360,8 +429,8 @@ def _label(model: ShippedModel, ring: Ring, shape: tuple[int, int], index: int, 
            stats: LiveStats) -> Label:
     """The predictor on the ring buffer as one annotation (the window ending at frame `index`)."""
     t0 = time.monotonic()
-    kp = np.stack([k for k, _ in ring])[None]  # (1, W, V, 2)
-    sc = np.stack([s for _, s in ring])[None]  # (1, W, V)
+    kp = np.stack([k for k, _ in ring], axis=1)  # (M, W, V, 2)
+    sc = np.stack([s for _, s in ring], axis=1)  # (M, W, V)
     ann = {"frame_dir": "live", "label": 0, "keypoint": kp, "keypoint_score": sc, "img_shape": shape,
            "original_shape": shape, "total_frames": len(ring)}
     ((_, _, p),) = list(model.windows(ann, len(ring), len(ring)))

@@ -201,3 +201,35 @@ def test_two_pose_workers_keep_the_frames_in_order(body_run, tmp_path, monkeypat
     assert len(made) == 2  # one backend per worker
     marks = [lab["frame"] for lab in labels]
     assert marks == sorted(marks) and len(set(marks)) == len(marks)  # labelled in frame order
+
+
+def test_slots_keep_each_tracked_id_in_its_slot():
+    from pipeline.infer.live import Slots
+
+    s = Slots(2)
+    assert s.place(np.array([4, 7])) == [(0, 0), (1, 1)]
+    assert s.place(np.array([7])) == [(0, 1)]  # id 7 stays in slot 1 while id 4 is away
+    assert s.place(np.array([9, 7])) == [(0, 0), (1, 1)]  # a new id takes the free slot
+    assert s.place(np.array([7, 9, 11])) == [(0, 1), (1, 0)]  # a third person: no slot left
+
+
+def test_live_tracks_two_persons_and_draws_both(body_run, tmp_path):
+    pytest.importorskip("mediapipe", reason="the video extra (MediaPipe) is not installed")
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert (the video extra) is not installed")
+    video = SHARED / "videos" / "demo_skeleton.mp4"
+    if not video.is_file():
+        pytest.skip("../shared/data/videos is absent")
+    import skpipe
+    from pipeline.infer.live import LiveConfig, run_live
+
+    poses: list = []
+    labels: list = []
+    summary = run_live(skpipe.load(body_run), LiveConfig(str(video), 16, 8, persons=2, max_frames=40),
+                       labels.append, lambda rgb, pose, label: poses.append(pose) or True)
+    assert summary["processed"] == 40 and labels
+    both = [p for p in poses if p is not None and (np.abs(p).sum(axis=(1, 2)) > 0).all()]
+    assert all(p.shape == (2, 17, 2) for p in poses if p is not None) and len(both) >= 36
+    r = CliRunner().invoke(main, ["live", str(body_run), "--source", str(video), "--persons", "2",
+                                  "--max-frames", "24", "--window", "16", "--out", str(tmp_path / "two.avi")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "two.avi").is_file()
