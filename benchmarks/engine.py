@@ -86,50 +86,51 @@ def torch_engine(net: torch.nn.Module, precision: str = "fp32") -> Callable:
     return lambda x, lengths: clip_logits(net, x, lengths, 1, precision=precision)[:, 0].float().numpy()
 
 
+def _case_input(case: tuple[str, str, int, int, int], rows: int
+                ) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, str]:
+    """The case's network, `rows` rows of seeded input, their lengths, and the case's name."""
+    model, layout, dims, persons, frames = case
+    net, skeleton = network(model, layout, dims, persons)
+    shape = (rows, *((persons,) if persons > 1 else ()), frames, skeleton.num_joints, skeleton.channels)  # type: ignore[attr-defined]
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    lengths = torch.full((rows,), frames, dtype=torch.int64)
+    return net, x, lengths, f"{model} {layout} {dims}D M={persons} T={frames}"
+
+
+def _median_speeds(engines: dict[str, Callable], x: torch.Tensor, lengths: torch.Tensor, rounds: int
+                   ) -> dict[str, float]:
+    """Each engine's median rows/s over `rounds` interleaved rounds."""
+    speed: dict[str, list[float]] = {k: [] for k in engines}
+    for _ in range(rounds):
+        for name, run in engines.items():
+            t = time.perf_counter()
+            run(x, lengths)
+            speed[name].append(len(x) / (time.perf_counter() - t))
+    return {k: statistics.median(v) for k, v in speed.items()}
+
+
 def measure_bf16(case: tuple[str, str, int, int, int], rows: int, rounds: int) -> dict[str, object]:
     """The fused network in fp32 and in bf16: median rows/s over interleaved rounds, and the
     largest absolute difference of the class probabilities."""
     from models.fused import fuse
 
-    model, layout, dims, persons, frames = case
-    net, skeleton = network(model, layout, dims, persons)
-    shape = (rows, *((persons,) if persons > 1 else ()), frames, skeleton.num_joints, skeleton.channels)  # type: ignore[attr-defined]
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    lengths = torch.full((rows,), frames, dtype=torch.int64)
+    net, x, lengths, name = _case_input(case, rows)
     fused = fuse(net)
     engines = {"fp32": torch_engine(fused), "bf16": torch_engine(fused, "bf16")}
     probs = {k: torch.softmax(torch.from_numpy(run(x[:64], lengths[:64])), -1) for k, run in engines.items()}
     diff = float((probs["bf16"] - probs["fp32"]).abs().max())
-    speed: dict[str, list[float]] = {k: [] for k in engines}
-    for _ in range(rounds):
-        for name, run in engines.items():
-            t = time.perf_counter()
-            run(x, lengths)
-            speed[name].append(rows / (time.perf_counter() - t))
-    med = {k: statistics.median(v) for k, v in speed.items()}
-    return {"case": f"{model} {layout} {dims}D M={persons} T={frames}", **med, "diff": diff}
+    return {"case": name, **_median_speeds(engines, x, lengths, rounds), "diff": diff}
 
 
 def measure(case: tuple[str, str, int, int, int], rows: int, rounds: int) -> dict[str, object]:
     from models.fused import fuse
 
-    model, layout, dims, persons, frames = case
-    net, skeleton = network(model, layout, dims, persons)
-    shape = (rows, *((persons,) if persons > 1 else ()), frames, skeleton.num_joints, skeleton.channels)  # type: ignore[attr-defined]
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    lengths = torch.full((rows,), frames, dtype=torch.int64)
+    net, x, lengths, name = _case_input(case, rows)
     engines = {"eager": torch_engine(net), "fused": torch_engine(fuse(net)),
                "onnxruntime": onnx_engine(net, (x[:8], lengths[:8]))}
     ref = engines["eager"](x[:64], lengths[:64])
     err = float(np.abs(engines["fused"](x[:64], lengths[:64]) - ref).max() / np.abs(ref).max())
-    speed: dict[str, list[float]] = {k: [] for k in engines}
-    for _ in range(rounds):
-        for name, run in engines.items():
-            t = time.perf_counter()
-            run(x, lengths)
-            speed[name].append(rows / (time.perf_counter() - t))
-    med = {k: statistics.median(v) for k, v in speed.items()}
-    return {"case": f"{model} {layout} {dims}D M={persons} T={frames}", **med, "err": err}
+    return {"case": name, **_median_speeds(engines, x, lengths, rounds), "err": err}
 
 
 def measure_run(run: str, export: str, pickle: str, rows: int, rounds: int) -> None:

@@ -153,6 +153,27 @@ def frame_pose(backend: PoseBackend, rgb: np.ndarray) -> tuple[np.ndarray, np.nd
     return xy[best], sc[best]
 
 
+def _frames(path: Path, max_frames: int, on_frames: FramesFn | None) -> Iterator[np.ndarray]:
+    """The video's RGB frames, every one the first one's size, `on_frames` told every 16; one
+    line for a video that holds none or changes size."""
+    shape: tuple[int, ...] | None = None
+    n = 0
+    for rgb in read_frames(path, max_frames):
+        if shape is None:
+            shape = rgb.shape[:2]
+        elif rgb.shape[:2] != shape:
+            raise SkpipeError(f"{path}: frame {n} is {rgb.shape[1]}x{rgb.shape[0]}, the first was "
+                              f"{shape[1]}x{shape[0]}")
+        yield rgb
+        n += 1
+        if on_frames is not None and n % 16 == 0:
+            on_frames(16)
+    if shape is None:
+        raise SkpipeError(f"{path}: holds no frame that could be decoded")
+    if on_frames is not None and n % 16:
+        on_frames(n % 16)
+
+
 def extract_video(path: Path, backend: PoseBackend, layout: str = "coco17",
                   max_frames: int = MAX_VIDEO_FRAMES, on_frames: FramesFn | None = None, persons: int = 1
                   ) -> VideoPose:
@@ -163,14 +184,9 @@ def extract_video(path: Path, backend: PoseBackend, layout: str = "coco17",
         return _extract_tracked(path, backend, layout, max_frames, on_frames, persons)
     kps: list[np.ndarray] = []
     scores: list[np.ndarray] = []
-    shape: tuple[int, int] | None = None
     missing = 0
-    for t, rgb in enumerate(read_frames(path, max_frames)):
-        if shape is None:
-            shape = (int(rgb.shape[0]), int(rgb.shape[1]))
-        elif rgb.shape[:2] != shape:
-            raise SkpipeError(f"{path}: frame {t} is {rgb.shape[1]}x{rgb.shape[0]}, the first was "
-                              f"{shape[1]}x{shape[0]}")
+    for rgb in _frames(path, max_frames, on_frames):
+        shape = (int(rgb.shape[0]), int(rgb.shape[1]))
         found = frame_pose(backend, rgb)
         if found is None:
             missing += 1
@@ -180,12 +196,6 @@ def extract_video(path: Path, backend: PoseBackend, layout: str = "coco17",
         else:
             kps.append(found[0])
             scores.append(found[1])
-        if on_frames is not None and (t + 1) % 16 == 0:
-            on_frames(16)
-    if shape is None:
-        raise SkpipeError(f"{path}: holds no frame that could be decoded")
-    if on_frames is not None and len(kps) % 16:
-        on_frames(len(kps) % 16)
     if missing == len(kps):
         raise SkpipeError(f"{path}: nobody was found in any of its {len(kps):,} frames")
     kp, sc = to_layout(np.stack(kps)[None], np.stack(scores)[None], backend.layout, layout)
@@ -198,22 +208,11 @@ def _extract_tracked(path: Path, backend: PoseBackend, layout: str, max_frames: 
     """Every tracked person of every frame, then the `persons` ids of the highest total score,
     ordered by it: keypoint (M, T, V, 2)."""
     seen: list[dict[int, tuple[np.ndarray, np.ndarray]]] = []  # per frame: id -> (V, 2), (V,)
-    shape: tuple[int, int] | None = None
-    for t, rgb in enumerate(read_frames(path, max_frames)):
-        if shape is None:
-            shape = (int(rgb.shape[0]), int(rgb.shape[1]))
-        elif rgb.shape[:2] != shape:
-            raise SkpipeError(f"{path}: frame {t} is {rgb.shape[1]}x{rgb.shape[0]}, the first was "
-                              f"{shape[1]}x{shape[0]}")
+    for rgb in _frames(path, max_frames, on_frames):
+        shape = (int(rgb.shape[0]), int(rgb.shape[1]))
         xy, sc = backend(rgb)  # (P, V_b, 2), (P, V_b)
         ids = getattr(backend, "ids", np.arange(len(xy)))
         seen.append({int(i): (xy[k], sc[k]) for k, i in enumerate(ids)})
-        if on_frames is not None and (t + 1) % 16 == 0:
-            on_frames(16)
-    if shape is None:
-        raise SkpipeError(f"{path}: holds no frame that could be decoded")
-    if on_frames is not None and len(seen) % 16:
-        on_frames(len(seen) % 16)
     totals: dict[int, float] = {}
     for frame in seen:
         for i, (_, sc) in frame.items():
