@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from cli.options import (
+    Finite,
     checkpoint_option,
     confidence_options,
     force_option,
@@ -19,8 +20,10 @@ from cli.options import (
     threads_option,
 )
 from cli.ui import configure_process, console, shown, user_errors
+from pipeline.infer.live import MAX_TIMEOUT, Shown
 
 OVERLAY_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
+MAX_HELD_S = 10  # a frame is held at most this long in --out (a stream that stalls is not padded)
 
 
 @click.command()
@@ -35,7 +38,7 @@ OVERLAY_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
 @click.option("--top", default=3, show_default=True, type=click.IntRange(min=1), help="Classes per label.")
 @click.option("--smooth", default=1, show_default=True, type=click.IntRange(min=1),
               help="Average the last K windows' probabilities.")
-@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+@click.option("--timeout", default=10.0, show_default=True, type=Finite(0.1, MAX_TIMEOUT),
               help="Seconds without a frame before the source counts as stopped.")
 @click.option("--max-frames", default=0, type=click.IntRange(min=0), help="Stop after N frames (0: never).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
@@ -78,10 +81,10 @@ def live(run_dir: Path, source: str, realtime: bool, window: int | None, stride:
             console.print(f"frame {label['frame']:>6}  {shown(best['class'])} {best['probability']:.0%}  "
                           f"({label['latency_ms']:.0f} ms)")
 
-    def on_frame(rgb: Any, pose: Any, label: dict[str, Any] | None) -> bool:
+    def on_frame(frame: Shown) -> bool:
         if writer is not None:
-            writer.write(rgb, pose, label)
-        return shown_window.show(rgb, pose, label, model.card.input.layout) if shown_window else True
+            writer.write(frame)
+        return shown_window.show(frame, model.card.input.layout) if shown_window else True
 
     from pipeline.source.pose import quiet_native_logs
 
@@ -133,36 +136,43 @@ def draw(rgb: Any, pose: Any, label: dict[str, Any] | None, layout: dict[str, An
 
 
 class _Overlay:
-    """--out: frames with the overlay, written to a temporary sibling and renamed when the run
-    ends (Ctrl-C included), so the file is always a whole, playable video. Checked before the
-    camera starts: suffix, folder, overwrite."""
+    """--out: frames with the overlay at the source's rate, each held until the next processed one
+    (so a run that dropped frames still plays in the source's time), written to a temporary
+    sibling and renamed when the run ends (Ctrl-C and SIGTERM included): the file is always a
+    whole, playable video. Checked before the camera starts: suffix, folder, overwrite."""
 
     def __init__(self, out: Path, force: bool, layout: dict[str, Any]) -> None:
         from pipeline import SkpipeError
-        from pipeline.files.atomic import check_target
+        from pipeline.files.atomic import check_target, sweep_stale
 
         if out.suffix.lower() not in OVERLAY_SUFFIXES:
             raise SkpipeError(f"--out {out}: write a {' or '.join(OVERLAY_SUFFIXES)} video")
         check_target(out, force, "--out")
+        sweep_stale(out)  # what a killed run left behind
         self.out, self.layout = out, layout
-        self.tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}{out.suffix}")
+        self.tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{out.suffix}")
         try:
             self.tmp.touch()
         except OSError as e:
             raise SkpipeError(f"cannot write --out {out}: {e.strerror or e}") from None
         self.writer: Any = None
-        self.frames = 0
+        self.frames = 0  # frames written, held ones included
+        self.last = -1  # the source index of the last frame written
 
-    def write(self, rgb: Any, pose: Any, label: dict[str, Any] | None) -> None:
+    def write(self, frame: Shown) -> None:
         from pipeline.source.pose import import_cv2
 
         cv2 = import_cv2()
-        img = draw(rgb, pose, label, self.layout)
+        img = draw(frame.rgb, frame.pose, frame.label, self.layout)
         if self.writer is None:
             fourcc = cv2.VideoWriter_fourcc(*OVERLAY_SUFFIXES[self.out.suffix.lower()])
-            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, 25.0, (img.shape[1], img.shape[0]))
-        self.writer.write(img)
-        self.frames += 1
+            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, frame.fps, (img.shape[1], img.shape[0]))
+            self.last = frame.index - 1
+        held = min(max(frame.index - self.last, 1), int(frame.fps * MAX_HELD_S) + 1)  # this one, and the gap
+        for _ in range(held):
+            self.writer.write(img)
+        self.frames += held
+        self.last = frame.index
 
     def close(self) -> None:
         if self.writer is not None:
@@ -174,11 +184,11 @@ class _Overlay:
 
 
 class _Window:
-    def show(self, rgb: Any, pose: Any, label: dict[str, Any] | None, layout: dict[str, Any]) -> bool:
+    def show(self, frame: Shown, layout: dict[str, Any]) -> bool:
         from pipeline.source.pose import import_cv2
 
         cv2 = import_cv2()
-        cv2.imshow("skpipe live (q or Esc quits)", draw(rgb, pose, label, layout))
+        cv2.imshow("skpipe live (q or Esc quits)", draw(frame.rgb, frame.pose, frame.label, layout))
         return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
 
     def close(self) -> None:

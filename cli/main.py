@@ -50,11 +50,19 @@ for command in (synth, extract, render, ingest, build_splits, info, layouts, tra
     main.add_command(command)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run() -> None:
-    """The console script: `skpipe ... | head` ends quietly, as a closed pipe is a normal end."""
+    """The console script: `skpipe ... | head` ends quietly, as a closed pipe is a normal end, and
+    SIGTERM (how a service manager or `kill` stops a process) ends a command as Ctrl-C does: its
+    output finished (live --out) or not written at all, nothing half-written left behind."""
     import os
+    import signal
     import sys
 
+    signal.signal(signal.SIGTERM, _stop)
     try:
         main()
     except BrokenPipeError:

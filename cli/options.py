@@ -3,6 +3,7 @@ library's own constants (never a literal list here)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,22 @@ from pipeline.run.runtime import INFERENCE_PRECISIONS
 from pipeline.source.pose import CONFIDENCE, MAX_PERSONS
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Finite(click.FloatRange):
+    """A float option that refuses nan and inf in one line: click's FLOAT and FloatRange let both
+    through (nan compares false with every bound), and they end in tracebacks downstream."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return v
+
+
+FINITE = Finite()
 
 cache_option = click.option(
     "--cache", "cache_dir", default="cache", show_default=True, envvar="SKPIPE_CACHE",
@@ -50,7 +67,7 @@ frame_dir_option = click.option("--frame-dir", "--clip", "frame_dir",
 
 def confidence_options(fn: F) -> F:
     """--min-detection / --min-tracking: the pose backend's minimum confidences (extract, live)."""
-    unit = click.FloatRange(0, 1)
+    unit = Finite(0, 1)
     fn = click.option("--min-tracking", type=unit, default=CONFIDENCE[1], show_default=True,
                       help="MediaPipe's minimum tracking confidence.")(fn)
     return click.option("--min-detection", type=unit, default=CONFIDENCE[0], show_default=True,

@@ -10,7 +10,14 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.options import cache_option, device_option, model_argument, threads_option, train_clips_option
+from cli.options import (
+    FINITE,
+    cache_option,
+    device_option,
+    model_argument,
+    threads_option,
+    train_clips_option,
+)
 from cli.ui import QUIET_SECONDS, ThreadTuner, configure_process, console, shown, user_errors
 from pipeline import SkpipeError
 from pipeline.inputs.augment import NORMALIZATIONS, ROTATE_AXES, SAMPLINGS
@@ -149,9 +156,9 @@ def without_option(argv: list[str], name: str) -> list[str]:
               "them). Default: 1, or the cache's only protocol.")
 @click.option("--epochs", type=int, help="Default: 50 lstm, 100 stgcn, 80 stgcnpp (seed recipe).")
 @click.option("--batch-size", type=int, help="Default: 32.")
-@click.option("--lr", type=float, help="Default: 1e-3.")
-@click.option("--weight-decay", type=float, help="Default: 1e-4.")
-@click.option("--dropout", type=float, help="Default: 0.5.")
+@click.option("--lr", type=FINITE, help="Default: 1e-3.")
+@click.option("--weight-decay", type=FINITE, help="Default: 1e-4.")
+@click.option("--dropout", type=FINITE, help="Default: 0.5.")
 @click.option("--frames", type=int,
               help="Frames fed to the model (default 300); fewer are sampled uniformly over valid frames.")
 @click.option("--precision", type=click.Choice(PRECISIONS),
@@ -166,19 +173,19 @@ def without_option(argv: list[str], name: str) -> list[str]:
 @click.option("--schedule", type=click.Choice(SCHEDULES),
               help="Default plateau (on val loss); cosine: per step, after --warmup epochs.")
 @click.option("--warmup", type=int, help="Epochs of linear warm-up before the cosine (default 0).")
-@click.option("--label-smoothing", type=float, help="Default 0.")
+@click.option("--label-smoothing", type=FINITE, help="Default 0.")
 @click.option("--normalize", type=click.Choice(NORMALIZATIONS),
               help="Default none (x / width, y / height); pyskl: to [-1, 1]; body: centred on the body; "
                    "minmax: each axis of each clip to [-1, 1] after augmentation (CTR-GCN's NW-UCLA).")
-@click.option("--flip", type=float, help="Train-time horizontal flip probability (left/right swapped).")
-@click.option("--rotate", type=float, help="Train-time random rotation, degrees.")
+@click.option("--flip", type=FINITE, help="Train-time horizontal flip probability (left/right swapped).")
+@click.option("--rotate", type=FINITE, help="Train-time random rotation, degrees.")
 @click.option("--rotate-axes", type=click.Choice(ROTATE_AXES),
               help="3D: the axes --rotate turns about (default xyz; CTR-GCN's NW-UCLA recipe: xy).")
 @click.option("--sampling", type=click.Choice(SAMPLINGS),
               help="Training frames: uniform (default: one per segment, PYSKL) or random (a sorted draw "
                    "with repetition, CTR-GCN). Evaluation always takes evenly spaced frames.")
-@click.option("--scale", type=float, help="Train-time random scale, +- this fraction.")
-@click.option("--shift", type=float, help="Train-time random shift, +- this (normalized units).")
+@click.option("--scale", type=FINITE, help="Train-time random scale, +- this fraction.")
+@click.option("--shift", type=FINITE, help="Train-time random shift, +- this (normalized units).")
 @train_clips_option
 @click.option("--repeat", type=int, help="Passes over the train clips per epoch (default 1): a small "
               "set gets the steps of a large one, counted in the header's sample budget.")

@@ -51,6 +51,9 @@ class GCNArch:
     def __post_init__(self) -> None:
         object.__setattr__(self, "inflate_stages", tuple(self.inflate_stages))
         object.__setattr__(self, "down_stages", tuple(self.down_stages))
+        if not isinstance(self.num_stages, int) or max(len(self.inflate_stages), len(self.down_stages)) > min(
+                64, max(self.num_stages, 1)):
+            raise LayoutError("architecture: more inflate or down stages than the network has stages")
         ints = (self.base_channels, self.num_stages, *self.inflate_stages, *self.down_stages)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
             raise LayoutError("architecture: channels and stages must be integers")

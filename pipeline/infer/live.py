@@ -43,7 +43,11 @@ from pipeline.source.pose import (
     check_confidence,
     import_cv2,
 )
+from pipeline.source.stream import capture
 from pipeline.source.video import MAX_PIXELS, frame_pose, to_layout
+
+MAX_TIMEOUT = 3600.0  # seconds a source may stay silent: an hour, never forever
+SPAWN_S = 10.0  # beyond --timeout, for a stream's decoder child to start (import OpenCV)
 
 
 @dataclass(frozen=True)
@@ -127,18 +131,19 @@ class FrameReader:
 
         def opener() -> None:
             try:
-                box["cap"] = cv2.VideoCapture(_capture_target(self.source))
+                box["cap"] = capture(_capture_target(self.source), self.timeout, MAX_PIXELS)
             except Exception as e:  # OpenCV raises its own error for a bad target
                 box["error"] = e
 
         t = threading.Thread(target=opener, daemon=True, name="skpipe-live-open")
         t.start()
-        t.join(self.timeout)
+        t.join(self.timeout + (0.0 if is_file_source(self.source) else SPAWN_S))
         cap = box.get("cap")
         if t.is_alive() or cap is None or not cap.isOpened():
             if cap is not None:
                 cap.release()
-            why = f"nothing answered in {self.timeout:g} s" if t.is_alive() else "it cannot be opened"
+            why = f"nothing answered in {self.timeout:g} s" if t.is_alive() else getattr(
+                cap, "why", "it cannot be opened")
             kind = "camera" if self.source.isdigit() or self.source.startswith("/dev/") else "source"
             raise SkpipeError(f"--source {self.source}: no {kind} there ({why})")
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -166,6 +171,8 @@ class FrameReader:
                     time.sleep(max(0.0, due - time.monotonic()))
                 self._put((self.read, time.monotonic(), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
                 self.read += 1
+        except SkpipeError as e:  # a stream's decoder died in its child
+            self._error = str(e)
         except Exception as e:  # a decoder failure ends the source, in one line
             self._error = f"{type(e).__name__}: {e}"
         finally:
@@ -221,6 +228,21 @@ class FrameReader:
 Label = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Shown:
+    """One processed frame as `on_frame` gets it. `index` counts the source's frames (dropped ones
+    too) at `fps`, so a recording can keep the source's time: a frame held until the next."""
+
+    index: int
+    fps: float
+    rgb: np.ndarray  # (H, W, 3) uint8
+    pose: np.ndarray | None  # (M, V, 2) float32, None where nobody was found
+    label: Label | None  # the latest label
+
+
+FrameFn = Callable[[Shown], bool]  # False: stop
+
+
 def check_live(model: ShippedModel, cfg: LiveConfig) -> tuple[int, int, str]:
     """(window, stride, backend) for `model`, or one line: a layout no backend gives, a window
     larger than the run's frames, bad numbers."""
@@ -246,8 +268,10 @@ def check_live(model: ShippedModel, cfg: LiveConfig) -> tuple[int, int, str]:
     if not 1 <= window <= limit:
         raise SkpipeError(f"--window must be in 1..{limit} (the run's frames), got {window}")
     stride = cfg.stride or max(1, window // 4)
-    if stride < 1 or cfg.timeout <= 0 or cfg.top < 1 or cfg.smooth < 1 or cfg.max_frames < 0:
-        raise SkpipeError("--stride, --timeout, --top and --smooth must be positive")
+    if not 0 < cfg.timeout <= MAX_TIMEOUT:  # false for nan too
+        raise SkpipeError(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], got {cfg.timeout}")
+    if stride < 1 or cfg.top < 1 or cfg.smooth < 1 or cfg.max_frames < 0:
+        raise SkpipeError("--stride, --top and --smooth must be positive")
     return window, stride, backend
 
 
@@ -267,12 +291,12 @@ def pose_workers(source: str, realtime: bool, persons: int = 1) -> int:
 
 
 def run_live(model: ShippedModel, cfg: LiveConfig, on_label: Callable[[Label], None],
-             on_frame: Callable[[np.ndarray, np.ndarray | None, Label | None], bool] | None = None,
+             on_frame: FrameFn | None = None,
              backend_factory: Callable[[], PoseBackend] | None = None, stats: LiveStats | None = None
              ) -> dict[str, Any]:
     """Label `cfg.source` with `model` until it ends (or `on_frame` returns False, or Ctrl-C);
-    `on_label(label)` for each labelled window, `on_frame(rgb, poses (M, V, 2) or None, latest label)`
-    for each processed frame. Returns the summary."""
+    `on_label(label)` for each labelled window, `on_frame(Shown(...))` for each processed frame.
+    Returns the summary."""
     window, stride, backend_name = check_live(model, cfg)
     layout = model.card.input.layout["name"]
     stats = stats or LiveStats()
@@ -307,7 +331,7 @@ def _loop(model: ShippedModel, cfg: LiveConfig, reader: FrameReader, backends: l
           slots: list[Slots], workers: list[ThreadPoolExecutor], window: int, stride: int, layout: str,
           stats: LiveStats,
           on_label: Callable[[Label], None],
-          on_frame: Callable[[np.ndarray, np.ndarray | None, Label | None], bool] | None) -> None:
+          on_frame: FrameFn | None) -> None:
     """Frames to the pose workers round-robin (at most one in flight each), their poses taken back
     in frame order into the ring, the model every `stride` frames."""
     ring: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque(maxlen=window)
@@ -328,7 +352,8 @@ def _loop(model: ShippedModel, cfg: LiveConfig, reader: FrameReader, backends: l
             latest = _label(model, ring, (int(rgb.shape[0]), int(rgb.shape[1])), index, arrived, cfg,
                             recent, stats)
             on_label(latest)
-        return on_frame is None or on_frame(rgb, kp.astype(np.float32) if seen else None, latest)
+        pose = kp.astype(np.float32) if seen else None
+        return on_frame is None or on_frame(Shown(index, reader.fps, rgb, pose, latest))
 
     k = len(workers)
     for j, (index, arrived, rgb) in enumerate(reader.frames()):

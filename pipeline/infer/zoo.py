@@ -37,7 +37,6 @@ from pipeline.run.options import TrainConfig
 from pipeline.source.mmconfig import read_config
 from pipeline.source.raw import file_sha256, short_repr
 
-MAX_ZOO_BYTES = 1 << 30  # the largest skeleton GCN checkpoints are tens of MB
 CARD_NAME = "card.json"
 MAX_CLASS_FILE = 4 << 20
 
@@ -84,7 +83,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of a PYSKL / MMAction2 checkpoint (bare, or under `state_dict` with mmcv's
     `meta`), loaded with weights_only: tensors, numbers and strings, never code."""
     path = Path(path)
-    data = load_weights_only(path, MAX_ZOO_BYTES)
+    data = load_weights_only(path)
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not data or not all(
@@ -158,7 +157,11 @@ def _arch(weights: dict[str, torch.Tensor], backbone: dict[str, Any], in_channel
     visible = [i + 1 for i in range(1, stages) if outs[i] == outs[i - 1]
                and f"backbone.gcn.{i}.residual.conv.weight" in weights]
     if "down_stages" in backbone:
-        down = [int(s) for s in backbone["down_stages"]]
+        down = backbone["down_stages"]
+        if not isinstance(down, list | tuple) or len(down) > stages or not all(
+                isinstance(s, int) and not isinstance(s, bool) for s in down):
+            raise SkpipeError(f"{path}: the config's down_stages is not a list of at most {stages} "
+                              "stage numbers")
     else:
         down = sorted({*inflate, *visible})
         if inflate:

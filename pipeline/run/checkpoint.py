@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from pipeline import SkpipeError
 from pipeline.files.atomic import sweep_stale
 from pipeline.run.config import MAX_CLASSES, ModelArgs
 
-MAX_CHECKPOINT_BYTES = 4 << 30
+MAX_CHECKPOINT_BYTES = 512 << 20  # on disk and inflated: 40x PoseC3D's, the zoo's largest skeleton model
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ def load_weights_only(path: Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Any:
         raise SkpipeError(f"no checkpoint at {path}")
     if path.stat().st_size > max_bytes:
         raise SkpipeError(f"{path}: larger than any skeleton model ({max_bytes >> 20:,} MB)")
+    _check_archive(path, max_bytes)
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we refuse instead
             warnings.simplefilter("ignore")
@@ -191,6 +193,28 @@ def load_weights_only(path: Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Any:
                           "strings and plain containers (weights only: it could run code)") from None
     except Exception as e:  # torch raises many types for a damaged file
         raise SkpipeError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
+
+
+def _check_archive(path: Path, max_bytes: int) -> None:
+    """What torch would inflate, read from the zip's directory before anything is inflated: a 4 MB
+    file can declare 4 GB of zeros. The pre-1.6 format is refused: it allocates each storage at
+    the size its pickle declares, which nothing can check beforehand."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except zipfile.BadZipFile:
+        raise SkpipeError(f"{path}: refused: not a PyTorch checkpoint in the zip format torch.save "
+                          "has written since 1.6 (an .onnx file is read by predict / skpipe.load, not "
+                          "imported; an older .pth must be re-saved with a current torch)") from None
+    except (OSError, ValueError, RuntimeError) as e:
+        raise SkpipeError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
+    names = [e.filename for e in entries]
+    inflated = sum(e.file_size for e in entries)
+    if len(set(names)) != len(names):
+        raise SkpipeError(f"{path}: refused: its archive names one record twice (damaged or crafted)")
+    if inflated > max_bytes:
+        raise SkpipeError(f"{path}: refused: its records inflate to {inflated:,} bytes, more than any "
+                          f"skeleton model ({max_bytes >> 20:,} MB)")
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

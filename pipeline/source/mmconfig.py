@@ -27,6 +27,7 @@ MAX_NODES = 200_000
 MAX_DEPTH = 40  # nesting of containers and expressions
 MAX_VALUE = 10**9  # numbers a config may hold or compute
 MAX_TEXT = 1 << 16  # characters of one computed string, items of one computed list
+MAX_ITEMS = 100_000  # containers and values in one bound name, shared parts counted each time used
 
 _NUMBER_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
                ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b}
@@ -124,11 +125,32 @@ class _Evaluator:
                 raise self.refuse(stmt, f"a {type(stmt).__name__} statement")
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             value = self.value(stmt.value, 0)
+            self.measure(stmt, value)
             for target in targets:
                 if not isinstance(target, ast.Name):
                     raise self.refuse(stmt, "an assignment to something other than a name")
                 self.names[target.id] = value
         return self.names
+
+    def measure(self, node: ast.AST, value: Any) -> None:
+        """Refuses a value too deep or too large once unfolded. Names let a config share one dict
+        in many places (a 40-line DAG unfolds to 2^40 dicts), and merging and writing unfold it."""
+        memo: dict[int, tuple[int, int]] = {}
+
+        def size(v: Any) -> tuple[int, int]:  # (depth, items) of the unfolded tree
+            if not isinstance(v, dict | list | tuple):
+                return 0, 1
+            if id(v) not in memo:
+                parts = [size(x) for x in (v.values() if isinstance(v, dict) else v)]
+                memo[id(v)] = (1 + max((d for d, _ in parts), default=0),
+                               min(MAX_ITEMS + 1, 1 + sum(n for _, n in parts)))
+            return memo[id(v)]
+
+        depth, items = size(value)  # depth <= MAX_DEPTH per expression, so size() recurses a bounded depth
+        if depth > MAX_DEPTH:
+            raise self.refuse(node, f"a value nested deeper than {MAX_DEPTH} (through names)")
+        if items > MAX_ITEMS:
+            raise self.refuse(node, f"a value of more than {MAX_ITEMS:,} items once its names are unfolded")
 
     def value(self, node: ast.AST, depth: int) -> Any:
         if depth > MAX_DEPTH:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import threading
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,7 +104,10 @@ def test_live_equals_predict_on_the_same_windows(hagrid_run):
         assert lab["top"][0]["probability"] == pytest.approx(w["top"][0]["probability"], abs=1e-5)
 
 
-def test_ctrl_c_leaves_a_playable_video(body_run, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_leaves_a_playable_video_in_the_source_time(body_run, tmp_path, sig):
+    """A service manager stops with SIGTERM: it ends the run as Ctrl-C does. The recording plays
+    at the source's 30 fps, frames dropped in real time held, so it lasts as long as was read."""
     pytest.importorskip("mediapipe", reason="the video extra (MediaPipe) is not installed")
     video = write_video(tmp_path / "long.avi", 600)  # 20 s at 30 fps, played in real time
     out = tmp_path / "labelled.avi"
@@ -113,16 +118,18 @@ def test_ctrl_c_leaves_a_playable_video(body_run, tmp_path):
     assert child.stdout is not None
     first = child.stdout.readline()  # the first label: the loop is running
     assert json.loads(first)["frame"] >= 15
-    child.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    child.send_signal(sig)
     rest, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
     summary = json.loads(rest.strip().splitlines()[-1])["summary"]
     assert 0 < summary["frames"] < 600
     cap = cv2.VideoCapture(str(out))
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    n, fps = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS)
     ok, frame = cap.read()
     cap.release()
-    assert ok and frame.shape == (72, 96, 3) and n >= 10
+    assert ok and frame.shape == (72, 96, 3) and fps == pytest.approx(30.0)
+    assert summary["frames"] - 10 <= n <= summary["frames"], (n, summary)
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
@@ -162,7 +169,7 @@ def test_bad_live_inputs_are_one_line(body_run, tmp_path):
     def err(*args: str) -> str:
         r = CliRunner().invoke(main, ["live", str(body_run), *args], env={"DISPLAY": ""})
         lines = [ln for ln in r.output.splitlines() if ln.strip()]
-        assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), r.output
+        assert r.exit_code in (1, 2) and len(lines) == 1 and lines[0].startswith("Error: "), r.output
         return lines[0]
 
     assert "no camera there" in err("--source", "9", "--json", "--timeout", "3")
@@ -171,6 +178,49 @@ def test_bad_live_inputs_are_one_line(body_run, tmp_path):
     assert "/proc/nowhere" in line and "camera" not in line
     assert "no display" in err("--source", "9")
     assert "no such file" in err("--source", str(tmp_path / "none.mp4"), "--json")
+    assert "not a finite number" in err("--source", "9", "--json", "--timeout", "nan")
+    assert "0.1<=x<=3600" in err("--source", "9", "--json", "--timeout", "inf")
+
+
+def _serve_files(folder: Path) -> tuple[Any, str]:
+    """A loopback HTTP server of `folder`'s files (ffmpeg reads a video over HTTP as a stream)."""
+    import functools
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def test_a_stream_is_decoded_in_a_child_whose_crash_is_one_line(body_run, tmp_path):
+    """A URL's decoder (FFmpeg, which can abort the process on a hostile server's answer) runs in a
+    child: live labels through it, and its death by SIGABRT ends the source in one line."""
+    from pipeline import SkpipeError
+    from pipeline.infer.live import FrameReader
+
+    write_video(tmp_path / "v.avi", 60)
+    server, url = _serve_files(tmp_path)
+    try:
+        r = CliRunner().invoke(main, ["live", str(body_run), "--source", f"{url}/v.avi", "--window", "16",
+                                      "--json", "--persons", "1"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output.splitlines()[-1])["summary"]["frames"] == 60
+        reader = FrameReader(f"{url}/v.avi", realtime=False, timeout=10)
+        reader.open()
+        assert reader._cap._proc.pid != os.getpid()
+        frames = reader.frames()
+        next(frames)
+        os.kill(reader._cap._proc.pid, signal.SIGABRT)  # what a hostile server made FFmpeg do
+        with pytest.raises(SkpipeError, match=r"decoder crashed \(SIGABRT\)"):
+            list(frames)
+        reader.close()
+    finally:
+        server.shutdown()
 
 
 def test_two_pose_workers_keep_the_frames_in_order(body_run, tmp_path, monkeypatch):
@@ -225,7 +275,7 @@ def test_live_tracks_two_persons_and_draws_both(body_run, tmp_path):
     poses: list = []
     labels: list = []
     summary = run_live(skpipe.load(body_run), LiveConfig(str(video), 16, 8, persons=2, max_frames=40),
-                       labels.append, lambda rgb, pose, label: poses.append(pose) or True)
+                       labels.append, lambda frame: poses.append(frame.pose) or True)
     assert summary["processed"] == 40 and labels
     both = [p for p in poses if p is not None and (np.abs(p).sum(axis=(1, 2)) > 0).all()]
     assert all(p.shape == (2, 17, 2) for p in poses if p is not None) and len(both) >= 36

@@ -5,6 +5,7 @@ every bad input in one line with nothing written."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from click.testing import CliRunner
 
 import skpipe
 from cli.main import main
+from models.layouts import LayoutError
+from models.stgcnpp import GCNArch
 from pipeline import SkpipeError
 from pipeline.infer.zoo import import_checkpoint
 from pipeline.inputs.pyskl import PysklPipeline, format_gcn_input, prenormalize_2d, uniform_test_indices
@@ -295,6 +298,34 @@ def test_bases_merge_as_mmcv_and_are_bounded(tmp_path):
         read_config(big)
 
 
+@pytest.mark.parametrize("shape", ["deep", "dag"])
+def test_values_unfolded_through_names_are_bounded_in_a_base_and_its_child(tmp_path, shape):
+    """3,000 dicts nested through names, or 40 names each used twice by the next (2^40 dicts
+    once unfolded), in a base and the child: one line each, at once, before any merge."""
+    def lines(prefix: str, n: int) -> str:
+        step = "{p}{i} = dict(a={p}{j})" if shape == "deep" else "{p}{i} = dict(a={p}{j}, b={p}{j})"
+        steps = (step.format(p=prefix, i=i, j=i - 1) for i in range(1, n))
+        return f"{prefix}0 = dict(x=1)\n" + "\n".join(steps)
+    n = 3000 if shape == "deep" else 41
+    (tmp_path / "base.py").write_text(lines("model", n) + f"\nmodel = model{n - 1}\n")
+    child = tmp_path / "child.py"
+    child.write_text("_base_ = 'base.py'\n" + lines("model", n) + f"\nmodel = model{n - 1}\n")
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="nested deeper|items once its names are unfolded"):
+        read_config(child)
+    assert time.perf_counter() - start < 30  # unbounded, the DAG's merge ran past 60 s
+    r = CliRunner().invoke(main, ["import", str(tmp_path / "nothing.pth"), "--config", str(child), "--out",
+                                  str(tmp_path / "run")])
+    lines_out = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and len(lines_out) == 1 and "Traceback" not in r.output, r.output
+
+
+def test_stage_lists_longer_than_the_network_are_refused():
+    with pytest.raises(LayoutError, match="more inflate or down stages"):
+        GCNArch(num_stages=10, down_stages=(5,) * 1_000_000)
+    assert GCNArch(num_stages=10, down_stages=(5, 8)).down_stages == (5, 8)
+
+
 # --- bad checkpoints -----------------------------------------------------------------------------
 
 class Evil:
@@ -427,3 +458,9 @@ def test_a_plain_script_without_a_main_guard_predicts_a_video(hagrid_run, tmp_pa
                               cwd=root, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.split() == ["Palm", "Like"], done.stdout  # PYSKL's demo: Palm first, Like last
+
+
+def test_an_onnx_file_handed_to_import_is_named_for_what_it_is(tmp_path):
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"\x08\x07\x12\x07pytorch\x1a\x052.13.0" + bytes(64))  # a protobuf's first bytes
+    _one_line(["import", str(onnx), "--out", str(tmp_path / "run")], "not a PyTorch checkpoint", tmp_path / "run")

@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from pipeline import SkpipeError
-from pipeline.run.checkpoint import load_checkpoint
+from pipeline.run.checkpoint import MAX_CHECKPOINT_BYTES, load_checkpoint
 from pipeline.train.fit import TrainConfig, fit
 
 
@@ -99,3 +101,37 @@ def test_an_empty_training_state_cannot_be_resumed(synth_cache, tmp_path):
     r = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--epochs", "2", "--threads", "1"])
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert r.exit_code == 1 and lines[-1].startswith("Error: ") and "no training state" in lines[-1], r.output
+
+
+def _bombed(good: Path, out: Path, record: str, inflated: int) -> Path:
+    """`good` (a torch zip) with the record whose name ends in `record` replaced by `inflated`
+    bytes of zeros, deflated: half a MB more on disk, hundreds of MB declared."""
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            if not info.filename.endswith(record):
+                dst.writestr(info, src.read(info))
+                continue
+            entry = zipfile.ZipInfo(info.filename)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            with dst.open(entry, "w", force_zip64=True) as f:
+                chunk = bytes(1 << 24)
+                for _ in range(inflated // len(chunk)):
+                    f.write(chunk)
+    return out
+
+
+@pytest.mark.parametrize("record", ["data/0", "data.pkl"])
+def test_zip_bombs_are_refused_from_the_directory(trained_run, tmp_path, record):
+    """A storage (or the pickle) declared far larger than any model is refused before torch
+    inflates anything: `predict RUN` reads the run's best.pt, `import` a foreign .pth."""
+    best = trained_run / "checkpoints" / "best.pt"
+    bomb = _bombed(best, tmp_path / "bomb.pt", record, MAX_CHECKPOINT_BYTES + (16 << 20))
+    assert bomb.stat().st_size < best.stat().st_size + (1 << 20)
+    with pytest.raises(SkpipeError, match="inflate to"):
+        load_checkpoint(bomb)
+    for args in (["import", str(bomb), "--out", str(tmp_path / "imp")],
+                 ["evaluate", str(trained_run), "--checkpoint", str(bomb), "--force"]):
+        r = CliRunner().invoke(main, args)
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert r.exit_code == 1 and len(lines) == 1 and "inflate to" in lines[0], r.output
+    assert not (tmp_path / "imp").exists()
