@@ -282,6 +282,14 @@ def _prediction_table(results: list[dict[str, Any]], raw: Path, top: int, window
             row.append(shown(timeline(r["windows"])))
         t.add_row(*row)
     console.print(t)
+    short = [r for r in results if window is not None and r["windows"]
+             and r["windows"][-1]["end"] + 1 < window]
+    if short:  # window_starts clamps the window to the clip: say so, it is not an error
+        frames = short[0]["windows"][-1]["end"] + 1
+        some = f"{len(short):,} clip{'s' if len(short) != 1 else ''}"
+        console.print(f"note: {some} shorter than --window {window} "
+                      f"(e.g. {shown(short[0]['frame_dir'])}, {frames:,} frames) labelled as one window of "
+                      "the whole clip")
     for r in results:
         if "render" in r:
             console.print(f"drew {shown(r['frame_dir'])} to {shown(r['render'])}")

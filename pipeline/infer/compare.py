@@ -37,6 +37,7 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
     rows: list[dict[str, Any]] = []
     caches: dict[str, list[str]] = {}
     skipped: list[str] = []
+    unevaluated: list[str] = []
     for d in run_dirs:
         if not is_run(Path(d)) and ensemble_dir(Path(d)):
             rows.append(_ensemble_row(Path(d), subset))
@@ -47,9 +48,9 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
             skipped.append(f"{run.directory.name} ({run.split})")
             continue
         report_path = run.report(subset)
-        if not report_path.exists():
-            raise SkpipeError(f"{run.directory} has no {subset} evaluation "
-                              f"(run `skpipe evaluate {run.directory} --subset {subset}` first)")
+        if not report_path.exists():  # named below, the others compared
+            unevaluated.append(str(run.directory))
+            continue
         rep = read_report(report_path, Report)
         metrics = read_metrics(run.directory)
         secs = [m.seconds for m in metrics]
@@ -67,10 +68,15 @@ def compare_runs(run_dirs: list[Path], subset: str = "test", split: str | None =
                                   "num_clips": rep.num_clips}, sort_keys=True),
         })
         caches.setdefault(run.config.manifest_hash, []).append(run.directory.name)
+    first = f"skpipe evaluate {unevaluated[0]} --subset {subset}" if unevaluated else ""
+    if not rows and unevaluated:
+        raise SkpipeError(f"no run has a {subset} evaluation (run `{first}` first)")
     if not rows:
         raise SkpipeError(f"no run on protocol {split!r} among: {', '.join(skipped)}")
     df = pd.DataFrame(rows, columns=COLUMNS)
     warnings = [f"left out, other protocols: {', '.join(skipped)}"] if skipped else []
+    if unevaluated:
+        warnings.append(f"left out, no {subset} evaluation yet: {', '.join(unevaluated)} (run `{first}`)")
     if df["split"].nunique() > 1:
         warnings.append("runs use different splits ("
                         + ", ".join(f"{r}: {s}" for r, s in zip(df["run"], df["split"], strict=True))

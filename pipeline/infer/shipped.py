@@ -203,6 +203,8 @@ class ShippedModel:
             raise SkpipeError(f"--window must be in 1..{MAX_FED_FRAMES:,}, got {window}")
         if stride is not None and stride < 1:
             raise SkpipeError(f"--stride must be >= 1, got {stride}")
+        if stride is not None and window is None:
+            raise SkpipeError("--stride needs --window (the frames each label covers)")
 
     def iter_predict(self, source: Source | RawData, top: int = 5, clips: int | None = None,
                      batch_size: int = 64, window: int | None = None, stride: int | None = None

@@ -155,3 +155,28 @@ def test_a_quick_demo_beside_a_full_one_uses_its_own_data_and_table(tmp_path):
 
     assert open_cache(tmp_path / "d" / "cache").manifest.num_classes == 3
     assert open_cache(tmp_path / "d" / "cache-quick").manifest.num_classes == 4
+
+
+def test_predict_notes_a_clip_shorter_than_the_window_and_refuses_stride_alone(tmp_path, synth_cache):
+    import pickle
+
+    import numpy as np
+
+    from pipeline.run.options import TrainConfig
+    from pipeline.train.fit import fit
+
+    run = fit(TrainConfig(model="stgcn", cache=str(synth_cache), out=str(tmp_path), epochs=1, frames=8,
+                          threads=1)).run_dir
+    data = pickle.loads((TEST_DATA / "mini_ucf101.pkl").read_bytes())
+    ann = dict((data["annotations"] if isinstance(data, dict) else data)[0])
+    ann["keypoint"] = np.asarray(ann["keypoint"])[:, :5]  # (M, 5, V, 2)
+    ann["keypoint_score"] = np.asarray(ann["keypoint_score"])[:, :5]
+    ann["total_frames"] = 5
+    short = tmp_path / "short.pkl"
+    short.write_bytes(pickle.dumps([ann]))
+    r = CliRunner().invoke(main, ["predict", str(run), str(short), "--window", "8"])
+    assert r.exit_code == 0, r.output
+    assert "shorter than --window 8" in r.output and "5 frames" in r.output
+    r = CliRunner().invoke(main, ["predict", str(run), str(short), "--stride", "2"])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and lines == ["Error: --stride needs --window (the frames each label covers)"]

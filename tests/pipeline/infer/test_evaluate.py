@@ -155,8 +155,14 @@ def test_compare_flags_mismatches(synth_cache, tmp_path):
     assert len(df) == 1 and any("left out, other protocols" in w and "(1)" in w for w in warnings)
     with pytest.raises(SkpipeError, match="no run on protocol 'xsub'"):
         compare_runs(runs, split="xsub")
-    with pytest.raises(SkpipeError, match="no val evaluation"):
+    with pytest.raises(SkpipeError, match="no run has a val evaluation"):
         compare_runs(runs, "val")
+    # an unevaluated run beside evaluated ones is named, the others compared (the README's
+    # `compare runs/*` after evaluating some)
+    fresh = fit(TrainConfig(model="lstm", cache=str(synth_cache), out=str(tmp_path), epochs=1, frames=8,
+                            threads=1)).run_dir
+    df, warnings = compare_runs([*runs[:2], fresh])
+    assert len(df) == 2 and any("no test evaluation yet" in w and fresh.name in w for w in warnings)
     # every warning compare promises: other clip counts, other caches, each naming its runs
     import shutil
     from dataclasses import replace

@@ -291,3 +291,47 @@ def test_onnx_graphs_unlike_skpipes_are_refused_before_they_run(runs, tmp_path):
     attack("sqrt", sqrt, "op 'Sqrt'")
     attack("padded", padded, "metadata")
     assert skpipe.load(base).classes  # skpipe's own LSTM graph (Range, Expand, ConstantOfShape) loads
+
+
+def test_readme_pandas_snippet_runs_on_a_cache_that_is_not_ucf101(tmp_path, monkeypatch):
+    """The snippet once hard-coded split "1" and a UCF101 clip: on an NTU-style cache it ended in
+    IndexError."""
+    from pipeline.data.cache import ingest, open_cache
+    from pipeline.data.splits import write_splits
+    from tests.conftest import make_ann, write_pickle
+
+    anns = [make_ann(f"S001C001P{p:03d}R001A{a:03d}", a - 1, t=20, seed=p * 10 + a)
+            for p in range(1, 5) for a in (1, 2)]
+    names = [a["frame_dir"] for a in anns]
+    raw = write_pickle(tmp_path / "ntu.pkl", {"split": {"xsub_train": names[:6], "xsub_val": names[6:]},
+                                                "annotations": anns})
+    ingest(raw, tmp_path / "cache")
+    write_splits(open_cache(tmp_path / "cache"))
+    text = README.read_text()
+    section = text[text.index("### Inspecting the cache with pandas"):text.index("## Your own videos")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        exec(compile(code, "README.md", "exec"), scope)
+    assert "xsub" in out.getvalue() and scope["clip"].shape == (300, 17, 3)  # type: ignore[attr-defined]
+    assert scope["row"]["frame_dir"] == names[0]  # type: ignore[index]
+
+
+def test_a_script_beside_a_clone_named_skpipe_imports_the_package(tmp_path):
+    """With the README's install, a script run from the folder above a clone named `skpipe/`
+    gets the package, not the clone folder as an empty namespace package."""
+    import subprocess
+    import sys
+
+    (tmp_path / "skpipe").mkdir()  # the clone, as the README's layout names it
+    (tmp_path / "skpipe" / "README.md").write_text("a clone\n")
+    r = subprocess.run([sys.executable, "-c", "import skpipe; print(skpipe.load.__name__)"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "load", r.stderr[-300:]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    root = README.parent
+    ci = (root / ".ci" / "run").read_text().strip().splitlines()[-1].replace(" -q ", " ")
+    assert ci in README.read_text()

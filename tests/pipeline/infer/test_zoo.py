@@ -4,6 +4,7 @@ every bad input in one line with nothing written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -394,7 +395,7 @@ def test_import_refuses_to_overwrite_and_classes_from_a_bundled_list(tmp_path):
 def test_init_replaces_the_head_and_keeps_the_backbone_at_step_0(tmp_path, synth_cache):
     from models import build_model
     from pipeline.data.cache import open_cache
-    from pipeline.train.init import read_init, transfer
+    from pipeline.train.init import describe, read_init, transfer
 
     cfg = TINY[0]
     sd = reference_weights(cfg, torch.Generator().manual_seed(0), classes=7)
@@ -411,6 +412,18 @@ def test_init_replaces_the_head_and_keeps_the_backbone_at_step_0(tmp_path, synth
         if not key.startswith("fc."):
             assert torch.equal(t, imp.weights[key]), key
     assert torch.equal(net.fc.weight, fresh_fc) and net.fc.out_features == cache.manifest.num_classes
+    assert "re-initialised a new head (fc.weight, fc.bias)" in describe(report)
+    # the same classes (a model fine-tuned again on its own cache): the head is kept, and said so
+    names = tuple(cache.manifest.class_names)
+    same = reference_weights(cfg, torch.Generator().manual_seed(1), classes=len(names))
+    torch.save(same, tmp_path / "s.pth")
+    (tmp_path / "s.py").write_text(config_text(cfg, len(names)))
+    run2, imp2, _ = import_checkpoint(tmp_path / "s.pth", tmp_path / "zoo2", tmp_path / "s.py")
+    init2 = dataclasses.replace(read_init(str(run2), "stgcnpp", cache.skeleton), class_names=names)
+    net2 = build_model("stgcnpp", len(names), 0.0, cache.skeleton, init2.arch)
+    again = transfer(net2, init2, names)
+    assert not again["reinitialised"] and torch.equal(net2.fc.weight, imp2.weights["fc.weight"])
+    assert "kept its head (the same classes)" in describe(again) and "re-initialised" not in describe(again)
     with pytest.raises(SkpipeError, match="holds a stgcnpp model"):
         read_init(str(run), "stgcn", cache.skeleton)
 
@@ -463,4 +476,5 @@ def test_a_plain_script_without_a_main_guard_predicts_a_video(hagrid_run, tmp_pa
 def test_an_onnx_file_handed_to_import_is_named_for_what_it_is(tmp_path):
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07\x12\x07pytorch\x1a\x052.13.0" + bytes(64))  # a protobuf's first bytes
-    _one_line(["import", str(onnx), "--out", str(tmp_path / "run")], "not a PyTorch checkpoint", tmp_path / "run")
+    out = tmp_path / "run"
+    _one_line(["import", str(onnx), "--out", str(out)], "not a PyTorch checkpoint", out)

@@ -333,7 +333,9 @@ def test_render_outputs_that_cannot_be_written_or_read_are_one_line(tmp_path, mo
 
 @needs_video
 @needs_dev_video
-def test_an_interrupted_extraction_continues_where_it_stopped(tmp_path):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_extraction_continues_where_it_stopped(tmp_path, sig):
+    """Ctrl-C, or SIGTERM (a service manager's stop): the same clean end."""
     import signal
     import subprocess
     import sys
@@ -350,7 +352,7 @@ def test_an_interrupted_extraction_continues_where_it_stopped(tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(parts_dir(out).glob("*.npz")):
         time.sleep(0.1)
-    p.send_signal(signal.SIGINT)  # Ctrl-C after the first video is finished
+    p.send_signal(getattr(signal, sig))  # after the first video is finished
     text = p.communicate(timeout=60)[0]
     assert p.returncode != 0 and "Traceback" not in text, text
     assert not out.exists() and (done := len(list(parts_dir(out).glob("*.npz")))) >= 1
