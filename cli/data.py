@@ -123,7 +123,7 @@ def protocol_table(meta, title: str) -> Table:  # type: ignore[no-untyped-def]
     methods = {p.method for p in meta.protocols}
     made = ("the pickle's own split lists" if methods == {"official"} else
             "no split in the pickle: UCF101 test groups" if methods == {"ucf101-groups"} else
-            "no split in the pickle and no UCF101 groups: a seeded stratified draw")
+            "no split in the pickle and no UCF101 groups: a seeded stratified draw of whole groups")
     carved = meta.val_by or f"whole groups ({meta.grouping})"
     t = Table(title=title, caption=f"{made}; val carved from train: {shown(carved)}")
     for col in ("split", "method", "keys", *SUBSETS):

@@ -147,6 +147,24 @@ def clip_groups(frame_dirs: Sequence[str], group_by: str | None = None) -> Group
     return Grouping(np.array([f"clip:{f}" for f in fds], dtype=object), "clips")
 
 
+NUMBERED_RE = re.compile(r"^(.+?)[_-]\d+$")  # `video_1`, `video-02`: a clip numbered within its source
+
+
+def numbered_siblings(frame_dirs: Sequence[str]) -> str:
+    """Where clips grouped alone share a stem with a numbered suffix (`video_1`, `video_2`), an
+    example of such a stem: clips cut from one video, which a split by clip puts on both sides."""
+    stems: dict[str, list[str]] = {}
+    for f in frame_dirs:
+        m = NUMBERED_RE.match(str(f))
+        if m:
+            stems.setdefault(m[1], []).append(str(f))
+    shared = {s: fs for s, fs in stems.items() if len(fs) > 1}
+    if not shared:
+        return ""
+    stem, fs = next(iter(shared.items()))
+    return f"{len(shared):,} name stem{'s' if len(shared) != 1 else ''} numbered like {fs[0]}, {fs[1]}"
+
+
 # --val-by: the unit a protocol holds out, found in the names (NTU `C###` / `P###`, NW-UCLA
 # `_v##` / `_s##`, MSR Action3D `_s##`); the first pattern matching every clip wins
 VAL_UNITS: dict[str, tuple[re.Pattern[str], ...]] = {

@@ -25,7 +25,15 @@ import pandas as pd
 
 from pipeline import SkpipeError
 from pipeline.data.cache import Cache
-from pipeline.data.protocols import SUBSETS, Grouping, KeyPair, clip_groups, name_protocols, val_units
+from pipeline.data.protocols import (
+    SUBSETS,
+    Grouping,
+    KeyPair,
+    clip_groups,
+    name_protocols,
+    numbered_siblings,
+    val_units,
+)
 from pipeline.files.atomic import atomic_write_bytes, atomic_write_text, check_target
 from pipeline.files.location import MAX_JSON_BYTES, MAX_TABLE_BYTES, exists, is_url, read_bytes
 
@@ -77,6 +85,7 @@ class SplitsMeta:
     left_out: tuple[str, ...] = ()  # protocols not built, and why (a split key listing no clip)
     table_sha256: str = ""  # of splits.parquet's bytes, checked whenever it is read
     val_by: str = ""  # the rule of --val-by ("" : val carved by groups, per class)
+    siblings: str = ""  # clips alone whose names look cut from one video (protocols.numbered_siblings)
     schema_version: int = SPLITS_SCHEMA
 
     @property
@@ -108,6 +117,10 @@ class SplitsMeta:
         if self.unused_keys:
             out.append(f"split key(s) {', '.join(self.unused_keys)} not used (val is carved from train)")
         out += [f"{why}: left out" for why in self.left_out]
+        if self.siblings:
+            out.append(f"each clip is its own group, and {self.siblings}: if they were cut from one video, "
+                       "they land in train and test alike; keep them together with --group-by "
+                       "'^(.+?)[_-]\\d+$' (the stem names the group)")
         return out
 
     def to_json(self) -> str:
@@ -160,7 +173,8 @@ def _official(index: pd.DataFrame, source: pd.DataFrame, pair: KeyPair) -> tuple
 
 def _fallback_test(index: pd.DataFrame, name: str, grouping: Grouping, cfg: SplitConfig
                    ) -> tuple[np.ndarray, str]:
-    """Test mask and method for a pickle with no split: UCF101 groups, else stratified."""
+    """Test mask and method for a pickle with no split: UCF101 groups, else stratified by whole
+    groups (per class, about `test_fraction` of its clips): clips of one source stay on one side."""
     k = int(name)
     if grouping.rule == "ucf101 gNN":
         group_ids = np.array([int(g[1:]) for g in grouping.groups])
@@ -168,8 +182,12 @@ def _fallback_test(index: pd.DataFrame, name: str, grouping: Grouping, cfg: Spli
     rng = np.random.default_rng([cfg.seed, k])
     test = np.zeros(len(index), bool)
     for _, idx in index.groupby("label").indices.items():
-        idx = rng.permutation(idx)
-        test[idx[: int(round(cfg.test_fraction * len(idx)))]] = True
+        names, inverse, sizes = np.unique(grouping.groups[idx].astype(str), return_inverse=True,
+                                          return_counts=True)
+        order = rng.permutation(len(names))
+        cum = np.concatenate([[0], np.cumsum(sizes[order])])  # clips when taking 0 .. len groups
+        take = min(int(np.argmin(np.abs(cum - cfg.test_fraction * len(idx)))), len(names) - 1)
+        test[idx[np.isin(inverse, order[:take])]] = True
     return test, "stratified"
 
 
@@ -260,7 +278,8 @@ def build_splits(cache: Cache, cfg: SplitConfig = SplitConfig()) -> tuple[pd.Dat
     meta = SplitsMeta(manifest_hash=cache.manifest_hash, grouping=grouping.rule,
                       protocols=tuple(protocols), val_fraction=cfg.val_fraction,
                       test_fraction=cfg.test_fraction, seed=cfg.seed, unused_keys=tuple(unused),
-                      left_out=tuple(empty), val_by=units.rule if units is not None else "")
+                      left_out=tuple(empty), val_by=units.rule if units is not None else "",
+                      siblings=numbered_siblings(frame_dirs.tolist()) if grouping.rule == "clips" else "")
     return df, meta
 
 

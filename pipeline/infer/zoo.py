@@ -60,6 +60,7 @@ OTHER_MODELS = {"ResNet3dSlowOnly": "PoseC3D", "ResNet3d": "PoseC3D", "C3D": "Po
 OTHER_KEYS = (("backbone.conv1.", "PoseC3D (a 3D CNN)"), ("backbone.layer1.", "PoseC3D (a 3D CNN)"),
               (".gcn.conv_d.", "AAGCN"), (".gcn.convs.", "CTR-GCN"), (".gcn3d.", "MS-G3D"),
               (".sgcn.", "MS-G3D"), (".gcn.alpha", "CTR-GCN or AAGCN"))
+NTU_DEFAULT_LAYOUTS = ("coco17", "ntu25")  # the bodies PYSKL's default NTU test pipeline was made for
 IGNORED_STEPS = ("PoseDecode", "Collect", "ToTensor", "PackActionInputs", "FormatShape")
 
 
@@ -225,6 +226,11 @@ def _pipeline(cfg: dict[str, Any], layout: str, dims: int, persons_seen: int | N
     kw: dict[str, Any] = {"normalize": "3d" if dims == 3 else "2d", "dataset": dataset, "origin": origin}
     steps = _test_pipeline(cfg)
     if steps is None:
+        if layout not in NTU_DEFAULT_LAYOUTS:  # NTU's body pipeline would feed a hand wrongly
+            raise SkpipeError(f"{path}: a {layout} model without its config: PYSKL's default test pipeline "
+                              "(100 frames x 10 clips, 2 persons, PreNormalize) is NTU's body pipeline, "
+                              "not this one's; give --config (the .py it was trained with) or import it by "
+                              "name (skpipe zoo)")
         assumed.append(f"the test pipeline: PreNormalize{dims}D, joints, 100 frames x 10 clips, "
                        "2 persons (PYSKL's NTU tests)")
         kw.update(clip_len=100, num_clips=10, num_person=persons_seen or 2)

@@ -247,3 +247,22 @@ def test_a_tiny_set_of_own_videos_gets_a_val_clip_per_class(tmp_path):
         rows = df[df["split"] == p.name]
         per = rows.groupby(["label", "subset"]).size()
         assert all(per.get((c, "val"), 0) == 1 for c in range(2)), per
+
+
+def test_clips_cut_from_one_video_get_a_hint_and_group_by_keeps_them_on_one_side(tmp_path):
+    """Extracted clips named video_1, video_2, ...: split clip by clip they would sit in train and
+    test alike; build-splits says so, and with the --group-by it names each video stays whole."""
+    names = [f"v{v:02d}_{c}" for v in range(40) for c in range(1, 5)]
+    anns = [make_ann(n, label=int(n[1:3]) % 2, seed=i) for i, n in enumerate(names)]
+    cache = cache_of(tmp_path, anns)
+    _, meta = build_splits(cache, SplitConfig(seed=0))
+    (hint,) = [w for w in meta.warnings() if "numbered like" in w]
+    assert "v00_1, v00_2" in hint and "--group-by" in hint
+    regex = hint.split("--group-by ")[1].split(" ")[0].strip("'")
+    df, meta = build_splits(cache, SplitConfig(seed=0, group_by=regex))
+    assert not [w for w in meta.warnings() if "numbered like" in w]
+    for split, part in df.groupby("split"):
+        sides = part.assign(video=part["frame_dir"].str[:3]).groupby("video")["subset"].nunique()
+        assert (sides == 1).all(), split  # every video on one side: train, val or test
+        test = part[part["subset"] == "test"]
+        assert 0.2 < len(test) / len(part) < 0.4 and test["label"].nunique() == 2

@@ -219,6 +219,52 @@ def test_hagrid_imports_and_names_the_gestures_of_the_hand_video(hagrid_run):
     assert middle.count("Stop Sign") >= len(middle) // 2, labels
 
 
+def test_the_hand_model_fine_tunes_on_extracted_hand_clips(hagrid_run, tmp_path):
+    """PYSKL's hand model reads x, y; a cache of extracted hands holds x, y, score. --init fits
+    the input weights channel by channel (the score's at zero): it trains, and before any step
+    the network on zero scores gives the source's logits."""
+    import pickle
+
+    from models import build_model
+    from pipeline.data.cache import open_cache
+    from pipeline.train.init import read_init, transfer
+
+    run, _ = hagrid_run
+    r = CliRunner().invoke(main, ["extract", str(SHARED / "videos" / "hand.mp4"), "--layout", "handmp",
+                                  "--out", str(tmp_path / "hand.pkl")])
+    assert r.exit_code == 0, r.output
+    (ann,) = pickle.loads((tmp_path / "hand.pkl").read_bytes())["annotations"]
+    clips = []
+    for i in range(8):  # 8 clips of 30 frames cut from the video, two made-up classes
+        s = i * 18
+        clips.append({**ann, "frame_dir": f"hand_{i}", "label": i % 2, "total_frames": 30,
+                      "keypoint": ann["keypoint"][:, s : s + 30],  # (M, 30, V, 2)
+                      "keypoint_score": ann["keypoint_score"][:, s : s + 30]})
+    names = [c["frame_dir"] for c in clips]
+    (tmp_path / "hands.pkl").write_bytes(pickle.dumps(
+        {"annotations": clips, "split": {"train": names[:4], "val": names[4:6], "test": names[6:]}}))
+    cache = tmp_path / "cache"
+    for args in (["ingest", str(tmp_path / "hands.pkl"), "--cache", str(cache)],
+                 ["build-splits", "--cache", str(cache)],
+                 ["train", "stgcnpp", "--init", str(run), "--cache", str(cache), "--epochs", "1", "--freeze",
+                  "4", "--frames", "30", "--threads", "1", "--out", str(tmp_path / "runs")]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, r.output
+    assert "input channels 2 -> 3" in r.output and "skipped" not in r.output
+    skeleton = open_cache(cache).skeleton  # handmp, 2D + score
+    init = read_init(str(run), "stgcnpp", skeleton)
+    net = build_model("stgcnpp", 40, 0.0, skeleton, init.arch)
+    transfer(net, init, init.class_names or (), skeleton.channels)
+    src = build_model("stgcnpp", 40, 0.0, init.checkpoint.args.input, init.arch)
+    src.load_state_dict(init.checkpoint.weights)
+    x = torch.randn(2, 30, 21, 2)  # (N, T, V, C)
+    net.eval()
+    src.eval()
+    with torch.no_grad():
+        fed = torch.cat([x, torch.zeros(2, 30, 21, 1)], -1)  # (N, T, V, 3): scores at zero
+        np.testing.assert_allclose(net(fed).numpy(), src(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
 # --- PYSKL's test pipeline -----------------------------------------------------------------------
 
 def test_uniform_sample_on_hand_computed_cases():
@@ -478,3 +524,13 @@ def test_an_onnx_file_handed_to_import_is_named_for_what_it_is(tmp_path):
     onnx.write_bytes(b"\x08\x07\x12\x07pytorch\x1a\x052.13.0" + bytes(64))  # a protobuf's first bytes
     out = tmp_path / "run"
     _one_line(["import", str(onnx), "--out", str(out)], "not a PyTorch checkpoint", out)
+
+
+def test_import_without_a_config_refuses_a_hand_model(tmp_path):
+    """Without --config, PYSKL's NTU test pipeline (100 frames x 10 clips, 2 persons) is assumed
+    only for the bodies it was made for: a hand model is refused in one line."""
+    hagrid = SHARED / "pyskl" / "hagrid.pth"
+    if not hagrid.exists():
+        pytest.skip("../shared/data/pyskl (PYSKL's hand checkpoint) is absent")
+    _one_line(["import", str(hagrid), "--classes", str(SHARED / "pyskl" / "gesture40_classes.txt"), "--out",
+               str(tmp_path / "noconf")], "a handmp model without its config", tmp_path / "noconf")
