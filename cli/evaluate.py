@@ -83,25 +83,27 @@ def _compare_table(df: Any, warnings: list[str], title: str) -> Table:
               pad_edge=False)
     for col in ("#", "model", "stream", "seed", "ep", "acc", "w-F1", "m-F1", "params", "s/ep"):
         t.add_column(col, justify="left" if col in ("model", "stream") else "right",
-                     no_wrap=col != "stream")
+                     no_wrap=col != "stream", overflow="fold",  # streams wrap whole, never "stre…"
+                     min_width=len(col) if col == "stream" else None)
     for i, r in enumerate(df.itertuples(), start=1):
         ensemble = r.model == "ensemble"
-        t.add_row(str(i), r.model, r.feats, "-" if ensemble else str(r.seed),
+        t.add_row(str(i), r.model, r.feats.replace(",", ", "), "-" if ensemble else str(r.seed),
                   "-" if ensemble else str(r.epochs),
                   f"{r.accuracy:.2%}", f"{r.weighted_f1:.4f}", f"{r.macro_f1:.4f}",
-                  "-" if ensemble else f"{r.parameters:,}",
+                  "-" if ensemble else f"{r.parameters / 1e6:.2f}M",  # the Markdown keeps every digit
                   "-" if r.train_s_per_epoch != r.train_s_per_epoch else f"{r.train_s_per_epoch:.1f}")
     return t
 
 
 def _seed_table(stats: Any, title: str) -> Table:
-    t = Table(title=title)
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("model", "stream", "recipe", "split", "seeds", "accuracy", "weighted F1"):
-        t.add_column(col, justify="left" if col in ("model", "stream", "recipe", "split") else "right")
+        t.add_column(col, justify="left" if col in ("model", "stream", "recipe", "split") else "right",
+                     overflow="fold", no_wrap=col in ("accuracy", "weighted F1", "seeds"))
     for r in stats.itertuples():
         std = "" if r.runs < 2 else f" ± {r.accuracy_std:.2%}"
-        t.add_row(r.model, r.feats, r.recipe, str(r.split), str(r.seeds), f"{r.accuracy_mean:.2%}{std}",
-                  f"{r.weighted_f1_mean:.4f}")
+        t.add_row(r.model, r.feats.replace(",", ", "), r.recipe, str(r.split), str(r.seeds),
+                  f"{r.accuracy_mean:.2%}{std}", f"{r.weighted_f1_mean:.4f}")
     return t
 
 

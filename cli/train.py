@@ -26,6 +26,11 @@ from pipeline.run.options import LOADERS, LR_SCALINGS, OPTIMIZERS, PRECISIONS, S
 from pipeline.run.recipes import RECIPES
 
 
+def rate(per_s: float) -> str:
+    """Samples per second with the digits that matter: a fine-tuning run's 0.4/s is not 0/s."""
+    return f"{per_s:.0f}" if per_s >= 10 else f"{per_s:.1f}" if per_s >= 1 else f"{per_s:.2f}"
+
+
 class EpochView:
     """Rich rendering of fit()'s events: a bar per epoch, a row per finished epoch."""
 
@@ -34,7 +39,7 @@ class EpochView:
         self.bar = Progress(
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  "
-                       "{task.fields[sps]:.0f} samples/s"),
+                       "{task.fields[sps]} samples/s"),
             TimeElapsedColumn(), console=console, transient=True,
         )
         self.task: Any = None
@@ -87,10 +92,10 @@ class EpochView:
             if self.task is not None:
                 self.bar.remove_task(self.task)
             self.task = self.bar.add_task("", total=info["steps"], epoch=info["epoch"], loss=0.0,
-                                          acc=0.0, sps=0.0)
+                                          acc=0.0, sps="-")
         elif name == "step":
             self.bar.update(self.task, completed=info["step"], loss=info["loss"], acc=info["acc"],
-                            sps=info["samples_per_s"])
+                            sps=rate(info["samples_per_s"]))
             self._quiet_line(info)
         elif name == "epoch_end":  # a pipeline.run.metrics.EpochRow
             self.rows.append(info)
@@ -102,7 +107,7 @@ class EpochView:
             self.bar.console.print(
                 f"epoch {info.epoch:3d}  loss {info.train_loss:.3f}/{val_loss}  "
                 f"acc {info.train_acc:6.1%}/{val_acc}  lr {info.lr:.0e}  "
-                f"{info.seconds:.0f} s  {info.samples_per_s:.0f}/s{star}")
+                f"{info.seconds:.0f} s  {rate(info.samples_per_s)}/s{star}")
         elif name == "early_stop":
             self.bar.console.print(f"early stop: no better val accuracy for {info['patience']} epochs")
 
@@ -115,7 +120,7 @@ class EpochView:
         self.last_line = now
         total = self.bar.tasks[-1].total if self.bar.tasks else None
         console.print(f"  step {info['step']:,}/{total or '?'}  loss {info['loss']:.3f}  "
-                      f"acc {info['acc']:.1%}  {info['samples_per_s']:.0f} samples/s")
+                      f"acc {info['acc']:.1%}  {rate(info['samples_per_s'])} samples/s")
 
     def close(self) -> None:
         if self.started:  # a display that never started would still print a blank line
@@ -337,7 +342,8 @@ def models(cache_dir: str) -> None:
 
 
 def forward_gflop(net: Any, frames: int, skeleton: Any = None) -> float:
-    """Floating-point operations of one clip's forward pass, counted by PyTorch."""
+    """Floating-point operations of one clip's forward pass, counted by PyTorch, plus the LSTMs'
+    gate matmuls, which its counter leaves out (it showed the BiLSTM at 0.00)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -346,4 +352,19 @@ def forward_gflop(net: Any, frames: int, skeleton: Any = None) -> float:
         shape = (1, frames, 17, 3) if sk is None else (
             1, *((sk.persons,) if sk.persons > 1 else ()), frames, sk.num_joints, sk.channels)
         net.eval()(torch.zeros(*shape))
-    return counter.get_total_flops() / 1e9
+    return (counter.get_total_flops() + lstm_flops(net, frames)) / 1e9
+
+
+def lstm_flops(net: Any, steps: int) -> int:
+    """2 x (4H x (I + H)) per step, layer and direction: the four gates' matmuls on the input and
+    the hidden state (the elementwise gate arithmetic, under 1 %, left out)."""
+    from torch import nn
+
+    total = 0
+    for m in net.modules():
+        if isinstance(m, nn.LSTM):
+            dirs = 2 if m.bidirectional else 1
+            for layer in range(m.num_layers):
+                i = m.input_size if layer == 0 else m.hidden_size * dirs
+                total += 2 * 4 * m.hidden_size * (i + m.hidden_size) * steps * dirs
+    return total

@@ -44,7 +44,7 @@ from pipeline.source.pose import (
     import_cv2,
 )
 from pipeline.source.stream import capture
-from pipeline.source.video import MAX_PIXELS, frame_pose, to_layout
+from pipeline.source.video import MAX_PIXELS, frame_pose, to_layout, video_problem
 
 MAX_TIMEOUT = 3600.0  # seconds a source may stay silent: an hour, never forever
 SPAWN_S = 10.0  # beyond --timeout, for a stream's decoder child to start (import OpenCV)
@@ -127,6 +127,8 @@ class FrameReader:
         cv2 = import_cv2()
         if is_file_source(self.source) and not Path(self.source).is_file():
             raise SkpipeError(f"--source {self.source}: no such file")
+        if is_file_source(self.source) and (problem := video_problem(Path(self.source))) is not None:
+            raise SkpipeError(f"--source {problem}")  # predict's and extract's words
         box: dict[str, Any] = {}
 
         def opener() -> None:

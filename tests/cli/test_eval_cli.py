@@ -1,5 +1,6 @@
 """`skpipe demo --quick` end to end, and evaluate / compare / predict through the CLI."""
 
+import io
 import json
 
 from click.testing import CliRunner
@@ -180,3 +181,23 @@ def test_predict_notes_a_clip_shorter_than_the_window_and_refuses_stride_alone(t
     r = CliRunner().invoke(main, ["predict", str(run), str(short), "--stride", "2"])
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert r.exit_code == 1 and lines == ["Error: --stride needs --window (the frames each label covers)"]
+
+
+def test_compare_tables_fit_80_columns_without_cutting_a_stream():
+    import pandas as pd
+    from rich.console import Console
+
+    from cli.evaluate import _compare_table, _seed_table
+    from pipeline.infer.compare import seed_statistics
+
+    df = pd.DataFrame([dict(run=f"ucf101-{m}-j-split1-20261205-11111{s}", model=m, feats="j,b,jm,bm", seed=s,
+                            epochs=65, accuracy=0.8, weighted_f1=0.8, macro_f1=0.8, parameters=3_099_241,
+                            train_s_per_epoch=47.3, recipe="recommended", split="xview", subset="test",
+                            num_clips=1, config="{}", dataset="ucf101")
+                       for s in range(2) for m in ("pyskl_stgcn", "stgcnpp")])
+    out = Console(width=80, record=True, file=io.StringIO())
+    out.print(_compare_table(df, ["w"], "Comparison on test"))
+    out.print(_seed_table(seed_statistics(df), "Seeds"))
+    text = out.export_text()
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
+    assert "stream" in text and "s/ep" in text and "jm, bm" in text and "3.10M" in text

@@ -60,6 +60,10 @@ def test_a_closed_pipe_is_a_normal_end(synth_cache):
 def test_models_table():
     r = run("models")
     assert r.exit_code == 0 and "stgcnpp" in r.output and "GFLOP" in r.output and "1,403,553" in r.output
+    lstm = next(line for line in r.output.splitlines() if "│ lstm" in line)
+    gflop = float(lstm.split("│")[-2])
+    # nearly every LSTM weight is used once per step in one multiply-add: ~2 x 672k x 100 frames
+    assert 0.10 < gflop < 0.16, lstm
 
 
 def test_a_distributed_run_resumes_on_as_many_processes(tmp_path, monkeypatch):
@@ -238,3 +242,9 @@ def test_four_streams_train_evaluate_and_fuse_in_one_command(synth_cache, tmp_pa
     assert sorted(rep.feats) == ["b", "bm", "j", "jm"] and "fused" in r.output
     bad = CliRunner().invoke(main, ["train", "stgcnpp", "--cache", str(synth_cache), "--feats", "j,x"])
     assert bad.exit_code == 1 and "--feats takes" in bad.output and "Traceback" not in bad.output
+
+
+def test_samples_per_second_keep_their_digits_on_slow_fine_tuning():
+    from cli.train import rate
+
+    assert (rate(0.4), rate(5.24), rate(22.4)) == ("0.40", "5.2", "22")

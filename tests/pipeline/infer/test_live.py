@@ -178,6 +178,9 @@ def test_bad_live_inputs_are_one_line(body_run, tmp_path):
     assert "/proc/nowhere" in line and "camera" not in line
     assert "no display" in err("--source", "9")
     assert "no such file" in err("--source", str(tmp_path / "none.mp4"), "--json")
+    junk = tmp_path / "notavideo.mp4"
+    junk.write_text("not a video at all, just text\n")
+    assert "not a video container" in err("--source", str(junk), "--json")  # predict's words
     assert "not a finite number" in err("--source", "9", "--json", "--timeout", "nan")
     assert "0.1<=x<=3600" in err("--source", "9", "--json", "--timeout", "inf")
 
