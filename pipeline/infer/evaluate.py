@@ -332,6 +332,15 @@ def _drawable(name: str) -> str:
 
 def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
     """Row-normalized heatmap readable at 101 classes; the ten worst confusions boxed and listed."""
+    buf = io.BytesIO()
+    # sized for the names, and cropped to what is drawn, so nothing is cut at an edge
+    confusion_figure(confusion, names, title).savefig(buf, format="png", dpi=100, bbox_inches="tight",
+                                                      pad_inches=0.15)
+    return buf.getvalue()
+
+
+def confusion_figure(confusion: np.ndarray, names: list[str], title: str) -> Any:
+    """The matplotlib Figure of `confusion_png`, sized for its longest class name."""
     from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
     from matplotlib.patches import Rectangle
 
@@ -341,8 +350,12 @@ def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
     norm = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
     side = max(6.0, 0.19 * n + 3)  # inches: ~0.19 in a class keeps 101 names legible at 100 dpi
     fontsize = 10 if n <= 20 else 7.5 if n <= 50 else 6
-    fig = Figure(figsize=(side + 5.5, side + 1.8), layout="constrained")  # + rotated names
-    grid = fig.add_gridspec(1, 2, width_ratios=[side + 0.9, 5.0])
+    chars = max((len(s) for s in names), default=0)
+    label = chars * fontsize * 0.62 / 72  # inches of the longest name, rotated below and beside
+    listed = max(5.0, (chars + 20) * 11 * 0.62 / 72)  # the worst confusions' column, monospace 11
+    # sized for the names: a fixed size once cut the "predicted class" label off
+    fig = Figure(figsize=(side + 0.9 + listed + label, side + 1.5 + label), layout="constrained")
+    grid = fig.add_gridspec(1, 2, width_ratios=[side + 0.9, listed])
     ax, tax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     cax = ax.inset_axes((1.02, 0.0, 0.025, 1.0))  # in the matrix's own box: exactly its height
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")  # white = 0
@@ -352,7 +365,8 @@ def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
         for k in range(10, n, 10):
             ax.axhline(k - 0.5, color="0.85", linewidth=0.5)
             ax.axvline(k - 0.5, color="0.85", linewidth=0.5)
-    ax.set_xlabel("predicted class")
+    ax.set_xlabel("predicted class (columns)")
+    ax.xaxis.set_label_position("top")  # above the matrix: below, long rotated names once hid it
     ax.set_ylabel("true class")
     fig.suptitle(f"{title}\nconfusion matrix, each row normalized to 1", fontsize=12)
     pairs = worst_pairs(confusion)
@@ -371,6 +385,4 @@ def confusion_png(confusion: np.ndarray, names: list[str], title: str) -> bytes:
     tax.axis("off")
     tax.text(0.0, 1.0, "\n".join(lines) if pairs else "No confusions", va="top", ha="left",
              fontsize=11, family="monospace", transform=tax.transAxes)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
+    return fig

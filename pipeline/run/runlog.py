@@ -65,9 +65,16 @@ def write_epoch(run_dir: Path, row: EpochRow, writer: Any) -> None:
 
 def plot_curves(run_dir: Path) -> Path:
     """curves.png: loss and accuracy per epoch, train vs val."""
-    from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
+    out = curves_file(run_dir)
+    curves_figure(read_metrics(run_dir), Path(run_dir).name).savefig(out, dpi=100)
+    return out
 
-    rows = read_metrics(run_dir)
+
+def curves_figure(rows: list[EpochRow], title: str) -> Any:
+    """The Figure of curves.png: two panels over whole epochs."""
+    from matplotlib.figure import Figure  # no pyplot: no process-wide backend or figure registry
+    from matplotlib.ticker import MaxNLocator
+
     ep = [r.epoch for r in rows]
     fig = Figure(figsize=(10, 4))
     a1, a2 = fig.subplots(1, 2)
@@ -85,10 +92,9 @@ def plot_curves(run_dir: Path) -> Path:
                     100 * best.val_acc), textcoords="offset points", xytext=(6, -14), fontsize=9)
     a2.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     for a in (a1, a2):
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: no 1.5 on a short run
         a.grid(alpha=0.3)
         a.legend()
-    fig.suptitle(Path(run_dir).name)
+    fig.suptitle(title)
     fig.tight_layout()
-    out = curves_file(run_dir)
-    fig.savefig(out, dpi=100)
-    return out
+    return fig

@@ -139,6 +139,34 @@ def test_confusion_png_at_101_classes():
     assert img.size[0] > 2000 and img.size[1] > 2000  # room for 101 legible names
 
 
+@pytest.mark.parametrize(("n", "chars"), [(5, 40), (30, 25)])
+def test_confusion_png_cuts_nothing_at_its_edges(n, chars):
+    """Long names once pushed the "predicted class" label off the bottom: every edge is white."""
+    import io
+
+    from PIL import Image
+
+    conf = np.diag(np.full(n, 9)) + 1
+    names = [f"{'Long' * chars}"[: chars - 2] + f"{i:02d}" for i in range(n)]
+    img = np.asarray(Image.open(io.BytesIO(confusion_png(conf, names, "test"))).convert("L"))  # (H, W)
+    for edge in (img[:3], img[-3:], img[:, :3], img[:, -3:]):
+        assert edge.min() > 240
+
+
+def test_curves_have_whole_epochs_on_a_short_run():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from pipeline.run.metrics import EpochRow
+    from pipeline.run.runlog import curves_figure
+
+    rows = [EpochRow(epoch=e, train_loss=1.0 / e, train_acc=0.1 * e, val_loss=1.0 / e, val_acc=0.1 * e,
+                     lr=0.1, seconds=1.0, samples_per_s=10.0) for e in (1, 2, 3)]
+    fig = curves_figure(rows, "run")
+    FigureCanvasAgg(fig).draw()
+    for ax in fig.axes:
+        assert all(float(t).is_integer() for t in ax.get_xticks()), ax.get_xticks()
+
+
 def test_compare_flags_mismatches(synth_cache, tmp_path):
     runs = []
     for model, split in (("lstm", "1"), ("stgcn", "1"), ("lstm", "2")):
