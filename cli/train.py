@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from cli.options import (
@@ -26,6 +33,11 @@ from pipeline.run.options import LOADERS, LR_SCALINGS, OPTIMIZERS, PRECISIONS, S
 from pipeline.run.recipes import RECIPES
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else (
+        f"{seconds / 3600:.1f} h")
+
+
 def rate(per_s: float) -> str:
     """Samples per second with the digits that matter: a fine-tuning run's 0.4/s is not 0/s."""
     return f"{per_s:.0f}" if per_s >= 10 else f"{per_s:.1f}" if per_s >= 1 else f"{per_s:.2f}"
@@ -40,17 +52,19 @@ class EpochView:
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  "
                        "{task.fields[sps]} samples/s"),
-            TimeElapsedColumn(), console=console, transient=True,
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
         )
         self.task: Any = None
         self.started = False
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[Any] = []  # pipeline.run.metrics.EpochRow
+        self.epochs = 0
         self.last_line = time.monotonic()
 
     def __call__(self, name: str, info: dict[str, Any]) -> None:
         if name == "start":
             c = info["config"]  # pipeline.run.config.RunConfig
             t = c.train
+            self.epochs = t.epochs
             console.print(f"[bold]{t.model}[/bold] · {c.parameters:,} parameters · split "
                           f"{shown(t.split)} · {c.train_samples:,} train / {c.val_samples:,} val")
             if not c.val_samples:
@@ -76,6 +90,16 @@ class EpochView:
                 from pipeline.train.init import describe
 
                 console.print(shown(describe(c.source)), soft_wrap=True)
+            if info.get("few"):
+                from pipeline.train.fit import FEW_CLIPS
+
+                few = info["few"]
+                name, n = min(few.items(), key=lambda kv: kv[1])
+                some = f"{len(few)} class{'es' if len(few) != 1 else ''}"
+                console.print(f"[yellow]warning: {some} with fewer than {FEW_CLIPS} training clips "
+                              f"({shown(name)}: {n}): expect val and test accuracy to swing by whole "
+                              "clips and the model to learn those clips more than the action; add "
+                              "clips, or start from a trained model (--init)[/yellow]")
             console.print(f"run: {shown(str(info['run_dir']))}", soft_wrap=True)
             if info["start_epoch"]:
                 console.print(f"resuming after epoch {info['start_epoch']}")
@@ -107,9 +131,14 @@ class EpochView:
             self.bar.console.print(
                 f"epoch {info.epoch:3d}  loss {info.train_loss:.3f}/{val_loss}  "
                 f"acc {info.train_acc:6.1%}/{val_acc}  lr {info.lr:.0e}  "
-                f"{info.seconds:.0f} s  {rate(info.samples_per_s)}/s{star}")
+                f"{info.seconds:.0f} s  {rate(info.samples_per_s)}/s{star}{self._left(info.epoch)}")
         elif name == "early_stop":
             self.bar.console.print(f"early stop: no better val accuracy for {info['patience']} epochs")
+
+    def _left(self, epoch: int) -> str:
+        """The run's expected remaining time, from the mean of its epochs so far."""
+        left = (self.epochs - epoch) * sum(r.seconds for r in self.rows) / max(len(self.rows), 1)
+        return f"  ~{_duration(left)} left" if left > 0 else ""
 
     def _quiet_line(self, info: dict[str, Any]) -> None:
         """Without a terminal the bar is not drawn: a line every QUIET_SECONDS instead, so a log

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from cli.options import confidence_options, force_option, frame_dir_option, persons_option
@@ -45,7 +52,7 @@ def extract(source: Path, out: Path, labels_csv: Path | None, layout: str, backe
 
     with Progress(TextColumn("Extracting poses"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("videos · {task.fields[fps]} frames/s"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("videos", total=None, fps="-")
         frames = [0]
 

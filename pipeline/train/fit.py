@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.distributed.algorithms import Join, Joinable
@@ -223,7 +224,8 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
     cfg = replace(cfg, precision=precision)  # the run records what ran
     s = _Session.start(cfg, d, cache, resume if ckpt is not None else None, ckpt, locks)
     emit("start", {"run_dir": s.run_dir, "config": s.config, "start_epoch": s.state.epoch,
-                   "train_batches": len(s.train_ds), "precision_why": why})
+                   "train_batches": len(s.train_ds), "precision_why": why,
+                   "few": few_clips(s.train_ds.labels, s.config.class_names)})
     interrupted = False
     try:
         for epoch in range(s.state.epoch + 1, cfg.epochs + 1):
@@ -239,6 +241,15 @@ def _fit(cfg: TrainConfig, d: DistInfo, resume: Path | None, event: Event | None
             s.writer.close()
     return FitResult(s.run_dir, s.state.epoch, s.state.best_val_acc, s.state.best_epoch,
                      s.config.parameters, interrupted, s.train_ds.mode, d.rank, d.world)
+
+
+FEW_CLIPS = 5  # training clips per class below which a run learns little more than those clips
+
+
+def few_clips(labels: np.ndarray, class_names: tuple[str, ...]) -> dict[str, int]:
+    """The classes with fewer than FEW_CLIPS training clips (on this rank), and their counts."""
+    counts = np.bincount(labels, minlength=len(class_names))  # (K,)
+    return {name: int(n) for name, n in zip(class_names, counts, strict=False) if n < FEW_CLIPS}
 
 
 @dataclass

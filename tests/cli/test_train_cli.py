@@ -248,3 +248,34 @@ def test_samples_per_second_keep_their_digits_on_slow_fine_tuning():
     from cli.train import rate
 
     assert (rate(0.4), rate(5.24), rate(22.4)) == ("0.40", "5.2", "22")
+
+
+def test_training_on_a_few_clips_a_class_says_what_to_expect(tmp_path):
+    from tests.conftest import make_ann, write_pickle
+
+    names = [f"own_{c}_{i}" for c in ("wave", "clap") for i in range(3)]
+    anns = [make_ann(n, label=int("clap" in n), t=20, seed=k) for k, n in enumerate(names)]
+    split = {"train": [n for n in names if n.endswith("_0")], "val": [n for n in names if n.endswith("_1")],
+             "test": [n for n in names if n.endswith("_2")]}
+    raw = write_pickle(tmp_path / "own.pkl", {"split": split, "annotations": anns})
+    cache = str(tmp_path / "c")
+    assert run("ingest", raw, "--cache", cache).exit_code == 0
+    assert run("build-splits", "--cache", cache).exit_code == 0
+    r = run("train", "lstm", "--cache", cache, "--epochs", "1", "--frames", "8", "--threads", "1",
+            "--out", tmp_path / "runs")
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "2 classes with fewer than 5 training clips" in text and ": 1)" in text and "--init" in text
+
+
+def test_each_epoch_row_says_how_long_the_run_has_left():
+    from types import SimpleNamespace
+
+    from cli.train import EpochView
+
+    view = EpochView()
+    view.epochs = 10
+    view.rows = [SimpleNamespace(seconds=5.0), SimpleNamespace(seconds=7.0)]
+    assert view._left(2) == "  ~48 s left" and view._left(10) == ""
+    view.rows = [SimpleNamespace(seconds=120.0)]
+    assert view._left(1) == "  ~18 min left"
