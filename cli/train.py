@@ -129,16 +129,16 @@ class EpochView:
             seen = info.val_acc == info.val_acc  # NaN: no val
             val_loss, val_acc = (f"{info.val_loss:.3f}", f"{info.val_acc:6.1%}") if seen else ("-", "     -")
             self.bar.console.print(
-                f"epoch {info.epoch:3d}  loss {info.train_loss:.3f}/{val_loss}  "
-                f"acc {info.train_acc:6.1%}/{val_acc}  lr {info.lr:.0e}  "
-                f"{info.seconds:.0f} s  {rate(info.samples_per_s)}/s{star}{self._left(info.epoch)}")
+                f"epoch {info.epoch:3d} loss {info.train_loss:.3f}/{val_loss} "
+                f"acc {info.train_acc:6.1%}/{val_acc} lr {info.lr:.0e} "
+                f"{info.seconds:.0f} s {rate(info.samples_per_s)}/s{star}{self._left(info.epoch)}")
         elif name == "early_stop":
             self.bar.console.print(f"early stop: no better val accuracy for {info['patience']} epochs")
 
     def _left(self, epoch: int) -> str:
         """The run's expected remaining time, from the mean of its epochs so far."""
         left = (self.epochs - epoch) * sum(r.seconds for r in self.rows) / max(len(self.rows), 1)
-        return f"  ~{_duration(left)} left" if left > 0 else ""
+        return f" ~{_duration(left)} left" if left > 0 else ""
 
     def _quiet_line(self, info: dict[str, Any]) -> None:
         """Without a terminal the bar is not drawn: a line every QUIET_SECONDS instead, so a log

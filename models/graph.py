@@ -17,7 +17,7 @@ def _pairs(key: str, layout: Layout = COCO17) -> Pairs:
 
 NUM_JOINTS = len(COCO17["joints"])
 JOINT_NAMES = tuple(COCO17["joints"])
-EDGES: Pairs = _pairs("edges")  # the seed's ST-GCN graph (DESIGN.md)
+EDGES: Pairs = _pairs("edges")  # the seed's ST-GCN graph (shared/DESIGN.md)
 
 
 def adjacency(edges: tuple[tuple[int, int], ...] = EDGES, num_joints: int = NUM_JOINTS) -> np.ndarray:

@@ -38,7 +38,7 @@ COCO17: Layout = {
     # PYSKL's COCO graph: edges pointing inward, toward the nose
     "inward": [[15, 13], [13, 11], [16, 14], [14, 12], [11, 5], [12, 6], [9, 7], [7, 5], [10, 8],
                [8, 6], [5, 0], [6, 0], [1, 0], [3, 1], [2, 0], [4, 2]],
-    # the seed's ST-GCN graph (DESIGN.md): nose-eyes-ears, arms, legs, shoulders-hips,
+    # the seed's ST-GCN graph (shared/DESIGN.md): nose-eyes-ears, arms, legs, shoulders-hips,
     # shoulder-shoulder, hip-hip, nose-shoulders
     "edges": [[0, 1], [0, 2], [1, 3], [2, 4], [5, 7], [7, 9], [6, 8], [8, 10], [11, 13], [13, 15],
               [12, 14], [14, 16], [5, 11], [6, 12], [5, 6], [11, 12], [0, 5], [0, 6]],

@@ -1,6 +1,6 @@
 """Write the tensor cache once (`ingest`), and open it, checked, for every later stage.
 
-Layout of a cache directory (DESIGN.md):
+Layout of a cache directory (shared/DESIGN.md):
     skeletons.zarr         Zarr v3 array (N, T=300, V=17, C=3), chunked along N only
     index.parquet          one row per sample; row i describes skeletons.zarr[i]
     source_splits.parquet  the named splits found in the pickle (long format: sample, name)

@@ -1,6 +1,6 @@
 """The seed's preprocessing, as pure numpy functions (array in, array out).
 
-For each annotation, in this order (DESIGN.md):
+For each annotation, in this order (shared/DESIGN.md):
 1. person: the slot with the highest mean score over all T x V (ties: lowest slot);
 2. scale to the image: x / width, y / height from img_shape (not clipped);
 3. truncate to the first `max_frames` frames, or zero-pad at the end;

@@ -68,7 +68,7 @@ class ModelCard:
     def _check(self) -> None:
         n = len(self.class_names)
         if not 1 <= n <= MAX_CLASSES or not all(isinstance(c, str) for c in self.class_names):
-            raise ValueError("class_names must be 1 to 10,000 names")
+            raise ValueError(f"class_names must be 1 to {MAX_CLASSES:,} names")
         ints = (self.frames, self.num_clips)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
             raise ValueError("frames and num_clips must be integers")

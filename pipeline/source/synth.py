@@ -1,6 +1,6 @@
 """A synthetic UCF101-format 2D skeleton pickle: every path of the real data, no download.
 
-What it imitates (DESIGN.md, shared/data): float16 keypoints (M, T, 17, 2) in pixels and scores
+What it imitates (shared/DESIGN.md, shared/data): float16 keypoints (M, T, 17, 2) in pixels and scores
 (M, T, 17); img_shape (256, 340); T from 29 to well past 300 (mean ~186); M from 0 to crowds with
 a long tail; detections sorted by score per frame, so slots are NOT tracked (the actor changes
 slot when a distractor outscores it or when it is missed); distractors with lower scores;

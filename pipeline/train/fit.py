@@ -3,7 +3,7 @@
 torchvision-style `train_one_epoch` / `evaluate`, and `fit` around them: the run's optimizer
 (Adam or SGD) and schedule (plateau on validation loss, or cosine per step after a warm-up), the
 best checkpoint by validation accuracy, `last.pt` every epoch and `epoch_NNN.pt` every
-`--checkpoint-every`, resume, early stop, fine-tuning from `--init`. The test subset is never
+`TrainConfig.checkpoint_every` epochs, resume, early stop, fine-tuning from `--init`. The test subset is never
 opened here.
 
 The data order of epoch e is a function of (seed, e) alone and `last.pt` holds the RNG state at

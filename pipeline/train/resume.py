@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline import SkpipeError
 from pipeline.run.config import open_run
-from pipeline.run.options import RESUME_RUNTIME, TrainConfig
+from pipeline.run.options import RESUME_RUNTIME, TrainConfig, option
 
 
 def resume_options(run_dir: Path, given: Mapping[str, Any]) -> tuple[TrainConfig, list[str]]:
@@ -38,7 +38,7 @@ def resume_options(run_dir: Path, given: Mapping[str, Any]) -> tuple[TrainConfig
             changes[key] = value
         else:
             raise SkpipeError(
-                f"--{key.replace('_', '-')} {value} differs from the run's {getattr(saved, key)}; a "
+                f"{option(key)} {value} differs from the run's {getattr(saved, key)}; a "
                 f"resumed run keeps its options (only --{', --'.join(RESUME_RUNTIME)} and a larger "
                 "--epochs may change)")
     return replace(saved, **changes), sorted(changes)

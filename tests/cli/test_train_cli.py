@@ -276,6 +276,6 @@ def test_each_epoch_row_says_how_long_the_run_has_left():
     view = EpochView()
     view.epochs = 10
     view.rows = [SimpleNamespace(seconds=5.0), SimpleNamespace(seconds=7.0)]
-    assert view._left(2) == "  ~48 s left" and view._left(10) == ""
+    assert view._left(2) == " ~48 s left" and view._left(10) == ""
     view.rows = [SimpleNamespace(seconds=120.0)]
-    assert view._left(1) == "  ~18 min left"
+    assert view._left(1) == " ~18 min left"
