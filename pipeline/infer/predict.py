@@ -5,13 +5,14 @@ pickle's own class for each clip, and a rendering of the one clip with its label
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline import SkpipeError
 from pipeline.files.atomic import check_target
-from pipeline.infer.feed import check_fits, read_source
+from pipeline.infer.feed import check_fits, model_input, read_source
 from pipeline.infer.inference import prefetch
 from pipeline.infer.shipped import load
 from pipeline.source.raw import RawData, parse_frame_dir, short_repr
@@ -44,7 +45,8 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
                      force: bool = False, frame_dir: str | None = None, precision: str = "fp32"
                      ) -> Iterator[dict[str, Any]]:
     """One result per clip of `raw_path` (a pickle, a video, or a folder of videos), computed
-    `batch_size` clips at a time (the next batch is read while the model runs): memory never
+    `batch_size` clips at a time (the next batch preprocessed in a thread while the model runs
+    this one): memory never
     grows with the number of clips. Each result is the predictor's (frame_dir, top, windows)
     plus the pickle's `label` and, where it names its classes, `label_class`. With `render`,
     one clip (the only one, or `frame_dir`) is drawn with the label of the latest window at
@@ -65,11 +67,17 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
         frame_dir = frame_dir if frame_dir is not None else names[0]
         check_target(Path(render), force, "output")
         window = window or card.frames
-    batches = (replace(raw, annotations=raw.annotations[lo : lo + batch_size])
-               for lo in range(0, len(raw.annotations), batch_size))
-    for part in prefetch(batches, depth=2):
-        results = model.iter_predict(part, top, clips, batch_size, window, stride)
-        for a, result in zip(part.annotations, results, strict=True):
+
+    def prepared() -> Iterator[tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, int]]]:
+        """In the prefetch thread: each batch's annotations and the model's input, preprocessed
+        while the model runs the previous batch."""
+        for lo in range(0, len(raw.annotations), batch_size):
+            anns = raw.annotations[lo : lo + batch_size]
+            yield anns, model_input(anns, card, clips or card.num_clips)  # x (B * K, [M,] T, V, C)
+
+    for anns, (x, lengths, k) in prefetch(prepared(), depth=2):
+        results = model.results(anns, model.fed_probabilities(x, lengths, k), top, window, stride, batch_size)
+        for a, result in zip(anns, results, strict=True):
             labelled = not (is_video(Path(raw_path)) or Path(raw_path).is_dir())  # a video has no label
             result = {"frame_dir": result["frame_dir"], "label": int(a["label"]) if labelled else None,
                       "label_class": _label_class(raw, a), **result}

@@ -215,16 +215,22 @@ class ShippedModel:
         self.check_options(top, clips, batch_size, window, stride)
         raw = source if isinstance(source, RawData) else annotations_of(source, self.card.input)
         check_fits(raw, self.card.input, f"this {self.card.model} model")
-        names = self.card.class_names
         for lo in range(0, len(raw.annotations), batch_size):
             anns = raw.annotations[lo : lo + batch_size]
-            for a, p in zip(anns, self.probabilities(anns, clips), strict=True):
-                result: dict[str, Any] = {"frame_dir": a["frame_dir"], "top": top_classes(p, names, top)}
-                if window is not None:
-                    result["windows"] = [{"start": s, "end": e, "top": top_classes(q, names, top)}
-                                         for s, e, q in self.windows(a, window, stride or max(1, window // 4),
-                                                                     batch_size)]
-                yield result
+            yield from self.results(anns, self.probabilities(anns, clips), top, window, stride, batch_size)
+
+    def results(self, anns: list[dict[str, Any]], probs: np.ndarray, top: int, window: int | None,
+                stride: int | None, batch_size: int = 64) -> Iterator[dict[str, Any]]:
+        """Each annotation's result from its probabilities (N, classes): frame_dir, top classes
+        and, with `window`, each window's (which runs the model on the windows)."""
+        names = self.card.class_names
+        for a, p in zip(anns, probs, strict=True):
+            result: dict[str, Any] = {"frame_dir": a["frame_dir"], "top": top_classes(p, names, top)}
+            if window is not None:
+                result["windows"] = [{"start": s, "end": e, "top": top_classes(q, names, top)}
+                                     for s, e, q in self.windows(a, window, stride or max(1, window // 4),
+                                                                 batch_size)]
+            yield result
 
     def predict(self, source: Source, top: int = 5, clips: int | None = None, batch_size: int = 64,
                 window: int | None = None, stride: int | None = None) -> list[dict[str, Any]]:
