@@ -146,26 +146,39 @@ def _replace_dir(tmp: Path, target: Path, force: bool) -> None:
         os.replace(tmp, target)
 
 
-def atomic_write_bytes(target: Path, data: bytes, force: bool = True) -> None:
-    """Write a file through a temporary sibling and `os.replace`."""
+@contextlib.contextmanager
+def atomic_file(target: Path, force: bool = True, what: str = "output", make_parent: bool = True
+                ) -> Iterator[Path]:
+    """Yield a temporary sibling path (same suffix, so writers that go by it keep working) that
+    replaces `target` when the block finishes cleanly; on any error, Ctrl-C or SIGTERM it is
+    removed and the previous `target` stays. The one temp-then-rename of every single file."""
     target = Path(target)
-    check_target(target, force)
+    if not make_parent and not target.parent.is_dir():  # a run's folder that vanished is not remade
+        raise SkpipeError(f"cannot write {target}: no folder {target.parent}")
+    check_target(target, force, what)
+    sweep_stale(target)  # what a killed writer left behind
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", suffix=target.suffix,
+                                    dir=target.parent)
+        os.close(fd)
     except OSError as e:
         raise SkpipeError(f"cannot write {target}: {e.strerror or e}") from None
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        plain_mode(name, directory=False)
-        os.replace(name, target)
-    except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-        if isinstance(e, OSError):  # disk full, read-only, quota: the old file is intact
-            raise SkpipeError(f"cannot write {target}: {e.strerror or e} (the previous file is "
-                              "unchanged)") from None
-        raise
+        yield tmp
+        plain_mode(tmp, directory=False)
+        os.replace(tmp, target)
+    except OSError as e:  # disk full, read-only, quota: the old file is intact
+        raise SkpipeError(f"cannot write {target}: {e.strerror or e} (the previous file is "
+                          "unchanged)") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(target: Path, data: bytes, force: bool = True) -> None:
+    """Write a file through a temporary sibling and `os.replace`."""
+    with atomic_file(target, force) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(target: Path, text: str, force: bool = True) -> None:

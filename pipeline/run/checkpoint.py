@@ -10,7 +10,6 @@ the model's arguments before a network is built from them, the weights for non-f
 
 from __future__ import annotations
 
-import os
 import pickle
 import warnings
 import zipfile
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 
 from pipeline import SkpipeError
-from pipeline.files.atomic import sweep_stale
+from pipeline.files.atomic import atomic_file
 from pipeline.run.config import MAX_CLASSES, ModelArgs
 
 MAX_CHECKPOINT_BYTES = 512 << 20  # on disk and inflated: 40x PoseC3D's, the zoo's largest skeleton model
@@ -164,13 +163,10 @@ def check_tensors(weights: dict[str, torch.Tensor], where: Path | str, finite: b
 def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
     """torch.save through a temporary sibling: a full disk leaves the previous checkpoint intact
     and no temporary behind."""
-    sweep_stale(path)  # what a killed run left behind
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        torch.save(ckpt.to_dict(), tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch reports a full disk as RuntimeError
-        tmp.unlink(missing_ok=True)
+        with atomic_file(path, make_parent=False) as tmp:
+            torch.save(ckpt.to_dict(), tmp)
+    except RuntimeError as e:  # torch reports a full disk as RuntimeError
         raise SkpipeError(f"cannot write {path}: {str(e).splitlines()[0][:120]} (the previous "
                           "checkpoint is unchanged)") from None
 

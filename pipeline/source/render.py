@@ -11,10 +11,7 @@ to at most `MAX_SIDE` pixels, a GIF holds at most `MAX_GIF_FRAMES` frames, and a
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from models.layouts import Layout, LayoutError, detect_layout
 from pipeline import SkpipeError
-from pipeline.files.atomic import check_target, plain_mode, sweep_stale
+from pipeline.files.atomic import atomic_file
 from pipeline.source.pose import import_cv2
 from pipeline.source.raw import RawData, read_raw, short_repr
 from pipeline.source.video import capture, is_video, read_frames, video_fps
@@ -180,27 +177,12 @@ def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _write(out: Path, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float, force: bool) -> None:
     """Frames to `out` through a temporary sibling: nothing half-written under the final name."""
-    check_target(out, force, "output")
-    sweep_stale(out)
-    tmp: Path | None = None
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-{os.getpid()}-", suffix=out.suffix,
-                                    dir=out.parent)
-        os.close(fd)
-        tmp = Path(name)
+    with atomic_file(out, force, "output") as tmp:
         if out.suffix.lower() == GIF:
             images = [Image.fromarray(f).quantize(colors=64) for f in frames]
             images[0].save(tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
         else:
             _write_video(tmp, frames, size, fps, VIDEO_CODECS[out.suffix.lower()])
-        plain_mode(tmp, directory=False)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise SkpipeError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
 
 def _write_video(path: Path, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float, codec: str

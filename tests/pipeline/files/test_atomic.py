@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,14 +45,12 @@ def test_files_get_the_modes_a_plain_write_gives(tmp_path, tiny_pickle):
 def test_a_full_disk_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    # /dev/full fails every write with ENOSPC; point the temporary's write at it
-    real_fdopen = os.fdopen
+    # /dev/full fails every write with ENOSPC; the temporary's bytes go there
+    def full_write(self, data):  # noqa: ANN001, ANN202
+        with open("/dev/full", "wb") as f:
+            f.write(data)
 
-    def full_fdopen(fd, *args, **kwargs):
-        os.dup2(os.open("/dev/full", os.O_WRONLY), fd)
-        return real_fdopen(fd, *args, **kwargs)
-
-    monkeypatch.setattr(os, "fdopen", full_fdopen)
+    monkeypatch.setattr(Path, "write_bytes", full_write)
     with pytest.raises(SkpipeError, match="No space left on device.*unchanged"):
         atomic_write_text(target, "new" * 10000)
     assert target.read_text() == "old"
