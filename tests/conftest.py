@@ -94,3 +94,16 @@ def hagrid_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     return run, r.output
+
+
+# what `-m 'not slow'` leaves out: whole modules that learn, decode video or run live, and every
+# test of PYSKL's hand model (its fixture imports the checkpoint and runs MediaPipe)
+SLOW_MODULES = ("test_learning.py", "test_video.py", "test_multiperson.py", "test_live.py",
+                "test_distributed.py", "test_bombs.py")
+SLOW_FIXTURES = ("hagrid_run",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_MODULES or set(SLOW_FIXTURES) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
