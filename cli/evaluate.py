@@ -1,4 +1,5 @@
-"""`skpipe evaluate`, `compare`, `predict`, `demo`."""
+"""The commands that read runs: `skpipe evaluate`, `compare`, `ensemble`, `export`, `predict`,
+`demo`, `zoo` and `import`."""
 
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ name, the test pipeline (`pipeline.inputs.pyskl`: normalisation, feats, clip_len
 num_person) and how clips are averaged.
 
 The run directory holds config.json (with the pipeline and where the weights came from),
-checkpoints/best.pt in skpipe's format, and card.json: `predict`, `export`, `skpipe.load`,
-`ensemble` and `train --init` read it as they read a run skpipe trained.
+checkpoints/best.pt in skpipe's format, and card.json: `predict`, `evaluate`, `export`,
+`live`, `skpipe.load` and `train --init` read it as they read a run skpipe trained (`ensemble`
+does not take imported runs yet).
 """
 
 from __future__ import annotations
