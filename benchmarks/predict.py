@@ -47,11 +47,11 @@ def build(work: Path, clips: int, model: str, frames: int) -> tuple[Path, Path, 
         write_synth(small, SynthConfig(classes=10, per_class=10, seed=1))
         ingest(big, work / "cache")
         write_splits(open_cache(work / "cache"), SplitConfig(val_fraction=0.1))
-    runs = sorted((work / "runs").glob(f"{model}-*"))
+    runs = sorted((work / "runs").glob(f"*-{model}-*"))
     if not runs:
         fit(TrainConfig(model=model, cache=str(work / "cache"), out=str(work / "runs"), epochs=1,
                         frames=frames, batch_size=64, precision="bf16"))
-        runs = sorted((work / "runs").glob(f"{model}-*"))
+        runs = sorted((work / "runs").glob(f"*-{model}-*"))
     return big, small, runs[-1]
 
 
