@@ -29,7 +29,7 @@ CHUNK = 1 << 16
 HOME_ENV = "SKPIPE_HOME"
 HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")  # MMAction2's ..._20221228-86e1e77a.pth
 
-ProgressFn = Callable[[int, int | None], None]  # bytes so far, total (None: not declared)
+BytesFetched = Callable[[int, int | None], None]  # bytes so far, total (None: not declared)
 
 
 def home() -> Path:
@@ -85,7 +85,7 @@ def _open(url: str, start: int, timeout: float) -> tuple[object, int | None, boo
 
 
 def download(url: str, name: str, expect_sha256: str | None = None, max_bytes: int = MAX_DOWNLOAD_BYTES,
-             progress: ProgressFn | None = None, timeout: float = TIMEOUT_S, folder: Path | None = None
+             progress: BytesFetched | None = None, timeout: float = TIMEOUT_S, folder: Path | None = None
              ) -> Path:
     """The file at `url` as `<folder>/<name>` (default: skpipe's downloads folder), fetched only
     when not there already; checked against `expect_sha256` (a prefix or a whole digest); one
@@ -115,7 +115,7 @@ def download(url: str, name: str, expect_sha256: str | None = None, max_bytes: i
 
 
 def _receive(response: object, part: Path, start: int, total: int | None, max_bytes: int, url: str,
-             progress: ProgressFn | None) -> None:
+             progress: BytesFetched | None) -> None:
     done = start
     try:
         with open(part, "ab" if start else "wb") as f:

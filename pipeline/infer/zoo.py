@@ -28,7 +28,7 @@ from models.layouts import LAYOUTS, LayoutError, Skeleton, check_layout
 from models.stgcnpp import GCNArch
 from pipeline import SkpipeError
 from pipeline.files.atomic import atomic_dir, atomic_write_text
-from pipeline.files.download import ProgressFn, download, hash_prefix, is_url, mirrored
+from pipeline.files.download import BytesFetched, download, hash_prefix, is_url, mirrored
 from pipeline.infer.catalog import MMACTION2_BASE, PYSKL_BASE, ZooEntry, entry
 from pipeline.infer.formats import CLASS_LISTS
 from pipeline.inputs.pyskl import PYSKL_LAYOUTS, PysklPipeline
@@ -412,7 +412,7 @@ def class_names(spec: str | None, n: int) -> tuple[tuple[str, ...], str]:
     return names, where
 
 
-def fetch_checkpoint(source: str, mirror: str | None = None, progress: ProgressFn | None = None
+def fetch_checkpoint(source: str, mirror: str | None = None, progress: BytesFetched | None = None
                      ) -> tuple[Path, ZooEntry | None]:
     """A checkpoint on disk for `source`: a listed model's name (downloaded from where its
     project publishes it, or `mirror`), an http(s) URL, or a local file; checked against the

@@ -59,7 +59,7 @@ from pipeline.source.video import (
 CSV_SPLITS = ("train", "test")
 MAX_CSV_BYTES = 64 << 20
 MAX_VIDEOS = 1_000_000
-ProgressFn = Callable[[int, int], None]  # (videos finished, frames decoded) since the last call
+VideosDone = Callable[[int, int], None]  # (videos finished, frames decoded) since the last call
 
 
 @dataclass(frozen=True)
@@ -316,7 +316,7 @@ def _work(item: VideoItem, part: Path, fingerprint: str, s: Settings,
         return item.frame_dir, 0, 0, f"{item.path}: {type(e).__name__}: {short_repr(str(e), 100)}"
 
 
-def _run_inline(todo: list[tuple[VideoItem, Path, str]], settings: Settings, progress: ProgressFn | None
+def _run_inline(todo: list[tuple[VideoItem, Path, str]], settings: Settings, progress: VideosDone | None
                 ) -> Iterator[tuple[str, int, int, str | None]]:
     """Each video in this process, one after another: one job (the default, and every prediction
     from a video) starts no process, so a script without a `__main__` guard, or code read from
@@ -330,7 +330,7 @@ def _run_inline(todo: list[tuple[VideoItem, Path, str]], settings: Settings, pro
 
 
 def _run_workers(todo: list[tuple[VideoItem, Path, str]], settings: Settings, jobs: int,
-                 progress: ProgressFn | None) -> Iterator[tuple[str, int, int, str | None]]:
+                 progress: VideosDone | None) -> Iterator[tuple[str, int, int, str | None]]:
     """Each video in a process of a pool of `jobs` (spawned: no torch or thread state is
     inherited, and MediaPipe's native logging stays out of this process's terminal); one job
     runs in this process."""
@@ -384,7 +384,7 @@ class _Extraction:
 
 
 def _extract_all(items: list[VideoItem], parts: Path, settings: Settings, jobs: int,
-                 progress: ProgressFn | None, on_start: Callable[[int, int], None] | None) -> _Extraction:
+                 progress: VideosDone | None, on_start: Callable[[int, int], None] | None) -> _Extraction:
     """Every video of `items` as a part in `parts`, reusing those an earlier run finished."""
     found = _Extraction()
     todo = []
@@ -415,7 +415,7 @@ def _extract_all(items: list[VideoItem], parts: Path, settings: Settings, jobs: 
 
 def extract(source: Path, out: Path, labels_csv: Path | None = None, layout: str = "coco17",
             backend: str | None = None, jobs: int = 1, max_frames: int = MAX_VIDEO_FRAMES,
-            force: bool = False, progress: ProgressFn | None = None,
+            force: bool = False, progress: VideosDone | None = None,
             on_start: Callable[[int, int], None] | None = None,
             confidence: tuple[float, float] = CONFIDENCE, persons: int = 1) -> ExtractResult:
     """Extract every video of `source` into the pickle `out`; see the module's docstring.

@@ -40,11 +40,11 @@ def _table() -> dict[int, tuple[str, int, bool, int, int]]:
 
 
 _OPS = _table()
-ProgressFn = Callable[[int], None]
+BytesScanned = Callable[[int], None]  # bytes of the pickle scanned so far
 
 
 def check_structure(data: bytes | mmap.mmap, limit: int = MAX_NESTING,
-                    progress: ProgressFn | None = None) -> None:
+                    progress: BytesScanned | None = None) -> None:
     """Raise `pickle.UnpicklingError` ("refused ...") for what the unpickler must never build;
     `EOFError` / `ValueError` for a truncated or malformed pickle. `progress(bytes)` every MiB."""
     stack: list[int] = []  # depth of each item on the unpickler's stack

@@ -25,7 +25,7 @@ import numpy as np
 from pipeline import SkpipeError
 from pipeline.source.pickle_scan import check_structure
 
-ProgressFn = Callable[[str, int, int], None]
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total): cli.ui.stage_progress draws it
 
 REQUIRED_KEYS = ("frame_dir", "label", "keypoint")  # 2D adds keypoint_score and img_shape
 MAX_PERSONS = 1000  # M: more than any crowd; bounds what a declared shape may ask for
