@@ -17,7 +17,7 @@ import pandas as pd
 from pipeline import SkpipeError
 from pipeline.data.cache import ingest, is_cache, open_cache, source_status
 from pipeline.data.splits import SPLITS_NAME, write_splits
-from pipeline.files.atomic import ensure_dir
+from pipeline.files.atomic import atomic_write_text, ensure_dir
 from pipeline.infer.compare import compare_runs, to_markdown
 from pipeline.infer.evaluate import evaluate_run
 from pipeline.source.synth import SynthConfig, write_synth
@@ -102,5 +102,5 @@ def run_demo(cfg: DemoConfig, event: Event | None = None) -> tuple[pd.DataFrame,
         evaluate_run(run, "test", clips=clips)
     df, warnings = compare_runs(runs, "test")
     table = cfg.path("comparison", ".md")
-    table.write_text(to_markdown(df, warnings))
+    atomic_write_text(table, to_markdown(df, warnings))
     return df, warnings, table
