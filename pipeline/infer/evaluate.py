@@ -171,6 +171,12 @@ def evaluate_run(run_dir: Path, subset: str = "test", checkpoint: str = "best", 
         raise SkpipeError(f"unknown subset {subset!r}; choose from {', '.join(SUBSETS)}")
     dev = resolve_device(device)  # --device cuda without a GPU: refused before any work
     run = open_run(run_dir)
+    if run.config.imported:  # its pipeline samples its own K clips: --clips cannot change that
+        k = run.config.pipeline().num_clips
+        if clips is not None and clips != k:
+            raise SkpipeError(f"--clips {clips}: an imported model is fed by its own test pipeline, "
+                              f"{k} clip(s) a sample (its config's num_clips)")
+        clips = k
     clips = clips if clips is not None else run.config.train.num_clips
     if clips < 1:
         raise SkpipeError(f"--clips must be >= 1, got {clips}")

@@ -490,6 +490,10 @@ def test_an_imported_model_evaluates_on_a_cache_by_class_name(tmp_path, synth_ca
     assert r.exit_code == 0, r.output
     report = read_report(run / "eval" / "test" / "report.json", Report)
     assert report.split == "1" and report.samples > 0 and 0.0 <= report.scores.accuracy <= 1.0
+    k = json.loads((run / "config.json").read_text())["pyskl"]["num_clips"]
+    assert report.num_clips == k  # what its pipeline fed, recorded
+    _one_line(["evaluate", str(run), "--cache", str(synth_cache), "--clips", str(k + 1), "--force"],
+              "its own test pipeline", tmp_path / "absent")
     _one_line(["evaluate", str(run), "--force"], "--cache", tmp_path / "absent")
     (tmp_path / "few.txt").write_text("\n".join([f"c{i}" for i in range(6)]) + "\n")
     other, _, _ = import_checkpoint(tmp_path / "m.pth", tmp_path / "zoo2", tmp_path / "m.py",
