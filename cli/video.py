@@ -105,15 +105,17 @@ def extract(source: Path, out: Path, labels_csv: Path | None, layout: str, backe
 @click.option("--view", metavar="front|side|top|AZ,EL",
               help="A 3D clip seen from the front (default), the side, the top, or AZIMUTH,ELEVATION "
                    "degrees.")
+@persons_option(1)
 @force_option("OUT if it exists")
 @user_errors
 def render(raw: Path, frame_dir: str | None, out: Path, video: Path | None, layout: str | None,
-           view: str | None, force: bool) -> None:
+           view: str | None, persons: int, force: bool) -> None:
     """Draw one clip of RAW (a pickle, or a video to extract) as an animation of its skeleton."""
     from cli.data import layout_option
     from pipeline.source.render import render_clip
 
     with console.status("Rendering"):
-        r = render_clip(raw, out, frame_dir, video, layout_option(layout), force=force, view=view)
+        r = render_clip(raw, out, frame_dir, video, layout_option(layout), force=force, view=view,
+                        persons=persons)
     console.print(f"Wrote {shown(r.path)}: {shown(r.frame_dir)}, {r.frames:,} frames at {r.fps:g} fps, "
                   f"{r.size[1]}x{r.size[0]}")

@@ -221,13 +221,15 @@ def clip_of(raw: RawData, frame_dir: str | None) -> dict[str, Any]:
 
 
 def render_clip(source: Path, out: Path, frame_dir: str | None = None, video: Path | None = None,
-                layout: Layout | None = None, force: bool = False, view: str | None = None) -> Rendered:
-    """`skpipe render`: one clip of a pickle (or of a video, extracted first) drawn to `out`."""
+                layout: Layout | None = None, force: bool = False, view: str | None = None,
+                persons: int = 1) -> Rendered:
+    """`skpipe render`: one clip of a pickle (or of a video, extracted first, with up to
+    `persons` tracked persons) drawn to `out`."""
     source = Path(source)
     if is_video(source):
         from pipeline.source.extract import extract_raw
 
-        raw, video = extract_raw(source), source
+        raw, video = extract_raw(source, persons=persons), source
     else:
         raw = read_raw(source)
     ann = clip_of(raw, frame_dir)

@@ -37,6 +37,20 @@ def test_extract_two_persons_of_the_shared_video_and_ingest_them(tmp_path):
     assert r.exit_code == 0 and "2 persons" in r.output
 
 
+def test_render_draws_every_tracked_person_of_a_video(tmp_path):
+    from PIL import Image
+
+    frames = {}
+    for n in (1, 2):
+        out = tmp_path / f"p{n}.gif"
+        r = CliRunner().invoke(main, ["render", str(VIDEO), "--persons", str(n), "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        with Image.open(out) as gif:
+            frames[n] = np.asarray(gif.convert("RGB"), dtype=np.int16)  # (H, W, 3), the first frame
+    drawn = (np.abs(frames[2] - frames[1]).sum(-1) > 60).sum()  # pixels only the second skeleton changed
+    assert drawn > 200, drawn
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["--persons", "0"], "range"),
     (["--persons", "100"], "range"),
