@@ -191,7 +191,7 @@ def take_frames(x: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
     return torch.take_along_dim(x, i[:, :, None, None], dim=1)
 
 
-def model_input(x: torch.Tensor, valid: np.ndarray, spec: InputSpec, rng: np.random.Generator
+def from_rows(x: torch.Tensor, valid: np.ndarray, spec: InputSpec, rng: np.random.Generator
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A training batch: normalized rows (B, [M,] T_cache, V, C) and their valid lengths (B,) on
     the host -> (input (B, [M,] frames, V, C), lengths (B,)), augmented and at random frames.

@@ -175,7 +175,7 @@ class SkeletonDataset(IterableDataset[Batch]):
         for r in self.memory_batches():
             rows = torch.from_numpy(r).to(self.device)
             if self.cfg.train:
-                x, lengths = batch.model_input(held[rows], self.valid[r], self.cfg.spec, rng)
+                x, lengths = batch.from_rows(held[rows], self.valid[r], self.cfg.spec, rng)
             else:
                 x, lengths = batch.clips_input(held[rows], self.valid[r], self.cfg.spec,
                                                   self.cfg.num_clips)
@@ -208,7 +208,7 @@ class SkeletonDataset(IterableDataset[Batch]):
         i = np.searchsorted(self.samples, samples)  # rows of these samples in self.samples
         x = torch.from_numpy(batch.normalized(rows, self.cfg.spec))
         if self.cfg.train:
-            x, lengths = batch.model_input(x, self.valid[i], self.cfg.spec, rng)
+            x, lengths = batch.from_rows(x, self.valid[i], self.cfg.spec, rng)
         else:
             x, lengths = batch.clips_input(x, self.valid[i], self.cfg.spec, self.cfg.num_clips)
         sample = torch.from_numpy(samples.astype(np.int64))

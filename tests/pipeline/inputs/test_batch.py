@@ -106,7 +106,7 @@ def test_a_missing_joint_stays_zero_through_every_augmentation_and_stream():
     x[0, 2, 4] = 0  # one missing joint
     x[0, 5] = 0  # padding after the last valid frame
     spec = InputSpec(frames=300, feats="j", augment=Augment(flip=1.0, rotate=30, scale=0.3, shift=0.2))
-    y, _ = batch.model_input(torch.from_numpy(x), np.array([5]), spec, np.random.default_rng(0))
+    y, _ = batch.from_rows(torch.from_numpy(x), np.array([5]), spec, np.random.default_rng(0))
     missing = (y[0] == 0).all(-1)  # (T, V)
     assert missing[2].sum() == 1 and missing[2, 3]  # the flip moved it to its pair, still zero
     assert missing[5].all() and missing.sum() == 1 + 17
