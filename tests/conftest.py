@@ -26,6 +26,14 @@ def make_ann(frame_dir: str = "v_Foo_g01_c01", label: int = 0, m: int = 1, t: in
             "img_shape": img_shape, "original_shape": img_shape, "total_frames": t}
 
 
+def ctrl_c_reaches_child() -> None:
+    """Popen's preexec_fn for a child the test stops with SIGINT: a shell's background job (a
+    suite started with `&`) ignores SIGINT, and the child would inherit that and run on."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def write_pickle(path: Path, obj: Any) -> Path:
     path.write_bytes(pickle.dumps(obj, protocol=4))
     return path

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from cli.main import main
 from pipeline.run.options import TrainConfig
 from pipeline.train.fit import fit
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, ctrl_c_reaches_child
 
 cv2 = pytest.importorskip("cv2", reason="the video extra (OpenCV) is not installed")
 SHARED = SHARED_DATA
@@ -114,7 +114,7 @@ def test_ctrl_c_or_sigterm_leaves_a_playable_video_in_the_source_time(body_run, 
     child = subprocess.Popen([sys.executable, "-m", "cli.main", "live", str(body_run), "--source", str(video),
                               "--realtime", "--window", "16", "--stride", "4", "--out", str(out), "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).resolve().parents[3])
+                             cwd=Path(__file__).resolve().parents[3], preexec_fn=ctrl_c_reaches_child)
     assert child.stdout is not None
     first = child.stdout.readline()  # the first label: the loop is running
     assert json.loads(first)["frame"] >= 15

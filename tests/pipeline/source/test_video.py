@@ -19,7 +19,7 @@ from pipeline.source.extract import list_videos, parts_dir
 from pipeline.source.raw import read_raw
 from pipeline.source.render import draw_frame
 from pipeline.source.video import to_layout
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, ctrl_c_reaches_child
 
 DEV_VIDEO = SHARED_DATA / "videos" / "demo_skeleton.mp4"
 HAS_VIDEO = all(importlib.util.find_spec(m) is not None for m in ("mediapipe", "cv2"))
@@ -348,7 +348,7 @@ def test_an_interrupted_extraction_continues_where_it_stopped(tmp_path, sig):
     out = tmp_path / "raw.pkl"
     cmd = [sys.executable, "-m", "cli.main", "extract", str(v.parent), "--out", str(out)]
     p = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[3], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+                         stderr=subprocess.STDOUT, text=True, preexec_fn=ctrl_c_reaches_child)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(parts_dir(out).glob("*.npz")):
         time.sleep(0.1)
