@@ -10,7 +10,6 @@ child's death, by any signal, is one line in the parent. `ChildCapture` answers 
 
 from __future__ import annotations
 
-import os
 import select
 import signal
 import struct
@@ -30,16 +29,16 @@ READ, STOP = b"r", b"s"
 
 class ChildCapture:
     """`cv2.VideoCapture(url)` in a child process: isOpened, get (size and fps), read, release.
-    The child is `python -m pipeline.source.stream URL` (not multiprocessing, which re-imports the
-    caller's script), talking over its stdin and stdout; its stderr (FFmpeg's lines) is dropped."""
+    The child is this module's `serve` in an isolated interpreter (`python -I`: no current folder,
+    no PYTHON* variables on its path; not multiprocessing, which re-imports the caller's script),
+    talking over its stdin and stdout; its stderr (FFmpeg's lines) is dropped."""
 
     def __init__(self, url: str, timeout: float, max_pixels: int) -> None:
         self.url, self.max_pixels = url, max_pixels
         root = str(Path(__file__).resolve().parents[2])  # where `pipeline` is importable from
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-        self._proc = subprocess.Popen([sys.executable, "-m", "pipeline.source.stream", url],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, env=env)
+        code = f"import sys; sys.path.insert(0, {root!r}); from pipeline.source.stream import serve; serve()"
+        self._proc = subprocess.Popen([sys.executable, "-I", "-c", code, url], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._in: IO[bytes] = self._proc.stdin
         self._out: IO[bytes] = self._proc.stdout
@@ -153,7 +152,9 @@ def capture(source: Any, timeout: float, max_pixels: int) -> Any:
     return cv2.VideoCapture(source)
 
 
-if __name__ == "__main__":  # the child: an error is exit 1, reported by the parent in one line
+def serve() -> None:
+    """The child's entry: the URL is its one argument; an error is exit 1, which the parent
+    reports in one line."""
     try:
         _serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
     except Exception:
