@@ -161,7 +161,7 @@ def numbered_siblings(frame_dirs: Sequence[str]) -> str:
     shared = {s: fs for s, fs in stems.items() if len(fs) > 1}
     if not shared:
         return ""
-    stem, fs = next(iter(shared.items()))
+    fs = next(iter(shared.values()))
     return f"{len(shared):,} name stem{'s' if len(shared) != 1 else ''} numbered like {fs[0]}, {fs[1]}"
 
 

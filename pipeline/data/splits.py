@@ -26,6 +26,7 @@ import pandas as pd
 from pipeline import SkpipeError
 from pipeline.data.cache import Cache
 from pipeline.data.protocols import (
+    NUMBERED_RE,
     SUBSETS,
     Grouping,
     KeyPair,
@@ -119,8 +120,8 @@ class SplitsMeta:
         out += [f"{why}: left out" for why in self.left_out]
         if self.siblings:
             out.append(f"each clip is its own group, and {self.siblings}: if they were cut from one video, "
-                       "they land in train and test alike; keep them together with --group-by "
-                       "'^(.+?)[_-]\\d+$' (the stem names the group)")
+                       f"they land in train and test alike; keep them together with --group-by "
+                       f"'{NUMBERED_RE.pattern}' (the stem names the group)")
         return out
 
     def to_json(self) -> str:

@@ -43,7 +43,7 @@ from pipeline.source.pose import (
     check_confidence,
     import_cv2,
 )
-from pipeline.source.stream import capture
+from pipeline.source.stream import open_capture
 from pipeline.source.video import MAX_PIXELS, frame_pose, to_layout, video_problem
 
 MAX_TIMEOUT = 3600.0  # seconds a source may stay silent: an hour, never forever
@@ -133,7 +133,7 @@ class FrameReader:
 
         def opener() -> None:
             try:
-                box["cap"] = capture(_capture_target(self.source), self.timeout, MAX_PIXELS)
+                box["cap"] = open_capture(_capture_target(self.source), self.timeout, MAX_PIXELS)
             except Exception as e:  # OpenCV raises its own error for a bad target
                 box["error"] = e
 

@@ -46,11 +46,10 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
                      ) -> Iterator[dict[str, Any]]:
     """One result per clip of `raw_path` (a pickle, a video, or a folder of videos), computed
     `batch_size` clips at a time (the next batch preprocessed in a thread while the model runs
-    this one): memory never
-    grows with the number of clips. Each result is the predictor's (frame_dir, top, windows)
-    plus the pickle's `label` and, where it names its classes, `label_class`. With `render`,
-    one clip (the only one, or `frame_dir`) is drawn with the label of the latest window at
-    each frame."""
+    this one): memory never grows with the number of clips. Each result is the predictor's
+    (frame_dir, top, windows) plus the pickle's `label` and, where it names its classes,
+    `label_class`. With `render`, one clip (the only one, or `frame_dir`) is drawn with the label
+    of the latest window at each frame."""
     model = load(run_dir, checkpoint, device=device, precision=precision)
     card = model.card
     model.check_options(top, clips, batch_size, window, stride)
@@ -75,14 +74,14 @@ def iter_predictions(run_dir: Path, raw_path: Path, top: int = 5, checkpoint: st
             anns = raw.annotations[lo : lo + batch_size]
             yield anns, model_input(anns, card, clips or card.num_clips)  # x (B * K, [M,] T, V, C)
 
+    video = Path(raw_path) if is_video(Path(raw_path)) else None
+    labelled = video is None and not Path(raw_path).is_dir()  # a video has no label
     for anns, (x, lengths, k) in prefetch(prepared(), depth=2):
         results = model.results(anns, model.fed_probabilities(x, lengths, k), top, window, stride, batch_size)
         for a, result in zip(anns, results, strict=True):
-            labelled = not (is_video(Path(raw_path)) or Path(raw_path).is_dir())  # a video has no label
             result = {"frame_dir": result["frame_dir"], "label": int(a["label"]) if labelled else None,
                       "label_class": _label_class(raw, a), **result}
             if render is not None and a["frame_dir"] == frame_dir:
-                video = Path(raw_path) if is_video(Path(raw_path)) else None
                 drawn = render_annotation(a, card.input.layout, Path(render), frame_captions(result, a),
                                           video, video_fps(video) if video else 25.0, force)
                 result["render"] = str(drawn.path)

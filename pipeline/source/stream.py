@@ -143,7 +143,7 @@ def _serve(url: str, requests: BinaryIO, frames: BinaryIO) -> None:
         cap.release()
 
 
-def capture(source: Any, timeout: float, max_pixels: int) -> Any:
+def open_capture(source: Any, timeout: float, max_pixels: int) -> Any:
     """OpenCV's capture for a camera or a file, a child's for a URL."""
     if isinstance(source, str) and "://" in source:
         return ChildCapture(source, timeout, max_pixels)
